@@ -1,0 +1,324 @@
+"""The invariant checker (spec section 7), for the 3.17 profile.
+
+Each invariant is a function that reads the kernel state through its public data and yields
+`Violation`s; `check` runs them all. Some invariants hold only at a quiescent point, when no path
+is half-way (no lock held, no try_charge outstanding); pass quiescent=False to check a state in
+the middle of interleaved paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import MemcgsimError
+from .mm.memcontrol import (
+    MEM_CGROUP_STAT_CACHE,
+    MEM_CGROUP_STAT_FILE_MAPPED,
+    MEM_CGROUP_STAT_NAMES,
+    MEM_CGROUP_STAT_RSS,
+    MEM_CGROUP_STAT_RSS_HUGE,
+    MEM_CGROUP_STAT_SWAP,
+    MEM_CGROUP_STAT_WRITEBACK,
+)
+from .mm.mm_struct import PTE_HUGE, PTE_PRESENT, PTE_VAL_MASK
+from .mm.mm_types import (
+    HPAGE_PMD_NR,
+    LRU_NAMES,
+    NR_LRU_LISTS,
+    PG_active,
+    PG_anon,
+    PG_buddy,
+    PG_head,
+    PG_lru,
+    PG_swapcache,
+    PG_tail,
+    PG_unevictable,
+    PG_writeback,
+    page_lru_array,
+)
+from .mm.page_cgroup import PCG_MEM, PCG_MEMSW, PCG_USED
+from .mm.swapfile import SWAP_HAS_CACHE
+
+
+@dataclass(frozen=True)
+class Violation:
+    invariant: str
+    message: str
+    pfn: int | None = None
+
+
+class InvariantViolation(MemcgsimError):
+    """The checker found violations; `violations` lists them, the message shows page dumps."""
+
+    def __init__(self, kernel, violations: list[Violation]):
+        self.violations = violations
+        lines = [f"{len(violations)} invariant violation(s):"]
+        for v in violations[:20]:
+            lines.append(f"  [{v.invariant}] {v.message}")
+        shown = set()
+        for v in violations:
+            if v.pfn is not None and v.pfn not in shown and len(shown) < 3:
+                shown.add(v.pfn)
+                lines.append(kernel.dump_page(v.pfn))
+        super().__init__("\n".join(lines))
+
+
+class _Sums:
+    """Per-memcg page sums over mem_map, computed once per check."""
+
+    def __init__(self, k):
+        mm, pc = k.mem_map, k.pc
+        self.n = max(k.memcg_by_id) + 1
+        self.nr = np.where(mm.flags & PG_head, HPAGE_PMD_NR, 1).astype(np.int64)
+        used = (pc.flags & PCG_USED) != 0
+        self.used = used
+        memcg = pc.memcg.astype(np.int64)
+        self.memcg = memcg
+
+        def by_memcg(mask):
+            return np.bincount(memcg[mask], weights=self.nr[mask], minlength=self.n).astype(
+                np.int64)
+
+        self.by_memcg = by_memcg
+        self.pmem = by_memcg(used & ((pc.flags & PCG_MEM) != 0))
+        self.pmsw = by_memcg(used & ((pc.flags & PCG_MEMSW) != 0))
+        rec = k.swap_cgroup.id.astype(np.int64)
+        self.rec = np.bincount(rec[rec > 0], minlength=self.n)
+        self.stock = np.zeros(self.n, dtype=np.int64)
+        for s in k.stocks:
+            if s.cached is not None:
+                self.stock[s.cached.id] += s.nr_pages
+        self.tx = np.zeros(self.n, dtype=np.int64)
+        for memcg_id, pages in k.inflight.items():
+            self.tx[memcg_id] += pages
+
+
+def inv_counter_tree(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
+    """1, 2: every counter is its own charges plus its children's counters."""
+    children: dict[int, list] = {}
+    for m in k.memcg_by_id.values():
+        if m.res.parent is not None:
+            children.setdefault(m.res.parent.owner.id, []).append(m)
+    for m in k.memcg_by_id.values():
+        kids = children.get(m.id, [])
+        if m.is_root():
+            local_res = local_memsw = 0
+        else:
+            local_res = s.pmem[m.id] + s.stock[m.id] + s.tx[m.id]
+            local_memsw = s.pmsw[m.id] + s.rec[m.id] + s.stock[m.id] + s.tx[m.id]
+        want = local_res + sum(c.res.usage for c in kids)
+        if m.res.usage != want:
+            yield Violation("counter-tree", f"{m.name} res.usage {m.res.usage} != {want} (pages "
+                            f"{s.pmem[m.id]} + stock {s.stock[m.id]} + in-flight {s.tx[m.id]} "
+                            f"+ children {[c.name for c in kids]})")
+        if k.do_swap_account:
+            want = local_memsw + sum(c.memsw.usage for c in kids)
+            if m.memsw.usage != want:
+                yield Violation("counter-tree", f"{m.name} memsw.usage {m.memsw.usage} != "
+                                f"{want} (pages {s.pmsw[m.id]} + swap records {s.rec[m.id]} + "
+                                f"stock {s.stock[m.id]} + in-flight {s.tx[m.id]} + children)")
+        elif m.memsw.usage:
+            yield Violation("counter-tree", f"{m.name} memsw charged without swap accounting")
+
+
+def inv_no_underflow(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
+    """3: no counter, statistic or LRU size went below zero; nothing the kernel WARNs about."""
+    for m in k.memcg_by_id.values():
+        for c in (m.res, m.memsw, m.kmem):
+            for asked, had in c.underflows:
+                yield Violation("underflow", f"{c.name}: uncharge of {asked} with usage {had}")
+        for i, v in enumerate(m.stat):
+            if v < 0:
+                yield Violation("underflow", f"{m.name} stat {MEM_CGROUP_STAT_NAMES[i]} = {v}")
+    for kind, message in k.warnings:
+        yield Violation(f"warn:{kind}", message.splitlines()[0])
+
+
+def inv_limits(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
+    """4, 5: usage within limits; memsw covers res; res.limit <= memsw.limit."""
+    for m in k.memcg_by_id.values():
+        if m.is_root():
+            continue
+        if m.res.usage > m.res.limit:
+            yield Violation("limit", f"{m.name} res {m.res.usage} over limit {m.res.limit}")
+        if k.do_swap_account:
+            if m.memsw.usage > m.memsw.limit:
+                yield Violation("limit", f"{m.name} memsw {m.memsw.usage} over limit "
+                                f"{m.memsw.limit}")
+            if m.memsw.usage < m.res.usage:
+                yield Violation("memsw>=res", f"{m.name} memsw {m.memsw.usage} < res "
+                                f"{m.res.usage}")
+            if m.res.limit > m.memsw.limit:
+                yield Violation("memsw>=res", f"{m.name} limit {m.res.limit} > memsw limit "
+                                f"{m.memsw.limit}")
+
+
+def inv_flags(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
+    """6: legal page and page_cgroup flag combinations."""
+    mm, pc = k.mem_map, k.pc
+    f = mm.flags
+    pcf = pc.flags
+
+    def bad(mask, what):
+        for pfn in np.flatnonzero(mask)[:5].tolist():
+            yield Violation("flags", f"pfn {pfn:#x}: {what}", pfn)
+
+    yield from bad((pcf & (PCG_MEM | PCG_MEMSW) != 0) & (pcf & PCG_USED == 0),
+                   "PCG_MEM/PCG_MEMSW without PCG_USED")
+    yield from bad((pcf & PCG_MEMSW != 0) & (pcf & PCG_MEM == 0), "PCG_MEMSW without PCG_MEM")
+    yield from bad((pcf & PCG_USED != 0) & (pcf & PCG_MEM == 0), "PCG_USED without PCG_MEM")
+    if not k.do_swap_account:
+        yield from bad(pcf & PCG_MEMSW != 0, "PCG_MEMSW set with swap accounting off")
+    elif quiescent:
+        yield from bad((pcf & PCG_USED != 0) & (pcf & PCG_MEMSW == 0),
+                       "charged page without PCG_MEMSW outside swapout-to-free")
+    yield from bad((f & PG_buddy != 0) & (f != PG_buddy), "free page with other flags")
+    yield from bad((f & PG_buddy != 0) & (pcf & PCG_USED != 0), "free page still charged")
+    yield from bad((f & PG_tail != 0) & (pcf != 0), "THP tail with page_cgroup flags")
+    yield from bad((f & PG_active != 0) & (f & PG_unevictable != 0), "active and unevictable")
+    yield from bad((f & PG_lru != 0) & (mm.refcount <= 0), "on an LRU list with no reference")
+    yield from bad((f & PG_anon != 0) & (mm.mapping == 0), "PageAnon without an anon_vma")
+    swc = np.flatnonzero(f & PG_swapcache)
+    if len(swc):
+        slots = mm.private[swc]
+        wrong = (slots <= 0) | (k.swap.cache[np.clip(slots, 0, None)] != swc)
+        yield from bad(np.isin(np.arange(len(f)), swc[wrong]), "swap cache entry mismatch")
+
+
+def inv_exactly_once(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
+    """7: every try_charge ended; every charged page is alive and referenced exactly by its
+    mappings and its cache."""
+    if not quiescent:
+        return
+    for memcg_id, pages in k.inflight.items():
+        if pages:
+            yield Violation("exactly-once", f"{k.memcg_by_id[memcg_id].name}: {pages} pages "
+                            "try-charged but never committed or cancelled")
+    mm = k.mem_map
+    ptes = np.zeros(k.nr_pages, dtype=np.int64)
+    for m in k.mms.values():
+        for vma in m.vmas:
+            pte = vma.pte
+            small = pte[(pte & PTE_PRESENT != 0) & (pte & PTE_HUGE == 0)] & PTE_VAL_MASK
+            ptes += np.bincount(small, minlength=k.nr_pages)
+            huge = pte[(pte & PTE_HUGE != 0)] & PTE_VAL_MASK
+            heads = huge[huge % HPAGE_PMD_NR == 0]
+            ptes += np.bincount(heads, minlength=k.nr_pages)
+    cached = np.zeros(k.nr_pages, dtype=np.int64)
+    for mapping in list(k.mappings.values()):
+        e = mapping.i_pages
+        cached[e[e & PTE_PRESENT != 0] & PTE_VAL_MASK] += 1
+    sc = k.swap.cache
+    cached[sc[sc >= 0]] += 1
+    live = (mm.flags & (PG_buddy | PG_tail)) == 0
+    bad_map = live & (mm.mapcount != ptes)
+    for pfn in np.flatnonzero(bad_map)[:5].tolist():
+        yield Violation("refs", f"pfn {pfn:#x}: mapcount {int(mm.mapcount[pfn])} but "
+                        f"{int(ptes[pfn])} ptes map it", pfn)
+    bad_ref = live & (mm.refcount != ptes + cached)
+    for pfn in np.flatnonzero(bad_ref)[:5].tolist():
+        yield Violation("refs", f"pfn {pfn:#x}: refcount {int(mm.refcount[pfn])} but "
+                        f"{int(ptes[pfn])} mappings + {int(cached[pfn])} cache references "
+                        "(a leaked or missing reference)", pfn)
+
+
+def inv_lru(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
+    """9: every LRU page is on the lruvec of its memcg (root when uncharged), and each
+    lruvec's lru_size matches the pages on its lists."""
+    mm, pc = k.mem_map, k.pc
+    on = np.flatnonzero(mm.flags & PG_lru)
+    want = np.where(pc.flags[on] & PCG_USED, pc.memcg[on], k.root_mem_cgroup.id)
+    wrong = on[mm.lru_memcg[on] != want]
+    for pfn in wrong[:5].tolist():
+        have = k.memcg_by_id[int(mm.lru_memcg[pfn])].name
+        yield Violation("lru", f"pfn {pfn:#x} sits on the lruvec of {have}, its memcg is "
+                        f"{k.memcg_by_id[int(want[np.searchsorted(on, pfn)])].name}", pfn)
+    lru = page_lru_array(mm.flags[on])
+    nid = on // k.free_area.pages_per_node
+    key = (mm.lru_memcg[on].astype(np.int64) * k.nr_nodes + nid) * NR_LRU_LISTS + lru
+    sizes = np.bincount(key, weights=s.nr[on], minlength=s.n * k.nr_nodes * NR_LRU_LISTS)
+    for m in k.memcg_by_id.values():
+        for lv in m.lruvecs:
+            for i in range(NR_LRU_LISTS):
+                have = lv.lru_size[i]
+                real = int(sizes[(m.id * k.nr_nodes + lv.node) * NR_LRU_LISTS + i])
+                if have != real:
+                    yield Violation("lru", f"{m.name} node {lv.node} {LRU_NAMES[i]} lru_size "
+                                    f"{have} but {real} pages on the list")
+
+
+def inv_swap(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
+    """10: swap records belong to allocated slots, never duplicate a page's own memsw charge,
+    and match the swap statistic and the css references."""
+    si = k.swap
+    rec = k.swap_cgroup.id
+    if si.nr_slots:
+        orphan = np.flatnonzero((rec != 0) & (si.swap_map == 0))
+        for slot in orphan[:5].tolist():
+            yield Violation("swap", f"slot {slot} recorded to memcg id {int(rec[slot])} "
+                            "but free")
+        cache_bit = (si.swap_map & SWAP_HAS_CACHE) != 0
+        in_cache = si.cache >= 0
+        cache_bit[0] = in_cache[0]
+        for slot in np.flatnonzero(cache_bit != in_cache)[:5].tolist():
+            yield Violation("swap", f"slot {slot}: SWAP_HAS_CACHE and the swap cache disagree")
+        inuse = int(np.count_nonzero(si.swap_map))
+        if inuse != si.inuse_pages:
+            yield Violation("swap", f"inuse_pages {si.inuse_pages} but {inuse} slots in use")
+        mm, pc = k.mem_map, k.pc
+        dup = np.flatnonzero((mm.flags & PG_swapcache != 0) & (pc.flags & PCG_MEMSW != 0))
+        dup = dup[rec[mm.private[dup]] != 0]
+        for pfn in dup[:5].tolist():
+            yield Violation("swap", f"pfn {pfn:#x} holds memsw and so does its slot "
+                            f"{int(mm.private[pfn])}", pfn)
+    for m in k.memcg_by_id.values():
+        if m.stat[MEM_CGROUP_STAT_SWAP] != s.rec[m.id]:
+            yield Violation("swap", f"{m.name} swap stat {m.stat[MEM_CGROUP_STAT_SWAP]} but "
+                            f"{s.rec[m.id]} records")
+        if m.swap_css_refs != s.rec[m.id]:
+            yield Violation("swap", f"{m.name} holds {m.swap_css_refs} css refs for "
+                            f"{s.rec[m.id]} records")
+
+
+def inv_stats(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
+    """11: rss, cache, rss_huge, mapped_file and writeback agree with the pages."""
+    mm = k.mem_map
+    used = s.used
+    anon = (mm.flags & PG_anon) != 0
+    rss = s.by_memcg(used & anon)
+    cache = s.by_memcg(used & ~anon)
+    huge = s.by_memcg(used & ((mm.flags & PG_head) != 0))
+    mapped = np.bincount(s.memcg[used & ~anon & (mm.mapcount > 0)], minlength=s.n)
+    wb = np.bincount(s.memcg[used & ((mm.flags & PG_writeback) != 0)], minlength=s.n)
+    for m in k.memcg_by_id.values():
+        for idx, real in ((MEM_CGROUP_STAT_RSS, rss), (MEM_CGROUP_STAT_CACHE, cache),
+                          (MEM_CGROUP_STAT_RSS_HUGE, huge),
+                          (MEM_CGROUP_STAT_FILE_MAPPED, mapped),
+                          (MEM_CGROUP_STAT_WRITEBACK, wb)):
+            if m.stat[idx] != int(real[m.id]):
+                yield Violation("stats", f"{m.name} {MEM_CGROUP_STAT_NAMES[idx]} "
+                                f"{m.stat[idx]} but {int(real[m.id])} pages")
+
+
+INVARIANTS = (inv_counter_tree, inv_no_underflow, inv_limits, inv_flags, inv_exactly_once,
+              inv_lru, inv_swap, inv_stats)
+
+
+def check(k, quiescent: bool = True) -> list[Violation]:
+    """Run every invariant; an empty list means the state is consistent."""
+    if quiescent and k.locks.held:
+        quiescent = False
+    sums = _Sums(k)
+    out: list[Violation] = []
+    for inv in INVARIANTS:
+        out.extend(inv(k, sums, quiescent))
+    return out
+
+
+def assert_invariants(k, quiescent: bool = True) -> None:
+    violations = check(k, quiescent)
+    if violations:
+        raise InvariantViolation(k, violations)

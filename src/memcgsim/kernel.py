@@ -1,0 +1,183 @@
+"""The model's state: one simulated machine running one modelled kernel.
+
+`Kernel` holds what the kernel keeps globally (mem_map, page_cgroup, the memcg tree, per-CPU
+stocks, the swap device and its swap_cgroup map, address spaces, mms and tasks, locks) and the few
+helpers every mm module uses (VM_BUG_ON_PAGE, dump_page, WARN). The kernel paths themselves are
+the functions of memcgsim.mm.*; `memcgsim.machine.Machine` is the friendlier face over both.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from .errors import InvalidRequest, VMBugOnPage
+from .mm.fs import AddressSpace
+from .mm.locking import LockTable, run_path
+from .mm.memcontrol import MemCgroup, MemcgStock
+from .mm.mm_types import (
+    HPAGE_PMD_NR,
+    LRU_NAMES,
+    MemMap,
+    PG_lru,
+    flag_names,
+    page_lru,
+)
+from .mm.page_alloc import FreeArea
+from .mm.page_cgroup import PCG_FLAG_NAMES, PCG_USED, PageCgroupMap
+from .mm.res_counter import RES_COUNTER_MAX
+from .mm.swap_cgroup import SwapCgroup
+from .mm.swapfile import SwapInfo
+from .profile import get_profile
+
+PAGE_SIZE = 4096
+MAX_MEMCG_ID = 65535
+
+
+class Kernel:
+    """A booted kernel: memory of `nr_pages` pages on `nr_nodes` nodes, `nr_cpus` CPUs and a
+    swap device of `swap_pages` slots (plus the header slot)."""
+
+    def __init__(self, nr_pages: int, *, profile: str = "3.17", swap_pages: int = 0,
+                 nr_cpus: int = 1, nr_nodes: int = 1, swap_accounting: bool = True,
+                 thp: bool = False):
+        if nr_nodes < 1 or nr_cpus < 1:
+            raise InvalidRequest("a machine needs at least one node and one CPU")
+        if nr_pages <= 0 or nr_pages % (HPAGE_PMD_NR * nr_nodes):
+            raise InvalidRequest(f"memory of {nr_pages} pages is not a positive multiple of "
+                                 f"2 MiB per node ({HPAGE_PMD_NR * nr_nodes} pages)")
+        if swap_pages < 0:
+            raise InvalidRequest(f"swap size {swap_pages} is negative")
+        self.profile = get_profile(profile)
+        self.nr_pages = nr_pages
+        self.nr_nodes = nr_nodes
+        self.nr_cpus = nr_cpus
+        self.mem_map = MemMap(nr_pages)
+        self.pc = PageCgroupMap(nr_pages)
+        self.free_area = FreeArea(nr_pages, nr_nodes)
+        #: swapaccount=1: memsw counters, PCG_MEMSW and swap_cgroup records
+        self.do_swap_account = swap_accounting
+        self.swap = SwapInfo(swap_pages + 1 if swap_pages else 0)
+        self.swap_cgroup = SwapCgroup(self.swap.nr_slots)
+        self.swapper_space = AddressSpace(0, "swapper_space")
+        self.stocks = [MemcgStock() for _ in range(nr_cpus)]
+        self.locks = LockTable(self)
+        self.current = None
+        #: pages try-charged but not yet committed or cancelled, per memcg id (for the checker)
+        self.inflight: dict[int, int] = {}
+        #: what the kernel would WARN about or report as a bad page: (kind, message)
+        self.warnings: list[tuple[str, str]] = []
+        self._lru_seq = 0
+        self._ids = itertools.count(1)
+        self._obj_ids = 0
+        self.memcg_by_id: dict[int, MemCgroup] = {}
+        self.memcg_by_name: dict[str, MemCgroup] = {}
+        self.root_mem_cgroup = self._new_memcg("/", None)
+        #: transparent_hugepage=always for anonymous memory
+        self.thp = thp
+        self.mappings: dict[int, AddressSpace] = {}
+        self.files: dict[str, AddressSpace] = {}
+        self.anon_vmas: dict = {}
+        self.mms: dict = {}
+        self.tasks: dict = {}
+
+    # ------------------------------------------------------------------ helpers for mm/*
+    def bug_on(self, cond, pfn: int, text: str) -> None:
+        """VM_BUG_ON_PAGE(cond, page)."""
+        if cond:
+            raise VMBugOnPage(pfn, text, self.dump_page(pfn))
+
+    def warn(self, kind: str, message: str) -> None:
+        self.warnings.append((kind, message))
+
+    def page_to_nid(self, pfn: int) -> int:
+        return pfn // self.free_area.pages_per_node
+
+    def this_cpu_stock(self) -> MemcgStock:
+        cpu = self.current.cpu if self.current is not None else 0
+        return self.stocks[cpu]
+
+    def new_id(self) -> int:
+        """An id for an mm, anon_vma or address_space (unique in this kernel)."""
+        self._obj_ids += 1
+        return self._obj_ids
+
+    def thp_enabled(self, vma) -> bool:
+        from .mm.mm_struct import VM_SHARED
+
+        return self.thp and vma.file is None and not vma.flags & VM_SHARED
+
+    def next_lru_seq(self) -> int:
+        self._lru_seq += 1
+        return self._lru_seq
+
+    def take_lru_seqs(self, n: int) -> int:
+        """Reserve n consecutive LRU sequence numbers; return the first."""
+        first = self._lru_seq + 1
+        self._lru_seq += n
+        return first
+
+    def res_limit_bytes(self, limit_pages: int) -> int:
+        """A res_counter limit as the v1 files print it (RES_COUNTER_MAX, ULLONG_MAX bytes,
+        when unlimited)."""
+        if limit_pages >= RES_COUNTER_MAX:
+            return (1 << 64) - 1
+        return limit_pages * PAGE_SIZE
+
+    def run(self, path, task=None):
+        """Run a kernel path (a generator) to its end on behalf of task."""
+        return run_path(self, path, task=task)
+
+    # ------------------------------------------------------------------ memcgs
+    def _new_memcg(self, name: str, parent: MemCgroup | None) -> MemCgroup:
+        memcg_id = next(self._ids)
+        if memcg_id > MAX_MEMCG_ID:
+            raise InvalidRequest("out of memcg ids (65535)")
+        memcg = MemCgroup(memcg_id, name, parent, self.nr_nodes)
+        self.memcg_by_id[memcg_id] = memcg
+        self.memcg_by_name[name] = memcg
+        if parent is not None:
+            parent.children.append(memcg)
+        return memcg
+
+    def mem_cgroup_create(self, path: str) -> MemCgroup:
+        """mkdir in the memory cgroup hierarchy: css_alloc + css_online."""
+        if not path.startswith("/") or path == "/" or path.endswith("/") or "//" in path:
+            raise InvalidRequest(f"bad cgroup path {path!r}: want /name or /parent/name")
+        if path in self.memcg_by_name:
+            raise InvalidRequest(f"cgroup {path} already exists")
+        parent_path = path.rsplit("/", 1)[0] or "/"
+        parent = self.memcg_by_name.get(parent_path)
+        if parent is None:
+            raise InvalidRequest(f"cannot create {path}: parent {parent_path} does not exist")
+        return self._new_memcg(path, parent)
+
+    def memcg(self, path: str) -> MemCgroup:
+        try:
+            return self.memcg_by_name[path]
+        except KeyError:
+            raise InvalidRequest(f"unknown memory cgroup {path!r}") from None
+
+    # ------------------------------------------------------------------ dump_page
+    def dump_page(self, pfn: int) -> str:
+        """dump_page(): the page's struct page and page_cgroup, in one block."""
+        if not 0 <= pfn < self.nr_pages:
+            return f"pfn {pfn:#x} is outside mem_map (0..{self.nr_pages - 1:#x})"
+        mm, pc = self.mem_map, self.pc
+        flags = int(mm.flags[pfn])
+        mapping = int(mm.mapping[pfn])
+        kind = "anon_vma" if flags & (1 << 12) else "mapping"
+        lines = [
+            f"page pfn:{pfn:#x} node:{self.page_to_nid(pfn)} count:{int(mm.refcount[pfn])} "
+            f"mapcount:{int(mm.mapcount[pfn])} {kind}:{mapping} index:{int(mm.index[pfn]):#x} "
+            f"private:{int(mm.private[pfn])}",
+            f"flags: {flag_names(flags)}",
+        ]
+        memcg = self.memcg_by_id.get(int(pc.memcg[pfn]))
+        lines.append(f"page_cgroup: flags {flag_names(int(pc.flags[pfn]), PCG_FLAG_NAMES)} "
+                     f"mem_cgroup {memcg.name if memcg else 'NULL'}"
+                     + ("" if pc.flags[pfn] & PCG_USED or memcg is None else " (stale)"))
+        if flags & PG_lru:
+            lv = self.memcg_by_id.get(int(mm.lru_memcg[pfn]))
+            lines.append(f"lru: {LRU_NAMES[page_lru(flags)]} of lruvec "
+                         f"{lv.name if lv else '?'} node {self.page_to_nid(pfn)}")
+        return "\n".join(lines)

@@ -1,0 +1,396 @@
+"""Machine: the model driven the way a user would, in pages, with tasks, files and cgroups.
+
+Each method runs one kernel path (or a short sequence) to completion and returns what a system
+call would. Bad requests (an unknown cgroup, a negative size, a page freed twice) raise
+InvalidRequest before anything changes; kernel refusals come back as negative errno values.
+"""
+
+from __future__ import annotations
+
+from .check import assert_invariants, check
+from .errors import Errno, InvalidRequest
+from .kernel import PAGE_SIZE, Kernel
+from .mm import fork as fork_mod
+from .mm import fs_ops, memcontrol, mmap
+from .mm.filemap import do_generic_file_read, generic_perform_write, replace_page_cache_page
+from .mm.huge_memory import split_huge_page
+from .mm.locking import Lock, Unlock, page_lock
+from .mm.memory import VM_FAULT_OOM, handle_mm_fault
+from .mm.migrate import migrate_pages
+from .mm.mm_struct import (
+    PTE_PRESENT,
+    PTE_SWAP,
+    PTE_VAL_MASK,
+    VM_READ,
+    VM_SHARED,
+    VM_WRITE,
+    MmStruct,
+)
+from .mm.mm_types import HPAGE_PMD_NR, PG_dirty, PG_head, PG_lru, PG_tail
+from .mm.page_writeback import clear_page_dirty_for_io, end_page_writeback, test_set_page_writeback
+from .mm.res_counter import RES_COUNTER_MAX
+from .mm.sched import Task
+from .mm.shmem import shmem_write
+from .mm.swap import get_page, lru_cache_add_file, page_cache_release
+from .mm.vmscan import isolate_lru_page, reclaim_page, shrink_mem_cgroup
+
+
+class Machine:
+    """A simulated machine: memory, swap, CPUs and nodes, running the chosen kernel profile."""
+
+    def __init__(self, memory_pages: int = 4096, *, swap_pages: int = 0, cpus: int = 1,
+                 nodes: int = 1, profile: str = "3.17", swap_accounting: bool = True,
+                 thp: bool = False):
+        self.k = Kernel(memory_pages, profile=profile, swap_pages=swap_pages, nr_cpus=cpus,
+                        nr_nodes=nodes, swap_accounting=swap_accounting, thp=thp)
+        self._pids = 0
+
+    # -------------------------------------------------------------- cgroups
+    def mkdir(self, path: str) -> memcontrol.MemCgroup:
+        return self.k.mem_cgroup_create(path)
+
+    def memcg(self, path: str) -> memcontrol.MemCgroup:
+        return self.k.memcg(path)
+
+    def set_use_hierarchy(self, path: str, value: bool) -> int:
+        """memory.use_hierarchy: 0, -EBUSY with children, -EINVAL under a hierarchical parent."""
+        m = self.memcg(path)
+        if m.use_hierarchy == value:
+            return 0
+        if m.parent is not None and m.parent.use_hierarchy:
+            return -Errno.EINVAL
+        if m.children:
+            return -Errno.EBUSY
+        m.use_hierarchy = value
+        return 0
+
+    def set_limit(self, path: str, pages: int | None, memsw: bool = False) -> int:
+        """limit_in_bytes / memsw.limit_in_bytes in pages (None: unlimited); 0 or -errno.
+
+        The memory limit may not exceed the memsw limit and vice versa (-EINVAL); a limit
+        below usage gives -EBUSY (limit reclaim on resize comes with the pressure model).
+        """
+        m = self.memcg(path)
+        if m.is_root():
+            return -Errno.EINVAL
+        if pages is not None and pages < 0:
+            raise InvalidRequest(f"limit of {pages} pages is negative")
+        limit = RES_COUNTER_MAX if pages is None else pages
+        if memsw:
+            if limit < m.res.limit:
+                return -Errno.EINVAL
+            return m.memsw.set_limit(limit)
+        if self.k.do_swap_account and limit > m.memsw.limit:
+            return -Errno.EINVAL
+        return m.res.set_limit(limit)
+
+    # -------------------------------------------------------------- tasks
+    def spawn(self, name: str, cgroup: str = "/", cpu: int = 0, node: int = 0) -> Task:
+        """A new task with an empty mm, in cgroup."""
+        memcg = self.memcg(cgroup)
+        self._check_cpu_node(cpu, node)
+        if name in self.k.tasks:
+            raise InvalidRequest(f"task {name!r} already exists")
+        self._pids += 1
+        mm = MmStruct(self.k.new_id())
+        task = Task(self._pids, name, memcg, mm, cpu)
+        task.node = node
+        mm.owner = task
+        self.k.mms[mm.id] = mm
+        self.k.tasks[name] = task
+        return task
+
+    def task(self, name: str) -> Task:
+        try:
+            return self.k.tasks[name]
+        except KeyError:
+            raise InvalidRequest(f"unknown task {name!r}") from None
+
+    def _check_cpu_node(self, cpu: int, node: int) -> None:
+        if not 0 <= cpu < self.k.nr_cpus:
+            raise InvalidRequest(f"cpu {cpu} does not exist (0..{self.k.nr_cpus - 1})")
+        if not 0 <= node < self.k.nr_nodes:
+            raise InvalidRequest(f"node {node} does not exist (0..{self.k.nr_nodes - 1})")
+
+    def _alive(self, task: Task) -> Task:
+        if task.state != "alive":
+            raise InvalidRequest(f"task {task.comm} has {task.state}")
+        return task
+
+    def move_task(self, task: Task, cgroup: str) -> None:
+        """Write the pid to tasks: new charges go to the new memcg, old ones stay."""
+        self._alive(task).memcg = self.memcg(cgroup)
+
+    def fork(self, task: Task, child: str) -> Task:
+        """fork(): the child shares the parent's anonymous pages copy-on-write."""
+        self._alive(task)
+        new = self.spawn(child, task.memcg.name, task.cpu, task.node)
+        del self.k.mms[new.mm.id]
+        new.mm = self.k.run(fork_mod.copy_mm(self.k, task.mm), task)
+        new.mm.owner = new
+        return new
+
+    def exit(self, task: Task) -> None:
+        """exit(): every mapping goes; pages nobody else holds are uncharged and freed."""
+        self._alive(task)
+        task.exiting = True
+        self.k.run(fork_mod.exit_mmap(self.k, task.mm), task)
+        task.state = "exited"
+
+    # -------------------------------------------------------------- anonymous memory
+    def mmap_anon(self, task: Task, npages: int, shared: bool = False):
+        """A private (or shared: shmem-backed) anonymous mapping of npages, not yet touched."""
+        self._alive(task)
+        self._check_size(npages)
+        if shared:
+            f = fs_ops.create_file(self.k, f"/dev/zero#{self.k.new_id()}", shmem=True)
+            f.nlink = 0
+            vma = mmap.do_mmap(self.k, task.mm, npages, VM_READ | VM_WRITE | VM_SHARED, f)
+            f.size_pages = npages
+            return vma
+        return mmap.do_mmap(self.k, task.mm, npages, VM_READ | VM_WRITE)
+
+    def touch(self, task: Task, vma, start: int = 0, count: int | None = None,
+              write: bool = True) -> int:
+        """Fault pages [start, start+count) of vma; returns pages touched before an OOM (the
+        task then has memcg_oom set), or count."""
+        self._alive(task)
+        count = vma.npages - start if count is None else count
+        self._check_range(vma, start, count)
+        for i in range(start, start + count):
+            ret = self.k.run(handle_mm_fault(self.k, vma, vma.start + i, write), task)
+            if ret & VM_FAULT_OOM:
+                return i - start
+        return count
+
+    def munmap(self, task: Task, vma) -> None:
+        self._alive(task)
+        if vma not in task.mm.vmas:
+            raise InvalidRequest(f"{vma!r} is not mapped in task {task.comm}")
+        self.k.run(mmap.do_munmap(self.k, vma), task)
+
+    def mlock(self, task: Task, vma) -> None:
+        self.k.run(mmap.mlock_vma(self.k, vma), self._alive(task))
+
+    def munlock(self, task: Task, vma) -> None:
+        self.k.run(mmap.munlock_vma(self.k, vma), self._alive(task))
+
+    # -------------------------------------------------------------- files
+    def create(self, name: str, tmpfs: bool = False):
+        if name in self.k.files:
+            raise InvalidRequest(f"file {name} already exists")
+        return fs_ops.create_file(self.k, name, shmem=tmpfs)
+
+    def file(self, name: str):
+        try:
+            return self.k.files[name]
+        except KeyError:
+            raise InvalidRequest(f"unknown file {name!r}") from None
+
+    def write(self, task: Task, name: str, npages: int, offset: int | None = None) -> int:
+        """write(2) npages at offset (default: append); creates the file. Pages written or
+        -ENOMEM."""
+        self._alive(task)
+        self._check_size(npages)
+        f = self.k.files.get(name) or fs_ops.create_file(self.k, name, shmem=name.startswith(
+            ("/dev/shm/", "/tmp/")))
+        start = f.size_pages if offset is None else offset
+        path = (shmem_write if f.shmem else generic_perform_write)(
+            self.k, f, start, npages, task.node)
+        return self.k.run(path, task)
+
+    def read(self, task: Task, name: str, start: int = 0, count: int | None = None) -> int:
+        """read(2) of the file's pages: what is not cached is read in and charged to task."""
+        self._alive(task)
+        f = self.file(name)
+        count = f.size_pages - start if count is None else count
+        if f.shmem:
+            return count     # reading tmpfs holes allocates nothing; cached pages stay put
+        return self.k.run(do_generic_file_read(self.k, f, start, count, task.node), task)
+
+    def mmap_file(self, task: Task, name: str, npages: int | None = None, pgoff: int = 0,
+                  shared: bool = True):
+        self._alive(task)
+        f = self.file(name)
+        npages = f.size_pages - pgoff if npages is None else npages
+        self._check_size(npages)
+        flags = VM_READ | VM_WRITE | (VM_SHARED if shared else 0)
+        return mmap.do_mmap(self.k, task.mm, npages, flags, f, pgoff)
+
+    def truncate(self, name: str, npages: int = 0) -> None:
+        if npages < 0:
+            raise InvalidRequest(f"truncate to {npages} pages")
+        self.k.run(fs_ops.do_truncate(self.k, self.file(name), npages))
+
+    def unlink(self, name: str) -> None:
+        self.k.run(fs_ops.do_unlink(self.k, self.file(name)))
+
+    def sync(self) -> int:
+        """Write back every dirty page-cache page (the device completes at once)."""
+        k = self.k
+        done = 0
+        for f in list(k.mappings.values()):
+            if f.shmem:
+                continue
+            for index in range(f.size_pages):
+                pfn = f.find_page(index)
+                if pfn < 0 or not k.mem_map.flags[pfn] & PG_dirty:
+                    continue
+                k.run(_writeback_page(k, pfn))
+                done += 1
+        return done
+
+    def splice(self, task: Task, name: str, index: int, steal_from: str | None = None,
+               steal_index: int = 0) -> int:
+        """FUSE splice: replace the cached page at index by a page from a pipe. The pipe page
+        is fresh, or (steal_from) stolen from another file's page cache, still charged and on
+        its LRU list: replace_page_cache_page moves the charge with lrucare."""
+        self._alive(task)
+        return self.k.run(_splice(self.k, self.file(name), index,
+                                  self.file(steal_from) if steal_from else None, steal_index,
+                                  task.node), task)
+
+    # -------------------------------------------------------------- reclaim and migration
+    def reclaim(self, pfn: int) -> int:
+        """Reclaim one page as kswapd would: 1 if it was freed."""
+        self._check_pfn(pfn)
+        if not self.k.mem_map.flags[pfn] & PG_lru:
+            return 0
+        return self.k.run(reclaim_page(self.k, pfn))
+
+    def reclaim_memcg(self, path: str, npages: int) -> int:
+        """Reclaim up to npages from the memcg's hierarchy (limit reclaim); pages freed."""
+        m = self.memcg(path)
+        may_swap = self.k.swap.nr_slots > 0
+        return self.k.run(shrink_mem_cgroup(self.k, m, npages, may_swap))
+
+    def migrate(self, task: Task, vma, node: int) -> int:
+        """Move vma's present pages to node (NUMA migration); returns pages not migrated."""
+        self._alive(task)
+        self._check_cpu_node(0, node)
+        pfns = []
+        for pte in vma.pte.tolist():
+            if pte & PTE_PRESENT:
+                pfn = pte & PTE_VAL_MASK
+                if self.k.mem_map.flags[pfn] & PG_tail:
+                    continue
+                pfns.append(pfn)
+        return self.k.run(migrate_pages(self.k, pfns, node), task)
+
+    def split_thp(self, task: Task, vma, offset: int = 0) -> None:
+        pte = int(vma.pte[offset])
+        if not pte & PTE_PRESENT:
+            raise InvalidRequest(f"nothing mapped at offset {offset} of {vma!r}")
+        pfn = pte & PTE_VAL_MASK
+        head = pfn - pfn % HPAGE_PMD_NR
+        if not self.k.mem_map.flags[head] & PG_head:
+            raise InvalidRequest(f"offset {offset} of {vma!r} is not a THP")
+        get_page(self.k, head)
+        self.k.run(split_huge_page(self.k, head), task)
+        page_cache_release(self.k, head)
+
+    # -------------------------------------------------------------- inspection
+    def pfn_of(self, vma, offset: int) -> int:
+        """The pfn mapped at offset of vma, or -1 (not present)."""
+        pte = int(vma.pte[offset])
+        return pte & PTE_VAL_MASK if pte & PTE_PRESENT else -1
+
+    def swap_entry_of(self, vma, offset: int) -> int:
+        pte = int(vma.pte[offset])
+        return pte & PTE_VAL_MASK if pte & PTE_SWAP else 0
+
+    def stat(self, path: str) -> dict[str, int]:
+        """memory.stat of the memcg as a dict (bytes and counts, 3.17 keys)."""
+        return dict(memcontrol.memcg_stat_show(self.k, self.memcg(path)))
+
+    def usage(self, path: str) -> int:
+        """memory.usage_in_bytes, in pages."""
+        return memcontrol.mem_cgroup_usage(self.k, self.memcg(path), swap=False)
+
+    def memsw_usage(self, path: str) -> int:
+        return memcontrol.mem_cgroup_usage(self.k, self.memcg(path), swap=True)
+
+    def page_state(self, pfn: int) -> str:
+        return self.k.dump_page(pfn)
+
+    def check(self) -> list:
+        return check(self.k)
+
+    def assert_invariants(self) -> None:
+        assert_invariants(self.k)
+
+    # -------------------------------------------------------------- argument checks
+    @staticmethod
+    def _check_size(npages: int) -> None:
+        if not isinstance(npages, int) or npages <= 0:
+            raise InvalidRequest(f"size of {npages!r} pages: want a positive whole number")
+
+    @staticmethod
+    def _check_range(vma, start: int, count: int) -> None:
+        if start < 0 or count < 0 or start + count > vma.npages:
+            raise InvalidRequest(f"pages [{start}, {start + count}) are outside {vma!r}")
+
+    def _check_pfn(self, pfn: int) -> None:
+        if not 0 <= pfn < self.k.nr_pages:
+            raise InvalidRequest(f"pfn {pfn} is outside memory (0..{self.k.nr_pages - 1})")
+
+
+def _writeback_page(k, pfn: int):
+    """Path: write_one_page: lock, clean, write (completes at once), unlock."""
+    get_page(k, pfn)
+    yield Lock(page_lock(pfn))
+    if clear_page_dirty_for_io(k, pfn):
+        test_set_page_writeback(k, pfn)
+        end_page_writeback(k, pfn)
+    yield Unlock(page_lock(pfn))
+    page_cache_release(k, pfn)
+
+
+def _splice(k, mapping, index: int, steal_mapping, steal_index: int, node: int):
+    """Path: fuse_try_move_page: steal the pipe's page and put it in place of the cached one."""
+    from .mm.filemap import __delete_from_page_cache, find_get_page
+    from .mm.locking import tree_lock
+    from .mm.page_alloc import alloc_pages_node
+
+    old = find_get_page(k, mapping, index)
+    if old < 0:
+        return -Errno.ENOENT
+    if steal_mapping is not None:
+        new = find_get_page(k, steal_mapping, steal_index)
+        if new < 0:
+            page_cache_release(k, old)
+            return -Errno.ENOENT
+        yield Lock(page_lock(new))
+        if k.mem_map.mapcount[new]:
+            yield Unlock(page_lock(new))
+            page_cache_release(k, new)
+            page_cache_release(k, old)
+            return -Errno.EBUSY
+        yield Lock(tree_lock(steal_mapping.id))       # page_cache_pipe_buf_steal
+        __delete_from_page_cache(k, new)
+        yield Unlock(tree_lock(steal_mapping.id))
+        page_cache_release(k, new)                     # the cache's reference
+    else:
+        new = alloc_pages_node(k, node, 0)
+        if new < 0:
+            page_cache_release(k, old)
+            return -Errno.ENOMEM
+        yield Lock(page_lock(new))
+    yield Lock(page_lock(old))
+    if k.mem_map.mapcount[old]:
+        yield Unlock(page_lock(old))
+        yield Unlock(page_lock(new))
+        page_cache_release(k, old)
+        page_cache_release(k, new)
+        return -Errno.EBUSY
+    yield from replace_page_cache_page(k, old, new, 0)
+    if not k.mem_map.flags[new] & PG_lru:
+        lru_cache_add_file(k, new)
+    yield Unlock(page_lock(old))
+    yield Unlock(page_lock(new))
+    page_cache_release(k, old)       # our lookup reference: the last one, old is freed
+    page_cache_release(k, new)       # the pipe's reference
+    return 0
+
+
+__all__ = ["Machine", "PAGE_SIZE", "isolate_lru_page"]

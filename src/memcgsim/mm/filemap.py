@@ -1,0 +1,183 @@
+"""mm/filemap.c: the page cache. Insertion charges the inserting task's memcg (first touch);
+removal does not uncharge: the charge goes at the page's final put."""
+
+from __future__ import annotations
+
+from ..errors import Errno
+from .gfp import GFP_KERNEL
+from .locking import Lock, Unlock, page_lock, tree_lock
+from .memcontrol import (
+    mem_cgroup_cancel_charge,
+    mem_cgroup_commit_charge,
+    mem_cgroup_migrate,
+    mem_cgroup_try_charge,
+)
+from .mm_struct import PTE_PRESENT
+from .mm_types import PG_active, PG_locked, PG_lru, PG_referenced, PG_swapbacked
+from .page_alloc import alloc_pages_node
+from .swap import lru_cache_add_file, page_cache_get, page_cache_release
+
+
+def current_mm(k):
+    return k.current.mm if k.current is not None else None
+
+
+def __add_to_page_cache_locked(k, pfn: int, mapping, index: int, gfp_mask: int):
+    """Path: charge (to current->mm's owner) and insert a locked page; 0 or -errno."""
+    mm = k.mem_map
+    k.bug_on(not mm.flags[pfn] & PG_locked, pfn, "!PageLocked(page)")
+    k.bug_on(mm.flags[pfn] & PG_swapbacked, pfn, "PageSwapBacked(page)")
+    ret, memcg = mem_cgroup_try_charge(k, pfn, current_mm(k), gfp_mask)
+    if ret:
+        return ret
+    page_cache_get(k, pfn)
+    mm.mapping[pfn] = mapping.id
+    mm.index[pfn] = index
+    yield Lock(tree_lock(mapping.id))
+    if mapping.lookup(index):
+        yield Unlock(tree_lock(mapping.id))
+        mm.mapping[pfn] = 0
+        mem_cgroup_cancel_charge(k, pfn, memcg)
+        page_cache_release(k, pfn)
+        return -Errno.EEXIST
+    mapping.ensure(index + 1)
+    mapping.i_pages[index] = PTE_PRESENT | pfn
+    mapping.nrpages += 1
+    yield Unlock(tree_lock(mapping.id))
+    mem_cgroup_commit_charge(k, pfn, memcg, False)
+    return 0
+
+
+add_to_page_cache_locked = __add_to_page_cache_locked
+
+
+def add_to_page_cache_lru(k, pfn: int, mapping, index: int, gfp_mask: int):
+    """Path: insert, then put the page on the inactive file list."""
+    ret = yield from __add_to_page_cache_locked(k, pfn, mapping, index, gfp_mask)
+    if ret == 0:
+        k.mem_map.flags[pfn] &= ~PG_active
+        lru_cache_add_file(k, pfn)
+    return ret
+
+
+def __delete_from_page_cache(k, pfn: int) -> None:
+    """Under tree_lock: drop the page from its mapping; the cache's reference is the caller's."""
+    mm = k.mem_map
+    mapping = k.mappings[int(mm.mapping[pfn])]
+    mapping.i_pages[int(mm.index[pfn])] = 0
+    mapping.nrpages -= 1
+    mm.mapping[pfn] = 0
+
+
+def delete_from_page_cache(k, pfn: int):
+    """Path: remove a locked page from the page cache and drop the cache's reference."""
+    mm = k.mem_map
+    k.bug_on(not mm.flags[pfn] & PG_locked, pfn, "!PageLocked(page)")
+    mapping_id = int(mm.mapping[pfn])
+    yield Lock(tree_lock(mapping_id))
+    __delete_from_page_cache(k, pfn)
+    yield Unlock(tree_lock(mapping_id))
+    page_cache_release(k, pfn)
+
+
+def find_get_page(k, mapping, index: int) -> int:
+    pfn = mapping.find_page(index)
+    if pfn >= 0:
+        page_cache_get(k, pfn)
+    return pfn
+
+
+def mark_page_accessed(k, pfn: int) -> None:
+    """Second touch of an inactive page activates it; the first sets PG_referenced."""
+    from .vmscan import isolate_lru_page, putback_lru_page
+
+    mm = k.mem_map
+    flags = int(mm.flags[pfn])
+    if not flags & PG_active and flags & PG_referenced and flags & PG_lru:
+        if isolate_lru_page(k, pfn) == 0:
+            mm.flags[pfn] = (mm.flags[pfn] | PG_active) & ~PG_referenced
+            putback_lru_page(k, pfn)
+    elif not flags & PG_referenced:
+        mm.flags[pfn] |= PG_referenced
+
+
+def page_cache_read(k, mapping, index: int, node: int):
+    """Path: find the page at index or read it in (charging the reader); return it referenced
+    and unlocked, or a negative errno."""
+    pfn = find_get_page(k, mapping, index)
+    if pfn >= 0:
+        return pfn
+    pfn = alloc_pages_node(k, node, 0)
+    if pfn < 0:
+        return -Errno.ENOMEM
+    yield Lock(page_lock(pfn))
+    ret = yield from add_to_page_cache_lru(k, pfn, mapping, index, GFP_KERNEL)
+    if ret:
+        yield Unlock(page_lock(pfn))
+        page_cache_release(k, pfn)
+        if ret == -Errno.EEXIST:
+            return (yield from page_cache_read(k, mapping, index, node))
+        return ret
+    # readpage: the read completes and unlocks the page
+    yield Unlock(page_lock(pfn))
+    return pfn
+
+
+def do_generic_file_read(k, mapping, start: int, nr: int, node: int):
+    """Path: read(2) of nr pages from index start. Returns pages read, or -errno at the first
+    failure (a charge that failed: -ENOMEM)."""
+    for index in range(start, start + nr):
+        pfn = yield from page_cache_read(k, mapping, index, node)
+        if pfn < 0:
+            return pfn
+        mark_page_accessed(k, pfn)
+        page_cache_release(k, pfn)
+    return nr
+
+
+def generic_perform_write(k, mapping, start: int, nr: int, node: int):
+    """Path: write(2) of nr whole pages at index start through the page cache."""
+    from .page_writeback import set_page_dirty
+
+    for index in range(start, start + nr):
+        pfn = find_get_page(k, mapping, index)       # grab_cache_page_write_begin
+        if pfn >= 0:
+            yield Lock(page_lock(pfn))
+        else:
+            pfn = alloc_pages_node(k, node, 0)
+            if pfn < 0:
+                return -Errno.ENOMEM
+            yield Lock(page_lock(pfn))
+            ret = yield from add_to_page_cache_lru(k, pfn, mapping, index, GFP_KERNEL)
+            if ret:
+                yield Unlock(page_lock(pfn))
+                page_cache_release(k, pfn)
+                return ret
+        set_page_dirty(k, pfn)                       # write_end
+        yield Unlock(page_lock(pfn))
+        mark_page_accessed(k, pfn)
+        page_cache_release(k, pfn)
+        mapping.size_pages = max(mapping.size_pages, index + 1)
+    return nr
+
+
+def replace_page_cache_page(k, old: int, new: int, gfp_mask: int):
+    """Path: put `new` in the page cache in place of `old` (FUSE splice). Both pages locked;
+    either may already be charged and on an LRU list, hence mem_cgroup_migrate with lrucare."""
+    mm = k.mem_map
+    k.bug_on(not mm.flags[old] & PG_locked, old, "!PageLocked(old)")
+    k.bug_on(not mm.flags[new] & PG_locked, new, "!PageLocked(new)")
+    k.bug_on(mm.mapping[new] != 0, new, "new->mapping")
+    mapping = k.mappings[int(mm.mapping[old])]
+    index = int(mm.index[old])
+    page_cache_get(k, new)
+    mm.mapping[new] = mapping.id
+    mm.index[new] = index
+    yield Lock(tree_lock(mapping.id))
+    __delete_from_page_cache(k, old)
+    mapping.i_pages[index] = PTE_PRESENT | new
+    mapping.nrpages += 1
+    yield Unlock(tree_lock(mapping.id))
+    mem_cgroup_migrate(k, old, new, True)
+    page_cache_release(k, old)
+    return 0

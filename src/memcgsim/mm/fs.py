@@ -1,0 +1,49 @@
+"""address_space and inode: a file's page cache and the VMAs that map it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .mm_struct import PTE_PRESENT, PTE_SWAP, PTE_VAL_MASK
+
+
+class AddressSpace:
+    """An inode with its page cache (i_pages). Entries use the pte encoding: a present page, or
+    (shmem only) a swap entry, or 0 for a hole."""
+
+    def __init__(self, mapping_id: int, name: str, shmem: bool = False):
+        self.id = mapping_id
+        self.name = name
+        self.shmem = shmem
+        self.i_pages = np.zeros(16, dtype=np.int64)
+        self.nrpages = 0
+        self.size_pages = 0          # i_size in pages
+        self.i_mmap: list = []       # VMAs mapping this file
+        self.nlink = 1               # names in the file system
+        self.i_count = 0             # open files and mappings that keep the inode alive
+
+    def __repr__(self) -> str:
+        return f"<mapping {self.id} {self.name}>"
+
+    def ensure(self, nr_index: int) -> None:
+        if nr_index > len(self.i_pages):
+            size = max(nr_index, 2 * len(self.i_pages))
+            grown = np.zeros(size, dtype=np.int64)
+            grown[: len(self.i_pages)] = self.i_pages
+            self.i_pages = grown
+
+    def lookup(self, index: int) -> int:
+        """The raw entry at index (0 for a hole)."""
+        if index >= len(self.i_pages):
+            return 0
+        return int(self.i_pages[index])
+
+    def find_page(self, index: int) -> int:
+        """The pfn cached at index, or -1."""
+        e = self.lookup(index)
+        return e & PTE_VAL_MASK if e & PTE_PRESENT else -1
+
+    def swap_entry(self, index: int) -> int:
+        """The swap slot a shmem page at index was written to, or 0."""
+        e = self.lookup(index)
+        return e & PTE_VAL_MASK if e & PTE_SWAP else 0

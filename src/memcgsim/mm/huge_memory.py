@@ -1,0 +1,125 @@
+"""mm/huge_memory.c: anonymous THP faults (512 pages charged at once), zap and split.
+
+A PMD mapping is kept as 512 ptes carrying PTE_HUGE; mapcount and refcount live on the head.
+A THP charge uses GFP_TRANSHUGE (__GFP_NORETRY): it never OOMs, the fault falls back to small
+pages instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .gfp import GFP_TRANSHUGE
+from .locking import Lock, Unlock, lru_lock, ptl
+from .memcontrol import (
+    mem_cgroup_cancel_charge,
+    mem_cgroup_commit_charge,
+    mem_cgroup_split_huge_fixup,
+    mem_cgroup_try_charge,
+)
+from .mm_struct import MM_ANONPAGES, PTE_DIRTY, PTE_HUGE, PTE_PRESENT, PTE_VAL_MASK, PTE_WRITE
+from .mm_types import (
+    HPAGE_PMD_NR,
+    PG_active,
+    PG_anon,
+    PG_dirty,
+    PG_head,
+    PG_lru,
+    PG_mlocked,
+    PG_referenced,
+    PG_swapbacked,
+    PG_tail,
+    PG_unevictable,
+)
+from .page_alloc import alloc_pages_node
+from .rmap import page_add_new_anon_rmap, page_remove_rmap
+from .swap import lru_cache_add_active_or_unevictable, put_page
+
+VM_FAULT_OOM = 0x0001
+VM_FAULT_FALLBACK = 0x0800
+
+
+def do_huge_pmd_anonymous_page(k, vma, addr: int):
+    """Path: fault a whole 2 MiB aligned range of an anonymous VMA with one THP."""
+    from .memory import anon_vma_prepare, fault_node
+
+    haddr = addr & ~(HPAGE_PMD_NR - 1)
+    off = haddr - vma.start
+    if off < 0 or off + HPAGE_PMD_NR > vma.npages or np.any(vma.pte[off:off + HPAGE_PMD_NR]):
+        return VM_FAULT_FALLBACK
+    anon_vma_prepare(k, vma)
+    head = alloc_pages_node(k, fault_node(k, vma), 9)
+    if head < 0:
+        return VM_FAULT_FALLBACK
+    mm = vma.mm
+    ret, memcg = mem_cgroup_try_charge(k, head, mm, GFP_TRANSHUGE)
+    if ret:
+        put_page(k, head)
+        return VM_FAULT_FALLBACK
+    yield Lock(ptl(mm.id))
+    if np.any(vma.pte[off:off + HPAGE_PMD_NR]):
+        yield Unlock(ptl(mm.id))
+        mem_cgroup_cancel_charge(k, head, memcg)
+        put_page(k, head)
+        return 0
+    page_add_new_anon_rmap(k, head, vma, haddr)
+    mem_cgroup_commit_charge(k, head, memcg, False)
+    lru_cache_add_active_or_unevictable(k, head, vma)
+    vma.pte[off:off + HPAGE_PMD_NR] = (PTE_PRESENT | PTE_HUGE | PTE_WRITE | PTE_DIRTY
+                                       | np.arange(head, head + HPAGE_PMD_NR))
+    mm.rss_stat[MM_ANONPAGES] += HPAGE_PMD_NR
+    yield Unlock(ptl(mm.id))
+    return 0
+
+
+def zap_huge_pmd(k, vma, i: int, gather: list[int]) -> int:
+    """Under the ptl: clear the PMD mapping that covers pte i; returns the ptes left in it."""
+    pfn = int(vma.pte[i]) & PTE_VAL_MASK
+    j = pfn % HPAGE_PMD_NR                 # heads are 2 MiB aligned
+    head, start = pfn - j, i - j
+    vma.pte[start:start + HPAGE_PMD_NR] = 0
+    vma.mm.rss_stat[MM_ANONPAGES] -= HPAGE_PMD_NR
+    page_remove_rmap(k, head)
+    gather.append(head)
+    return HPAGE_PMD_NR - j
+
+
+def split_huge_page(k, head: int):
+    """Path: split an anonymous THP into 512 small pages (__split_huge_page_refcount), each
+    keeping the charge bits and memcg of the head; rss_huge drops by 512."""
+    from .rmap import rmap_walk
+
+    mm = k.mem_map
+    k.bug_on(not mm.flags[head] & PG_head, head, "!PageTransHuge(page)")
+    k.bug_on(not mm.flags[head] & PG_anon, head, "!PageAnon(page)")
+    mappings = list(rmap_walk(k, head))
+    for vma, _ in mappings:
+        yield Lock(ptl(vma.mm.id))
+    node = k.page_to_nid(head)
+    yield Lock(lru_lock(node))
+    mem_cgroup_split_huge_fixup(k, head)
+    flags = int(mm.flags[head])
+    mapcount = int(mm.mapcount[head])
+    tails = slice(head + 1, head + HPAGE_PMD_NR)
+    keep = (PG_anon | PG_swapbacked | PG_active | PG_unevictable | PG_mlocked | PG_referenced
+            | PG_dirty | PG_lru)
+    mm.flags[tails] = flags & keep
+    mm.flags[head] = flags & ~PG_head
+    mm.mapping[tails] = mm.mapping[head]
+    mm.index[tails] = int(mm.index[head]) + np.arange(1, HPAGE_PMD_NR, dtype=np.uint32)
+    mm.mapcount[tails] = mapcount
+    mm.refcount[tails] = mapcount
+    if flags & PG_lru:
+        # lru_add_page_tail: the tails join the head's list right beside it; the list's
+        # lru_size is unchanged (512 for the head before, 1 for each of 512 pages after)
+        mm.lru_memcg[tails] = mm.lru_memcg[head]
+        mm.lru_seq[tails] = mm.lru_seq[head]
+    yield Unlock(lru_lock(node))
+    for vma, addr in mappings:
+        off = addr - vma.start
+        vma.pte[off:off + HPAGE_PMD_NR] &= ~PTE_HUGE
+    for vma, _ in reversed(mappings):
+        yield Unlock(ptl(vma.mm.id))
+
+
+__all__ = ["PG_tail"]

@@ -1,0 +1,116 @@
+"""Locks and scheduling points of the kernel paths.
+
+A kernel path is a generator. It yields at the points where another path could run: when it takes
+a sleeping or spinning lock (`Lock`, `TryLock`), when it drops one (`Unlock`), and at named atomic
+`Step`s. `run_path` drives a path to completion; an explorer can instead advance several paths one
+yield at a time. Locks live in `LockTable`; a page's lock is also its PG_locked bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import Deadlock
+from .mm_types import PG_locked
+
+
+@dataclass(frozen=True, slots=True)
+class Lock:
+    lock: tuple
+
+
+@dataclass(frozen=True, slots=True)
+class TryLock:
+    """Take the lock if it is free; the path receives True or False."""
+    lock: tuple
+
+
+@dataclass(frozen=True, slots=True)
+class Unlock:
+    lock: tuple
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """An atomic step boundary that is not a lock operation."""
+    name: str
+
+
+def page_lock(pfn: int) -> tuple:
+    return ("page", pfn)
+
+
+def ptl(mm_id: int) -> tuple:
+    """The page-table lock (one per mm in the model: split ptlocks need no finer grain here)."""
+    return ("ptl", mm_id)
+
+
+def lru_lock(node: int) -> tuple:
+    return ("lru", node)
+
+
+def tree_lock(mapping_id: int) -> tuple:
+    """mapping->tree_lock of an address_space (the swap cache uses mapping id 0)."""
+    return ("tree", mapping_id)
+
+
+class LockTable:
+    """Who holds which lock. Page locks are mirrored in PG_locked."""
+
+    def __init__(self, kernel):
+        self.k = kernel
+        self.held: dict[tuple, int] = {}
+
+    def is_held(self, lock: tuple) -> bool:
+        return lock in self.held
+
+    def try_acquire(self, lock: tuple, owner: int) -> bool:
+        if lock in self.held:
+            return False
+        self.held[lock] = owner
+        if lock[0] == "page":
+            self.k.mem_map.flags[lock[1]] |= PG_locked
+        return True
+
+    def release(self, lock: tuple, owner: int) -> None:
+        holder = self.held.get(lock)
+        if holder is None:
+            raise Deadlock(f"unlock of {lock} which is not held")
+        del self.held[lock]
+        if lock[0] == "page":
+            self.k.mem_map.flags[lock[1]] &= ~PG_locked
+
+    def held_by(self, owner: int) -> list[tuple]:
+        return [lk for lk, o in self.held.items() if o == owner]
+
+
+def run_path(k, path, task=None, owner: int = 0):
+    """Run a path to its end, as the only thing running; return what it returns.
+
+    With nobody else running, a lock that is already held can never be released: that is a
+    deadlock (or a lock leaked by an earlier path), and raises Deadlock.
+    """
+    saved = k.current
+    locks = k.locks
+    send = None
+    try:
+        while True:
+            k.current = task
+            try:
+                req = path.send(send)
+            except StopIteration as stop:
+                leaked = locks.held_by(owner)
+                if leaked:
+                    raise Deadlock(f"path ended holding {leaked}") from None
+                return stop.value
+            send = None
+            if isinstance(req, Lock):
+                if not locks.try_acquire(req.lock, owner):
+                    raise Deadlock(f"{req.lock} is held by path {locks.held[req.lock]} and "
+                                   f"nothing else runs to release it")
+            elif isinstance(req, TryLock):
+                send = locks.try_acquire(req.lock, owner)
+            elif isinstance(req, Unlock):
+                locks.release(req.lock, owner)
+    finally:
+        k.current = saved

@@ -1,0 +1,701 @@
+"""mm/memcontrol.c as of 3.17: memcgs, the per-CPU charge stock and the page charge API.
+
+The 2014 design: a page is charged in two steps, try_charge (reserve on the counters) and then
+commit_charge (bind the page) or cancel_charge; it keeps its charge through mapping, LRU, page
+cache and swap cache life and is uncharged once, after the final put (mem_cgroup_uncharge);
+mem_cgroup_migrate transfers a charge; mem_cgroup_swapout hands the memsw charge to the swap
+entry. Functions here are atomic steps: the paths that call them hold the page's serialization.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ..errors import Errno
+from .gfp import __GFP_NOFAIL, __GFP_NORETRY, __GFP_WAIT
+from .mm_types import (
+    HPAGE_PMD_NR,
+    LRU_NAMES,
+    NR_LRU_LISTS,
+    PG_anon,
+    PG_head,
+    PG_locked,
+    PG_lru,
+    PG_swapcache,
+    PG_writeback,
+    page_lru,
+)
+from .page_cgroup import PCG_MEM, PCG_MEMSW, PCG_USED
+from .res_counter import ResCounter
+
+# enum mem_cgroup_stat_index (3.17)
+(MEM_CGROUP_STAT_CACHE, MEM_CGROUP_STAT_RSS, MEM_CGROUP_STAT_RSS_HUGE,
+ MEM_CGROUP_STAT_FILE_MAPPED, MEM_CGROUP_STAT_WRITEBACK, MEM_CGROUP_STAT_SWAP) = range(6)
+MEM_CGROUP_STAT_NSTATS = 6
+MEM_CGROUP_STAT_NAMES = ("cache", "rss", "rss_huge", "mapped_file", "writeback", "swap")
+
+# enum mem_cgroup_events_index
+(MEM_CGROUP_EVENTS_PGPGIN, MEM_CGROUP_EVENTS_PGPGOUT, MEM_CGROUP_EVENTS_PGFAULT,
+ MEM_CGROUP_EVENTS_PGMAJFAULT) = range(4)
+MEM_CGROUP_EVENTS_NSTATS = 4
+MEM_CGROUP_EVENTS_NAMES = ("pgpgin", "pgpgout", "pgfault", "pgmajfault")
+
+
+class Lruvec:
+    """The LRU lists of one memcg on one node (3.17 has one per zone; the model has one zone)."""
+
+    __slots__ = ("memcg", "node", "lru_size")
+
+    def __init__(self, memcg: MemCgroup, node: int):
+        self.memcg = memcg
+        self.node = node
+        self.lru_size = [0] * NR_LRU_LISTS
+
+    def __repr__(self) -> str:
+        return f"<lruvec {self.memcg.name} node {self.node}>"
+
+
+class MemCgroup:
+    """struct mem_cgroup: counters, statistics, lruvecs and the v1 knobs."""
+
+    def __init__(self, memcg_id: int, name: str, parent: MemCgroup | None, nr_nodes: int):
+        self.id = memcg_id
+        self.name = name
+        #: the cgroup parent (css.parent); parent_mem_cgroup() follows res.parent instead
+        self.parent = parent
+        self.children: list[MemCgroup] = []
+        self.online = True
+        self.use_hierarchy = parent.use_hierarchy if parent is not None else False
+        # css_online: hang the counters off the parent's when it is hierarchical; under a flat
+        # parent the chain ends here (3.17 after the revert of "use root_mem_cgroup res_counter")
+        top = parent if (parent is not None and parent.use_hierarchy) else None
+        self.res = ResCounter(f"{name}.res", top.res if top else None, owner=self)
+        self.memsw = ResCounter(f"{name}.memsw", top.memsw if top else None, owner=self)
+        self.kmem = ResCounter(f"{name}.kmem", top.kmem if top else None, owner=self)
+        self.stat = [0] * MEM_CGROUP_STAT_NSTATS
+        self.events = [0] * MEM_CGROUP_EVENTS_NSTATS
+        self.nr_page_events = 0
+        self.lruvecs = [Lruvec(self, n) for n in range(nr_nodes)]
+        self.swappiness = 60
+        self.move_charge_at_immigrate = 0
+        self.oom_kill_disable = False
+        self.under_oom = 0
+        #: css references taken by swap records (css_get in mem_cgroup_swapout)
+        self.swap_css_refs = 0
+
+    def __repr__(self) -> str:
+        return f"<memcg {self.name} id={self.id}>"
+
+    def parent_mem_cgroup(self) -> MemCgroup | None:
+        return self.res.parent.owner if self.res.parent is not None else None
+
+    def is_root(self) -> bool:
+        return self.parent is None
+
+    def subtree(self) -> Iterable[MemCgroup]:
+        """Pre-order walk of the cgroup subtree, this memcg first."""
+        yield self
+        for c in self.children:
+            yield from c.subtree()
+
+    def stat_tree(self) -> Iterable[MemCgroup]:
+        """for_each_mem_cgroup_tree: the subtree, or only this memcg when it is flat (not root)."""
+        if not self.use_hierarchy and not self.is_root():
+            return iter((self,))
+        return self.subtree()
+
+    def same_or_subtree(self, other: MemCgroup) -> bool:
+        """mem_cgroup_same_or_subtree(self, other): other is self or below it in the hierarchy."""
+        if other is self:
+            return True
+        if not self.use_hierarchy:
+            return False
+        c = other.parent
+        while c is not None:
+            if c is self:
+                return True
+            c = c.parent
+        return False
+
+
+class MemcgStock:
+    """struct memcg_stock_pcp: pages pre-charged to one memcg on one CPU."""
+
+    __slots__ = ("cached", "nr_pages")
+
+    def __init__(self):
+        self.cached: MemCgroup | None = None
+        self.nr_pages = 0
+
+
+# ------------------------------------------------------------------------------------------
+# statistics
+
+
+def mem_cgroup_charge_statistics(k, memcg: MemCgroup, pfn: int, nr_pages: int) -> None:
+    """Charge-type counters and page events for nr_pages (negative on the uncharge side)."""
+    flags = int(k.mem_map.flags[pfn])
+    if flags & PG_anon:
+        memcg.stat[MEM_CGROUP_STAT_RSS] += nr_pages
+    else:
+        memcg.stat[MEM_CGROUP_STAT_CACHE] += nr_pages
+    if flags & PG_head:
+        memcg.stat[MEM_CGROUP_STAT_RSS_HUGE] += nr_pages
+    # pagein of a big page is one event: ignore the size
+    if nr_pages > 0:
+        memcg.events[MEM_CGROUP_EVENTS_PGPGIN] += 1
+    else:
+        memcg.events[MEM_CGROUP_EVENTS_PGPGOUT] += 1
+        nr_pages = -nr_pages
+    memcg.nr_page_events += nr_pages
+
+
+def mem_cgroup_update_page_stat(k, pfn: int, idx: int, val: int) -> None:
+    """mapped_file and writeback: counted on pc->mem_cgroup, and only while the page is USED."""
+    if not k.pc.flags[pfn] & PCG_USED:
+        return
+    k.memcg_by_id[int(k.pc.memcg[pfn])].stat[idx] += val
+
+
+def mem_cgroup_count_vm_event(k, mm, idx: int) -> None:
+    """pgfault / pgmajfault: counted against the memcg of mm->owner, not the page's."""
+    if mm is None or mm.owner is None:
+        return
+    mm.owner.memcg.events[idx] += 1
+
+
+def mem_cgroup_swap_statistics(memcg: MemCgroup, charge: bool) -> None:
+    memcg.stat[MEM_CGROUP_STAT_SWAP] += 1 if charge else -1
+
+
+# ------------------------------------------------------------------------------------------
+# lruvecs
+
+
+def mem_cgroup_page_lruvec(k, pfn: int, node: int) -> Lruvec:
+    """The lruvec a page goes on: its memcg's if USED, else root's.
+
+    As in the kernel, an uncharged page off the LRU is switched to root here, because nothing
+    keeps its former memcg alive.
+    """
+    pc = k.pc
+    memcg_id = int(pc.memcg[pfn])
+    root = k.root_mem_cgroup
+    if (not k.mem_map.flags[pfn] & PG_lru and not pc.flags[pfn] & PCG_USED
+            and memcg_id != root.id):
+        pc.memcg[pfn] = root.id
+        memcg_id = root.id
+    return k.memcg_by_id[memcg_id].lruvecs[node]
+
+
+def mem_cgroup_update_lru_size(k, lruvec: Lruvec, lru: int, nr_pages: int) -> None:
+    size = lruvec.lru_size[lru] + nr_pages
+    if size < 0:
+        k.warn("lru_size", f"{lruvec!r} {LRU_NAMES[lru]} would go to {size}")
+        size = 0
+    lruvec.lru_size[lru] = size
+
+
+def add_page_to_lru_list(k, pfn: int, lruvec: Lruvec, lru: int) -> None:
+    """Add at the head of the list: lru_seq orders each list, newest highest."""
+    mm = k.mem_map
+    mem_cgroup_update_lru_size(k, lruvec, lru, mm.nr_pages_of(pfn))
+    mm.lru_memcg[pfn] = lruvec.memcg.id
+    mm.lru_seq[pfn] = k.next_lru_seq()
+
+
+def del_page_from_lru_list(k, pfn: int, lruvec: Lruvec, lru: int) -> None:
+    mem_cgroup_update_lru_size(k, lruvec, lru, -k.mem_map.nr_pages_of(pfn))
+
+
+def lock_page_lru(k, pfn: int) -> bool:
+    """Under zone->lru_lock: take the page off its LRU list if it is on one (for lrucare)."""
+    mm = k.mem_map
+    flags = int(mm.flags[pfn])
+    if not flags & PG_lru:
+        return False
+    lruvec = k.memcg_by_id[int(mm.lru_memcg[pfn])].lruvecs[k.page_to_nid(pfn)]
+    mm.flags[pfn] = flags & ~PG_lru
+    del_page_from_lru_list(k, pfn, lruvec, page_lru(flags))
+    return True
+
+
+def unlock_page_lru(k, pfn: int, isolated: bool) -> None:
+    """Put the page back on the lruvec its (possibly new) memcg implies."""
+    if not isolated:
+        return
+    mm = k.mem_map
+    lruvec = mem_cgroup_page_lruvec(k, pfn, k.page_to_nid(pfn))
+    mm.flags[pfn] |= PG_lru
+    add_page_to_lru_list(k, pfn, lruvec, page_lru(int(mm.flags[pfn])))
+
+
+# ------------------------------------------------------------------------------------------
+# per-CPU charge stock
+
+
+def consume_stock(k, memcg: MemCgroup, nr_pages: int) -> bool:
+    if nr_pages > k.profile.charge_batch:
+        return False
+    stock = k.this_cpu_stock()
+    if stock.cached is memcg and stock.nr_pages >= nr_pages:
+        stock.nr_pages -= nr_pages
+        return True
+    return False
+
+
+def drain_stock(k, stock: MemcgStock) -> None:
+    """Return the stocked pages to the counters of the memcg they were charged to."""
+    old = stock.cached
+    if stock.nr_pages:
+        old.res.uncharge(stock.nr_pages)
+        if k.do_swap_account:
+            old.memsw.uncharge(stock.nr_pages)
+        stock.nr_pages = 0
+    stock.cached = None
+
+
+def refill_stock(k, memcg: MemCgroup, nr_pages: int) -> None:
+    stock = k.this_cpu_stock()
+    if stock.cached is not memcg:
+        drain_stock(k, stock)
+        stock.cached = memcg
+    stock.nr_pages += nr_pages
+
+
+def drain_all_stock(k, root_memcg: MemCgroup) -> None:
+    """Drain every CPU's stock that holds pages of root_memcg's subtree (done synchronously)."""
+    for stock in k.stocks:
+        if stock.cached is not None and root_memcg.same_or_subtree(stock.cached):
+            drain_stock(k, stock)
+
+
+# ------------------------------------------------------------------------------------------
+# charging
+
+
+def mem_cgroup_margin(k, memcg: MemCgroup) -> int:
+    """Pages that can be charged to memcg before it hits its own limit."""
+    margin = memcg.res.margin()
+    if k.do_swap_account:
+        margin = min(margin, memcg.memsw.margin())
+    return margin
+
+
+def _charge_counters(k, memcg: MemCgroup, nr_pages: int):
+    """Charge res (and memsw); return (None, False) or (the memcg over its limit, noswap)."""
+    fail = memcg.res.charge(nr_pages)
+    if fail is not None:
+        return fail.owner, False
+    if not k.do_swap_account:
+        return None, False
+    fail = memcg.memsw.charge(nr_pages)
+    if fail is None:
+        return None, False
+    memcg.res.uncharge(nr_pages)
+    return fail.owner, True
+
+
+def try_charge(k, memcg: MemCgroup, gfp_mask: int, nr_pages: int) -> tuple[int, MemCgroup]:
+    """Reserve nr_pages on memcg's counters: 0, -ENOMEM, or -EINTR for a bypass.
+
+    Root is never charged. A bypass (the task is dying, or a NOFAIL charge) charges nothing;
+    mem_cgroup_try_charge turns it into success with root as the memcg, so the page is
+    committed to root.
+    """
+    prof = k.profile
+    batch = max(prof.charge_batch, nr_pages)
+    nr_retries = prof.reclaim_retries
+    noswap = False
+    current = k.current
+    if memcg.is_root():
+        return 0, memcg
+    while True:
+        if consume_stock(k, memcg, nr_pages):
+            return 0, memcg
+        over, memsw_failed = _charge_counters(k, memcg, batch)
+        if over is None:
+            if batch > nr_pages:
+                refill_stock(k, memcg, batch - nr_pages)
+            return 0, memcg
+        noswap = noswap or memsw_failed
+        if batch > nr_pages:
+            batch = nr_pages
+            continue
+        if current is not None and (current.memdie or current.fatal_signal or current.exiting):
+            return -Errno.EINTR, memcg
+        if current is not None and current.memcg_oom is not None:
+            return -Errno.ENOMEM, memcg
+        if not gfp_mask & __GFP_WAIT:
+            return -Errno.ENOMEM, memcg
+        nr_reclaimed = mem_cgroup_reclaim(k, over, gfp_mask, noswap)
+        if mem_cgroup_margin(k, over) >= nr_pages:
+            continue
+        if gfp_mask & __GFP_NORETRY:
+            return -Errno.ENOMEM, memcg
+        if nr_reclaimed and nr_pages <= prof.costly_order_pages:
+            continue
+        if nr_retries:
+            nr_retries -= 1
+            continue
+        if gfp_mask & __GFP_NOFAIL or (current is not None and current.fatal_signal):
+            return -Errno.EINTR, memcg
+        mem_cgroup_oom(k, over, gfp_mask, get_order_bug(nr_pages))
+        if not gfp_mask & __GFP_NOFAIL:
+            return -Errno.ENOMEM, memcg
+        return -Errno.EINTR, memcg
+
+
+def get_order_bug(nr_pages: int) -> int:
+    """3.17 passes get_order(nr_pages), not get_order(nr_pages * PAGE_SIZE) (bug B8): a THP
+    charge looks like order 0 to the OOM decision."""
+    size = nr_pages
+    order = 0
+    while (4096 << order) < size:
+        order += 1
+    return order
+
+
+def mem_cgroup_reclaim(k, memcg: MemCgroup, gfp_mask: int, noswap: bool) -> int:
+    """Limit reclaim on memcg's subtree. Reclaim itself is modelled in vmscan.py."""
+    from . import vmscan
+
+    noswap = noswap or (k.do_swap_account and memcg.res.limit == memcg.memsw.limit)
+    return vmscan.try_to_free_mem_cgroup_pages(k, memcg, gfp_mask, noswap)
+
+
+def mem_cgroup_oom(k, memcg: MemCgroup, gfp_mask: int, order: int) -> None:
+    """Record a memcg OOM in the task; the kill (or wait) happens at the end of the fault."""
+    current = k.current
+    if current is None or not current.memcg_may_oom:
+        return
+    current.memcg_oom = memcg
+    current.memcg_oom_order = order
+
+
+def get_mem_cgroup_from_mm(k, mm) -> MemCgroup:
+    """The memcg of mm->owner; root for a kernel context (mm NULL) or an offline memcg."""
+    if mm is None or mm.owner is None:
+        return k.root_mem_cgroup
+    memcg = mm.owner.memcg
+    return memcg if memcg.online else k.root_mem_cgroup
+
+
+def try_get_mem_cgroup_from_page(k, pfn: int) -> MemCgroup | None:
+    """For a locked page: its memcg if USED, else the owner recorded for its swap slot."""
+    k.bug_on(not k.mem_map.flags[pfn] & PG_locked, pfn, "!PageLocked(page)")
+    memcg = None
+    if k.pc.flags[pfn] & PCG_USED:
+        memcg = k.memcg_by_id[int(k.pc.memcg[pfn])]
+    elif k.mem_map.flags[pfn] & PG_swapcache:
+        memcg = k.memcg_by_id.get(k.swap_cgroup.lookup(int(k.mem_map.private[pfn])))
+    if memcg is not None and not memcg.online:
+        return None
+    return memcg
+
+
+def mem_cgroup_try_charge(k, pfn: int, mm, gfp_mask: int) -> tuple[int, MemCgroup | None]:
+    """Reserve the charge for a page about to be instantiated; returns (0 or -ENOMEM, memcg).
+
+    memcg None with 0 means nothing to commit (a repeat fault on a charged swap-cache page).
+    """
+    flags = int(k.mem_map.flags[pfn])
+    if flags & PG_swapcache and k.pc.flags[pfn] & PCG_USED:
+        return 0, None
+    nr_pages = HPAGE_PMD_NR if flags & PG_head else 1
+    memcg = None
+    if k.do_swap_account and flags & PG_swapcache:
+        memcg = try_get_mem_cgroup_from_page(k, pfn)
+    if memcg is None:
+        memcg = get_mem_cgroup_from_mm(k, mm)
+    ret, memcg = try_charge(k, memcg, gfp_mask, nr_pages)
+    if ret == -Errno.EINTR:
+        memcg, ret = k.root_mem_cgroup, 0
+    if ret == 0:
+        k.inflight[memcg.id] = k.inflight.get(memcg.id, 0) + nr_pages
+    return ret, memcg
+
+
+def commit_charge(k, pfn: int, memcg: MemCgroup, lrucare: bool) -> None:
+    """Bind a page to memcg: pc->mem_cgroup and USED|MEM(|MEMSW); lrucare moves it between
+    lruvecs if it already sits on an LRU list."""
+    pc = k.pc
+    k.bug_on(pc.flags[pfn] & PCG_USED, pfn, "PageCgroupUsed(pc)")
+    isolated = lock_page_lru(k, pfn) if lrucare else False
+    pc.memcg[pfn] = memcg.id
+    pc.flags[pfn] = PCG_USED | PCG_MEM | (PCG_MEMSW if k.do_swap_account else 0)
+    if lrucare:
+        unlock_page_lru(k, pfn, isolated)
+
+
+def _end_inflight(k, memcg: MemCgroup, nr_pages: int, what: str) -> None:
+    left = k.inflight.get(memcg.id, 0) - nr_pages
+    if left < 0:
+        k.warn("charge", f"{what} of {nr_pages} pages on {memcg.name} without a try_charge")
+        left = 0
+    k.inflight[memcg.id] = left
+
+
+def mem_cgroup_commit_charge(k, pfn: int, memcg: MemCgroup | None, lrucare: bool) -> None:
+    """Commit a try_charge reservation to a page that now has its mapping."""
+    mm = k.mem_map
+    k.bug_on(mm.mapping[pfn] == 0, pfn, "!page->mapping")
+    k.bug_on(mm.flags[pfn] & PG_lru and not lrucare, pfn, "PageLRU(page) && !lrucare")
+    if memcg is None:
+        return
+    nr_pages = mm.nr_pages_of(pfn)
+    commit_charge(k, pfn, memcg, lrucare)
+    mem_cgroup_charge_statistics(k, memcg, pfn, nr_pages)
+    _end_inflight(k, memcg, nr_pages, "commit")
+    # A swap-cache page now holds memory+swap itself: drop the slot's duplicate memsw charge.
+    # (reuse_swap_page may have taken the page out of swap cache since try_charge, which is why
+    # the test is here and why a repeat fault passes memcg None instead.)
+    if k.do_swap_account and mm.flags[pfn] & PG_swapcache:
+        mem_cgroup_uncharge_swap(k, int(mm.private[pfn]))
+
+
+def mem_cgroup_cancel_charge(k, pfn: int, memcg: MemCgroup | None) -> None:
+    """Give a try_charge reservation back: the page was never committed."""
+    if memcg is None:
+        return
+    nr_pages = k.mem_map.nr_pages_of(pfn)
+    if not memcg.is_root():
+        memcg.res.uncharge(nr_pages)
+        if k.do_swap_account:
+            memcg.memsw.uncharge(nr_pages)
+    _end_inflight(k, memcg, nr_pages, "cancel")
+
+
+# ------------------------------------------------------------------------------------------
+# uncharging
+
+
+def _uncharge_batch(k, memcg: MemCgroup, pgpgout: int, nr_mem: int, nr_memsw: int,
+                    nr_anon: int, nr_file: int, nr_huge: int) -> None:
+    if not memcg.is_root():
+        if nr_mem:
+            memcg.res.uncharge(nr_mem)
+        if nr_memsw:
+            memcg.memsw.uncharge(nr_memsw)
+    memcg.stat[MEM_CGROUP_STAT_RSS] -= nr_anon
+    memcg.stat[MEM_CGROUP_STAT_CACHE] -= nr_file
+    memcg.stat[MEM_CGROUP_STAT_RSS_HUGE] -= nr_huge
+    memcg.events[MEM_CGROUP_EVENTS_PGPGOUT] += pgpgout
+    memcg.nr_page_events += nr_anon + nr_file
+
+
+def mem_cgroup_uncharge_list(k, pfns: Iterable[int]) -> None:
+    """Uncharge pages after their final put, batching runs of pages of the same memcg."""
+    mm, pc = k.mem_map, k.pc
+    memcg = None
+    nr_mem = nr_memsw = nr_anon = nr_file = nr_huge = pgpgout = 0
+    for pfn in pfns:
+        k.bug_on(mm.flags[pfn] & PG_lru, pfn, "PageLRU(page)")
+        k.bug_on(mm.refcount[pfn] != 0, pfn, "page_count(page)")
+        pcf = int(pc.flags[pfn])
+        if not pcf & PCG_USED:
+            continue
+        this = k.memcg_by_id[int(pc.memcg[pfn])]
+        if this is not memcg:
+            if memcg is not None:
+                _uncharge_batch(k, memcg, pgpgout, nr_mem, nr_memsw, nr_anon, nr_file, nr_huge)
+                nr_mem = nr_memsw = nr_anon = nr_file = nr_huge = pgpgout = 0
+            memcg = this
+        nr = 1
+        if mm.flags[pfn] & PG_head:
+            nr = HPAGE_PMD_NR
+            nr_huge += nr
+        if mm.flags[pfn] & PG_anon:
+            nr_anon += nr
+        else:
+            nr_file += nr
+        if pcf & PCG_MEM:
+            nr_mem += nr
+        if pcf & PCG_MEMSW:
+            nr_memsw += nr
+        pc.flags[pfn] = 0      # pc->mem_cgroup is left stale
+        pgpgout += 1
+    if memcg is not None:
+        _uncharge_batch(k, memcg, pgpgout, nr_mem, nr_memsw, nr_anon, nr_file, nr_huge)
+
+
+def mem_cgroup_uncharge(k, pfn: int) -> None:
+    """Uncharge one page after its final put (every final put passes here)."""
+    if not k.pc.flags[pfn] & PCG_USED:
+        return
+    mem_cgroup_uncharge_list(k, (pfn,))
+
+
+# ------------------------------------------------------------------------------------------
+# migration, swap, charge moving, THP split
+
+
+def mem_cgroup_migrate(k, oldpage: int, newpage: int, lrucare: bool) -> None:
+    """Transfer the charge of oldpage to newpage; no counter changes (both pages locked)."""
+    mm, pc = k.mem_map, k.pc
+    k.bug_on(not mm.flags[oldpage] & PG_locked, oldpage, "!PageLocked(oldpage)")
+    k.bug_on(not mm.flags[newpage] & PG_locked, newpage, "!PageLocked(newpage)")
+    k.bug_on(not lrucare and mm.flags[oldpage] & PG_lru, oldpage, "!lrucare && PageLRU(oldpage)")
+    k.bug_on(not lrucare and mm.flags[newpage] & PG_lru, newpage, "!lrucare && PageLRU(newpage)")
+    k.bug_on(bool(mm.flags[oldpage] & PG_anon) != bool(mm.flags[newpage] & PG_anon), newpage,
+             "PageAnon(oldpage) != PageAnon(newpage)")
+    if pc.flags[newpage] & PCG_USED:     # page cache replacement: new page already charged
+        return
+    pcf = int(pc.flags[oldpage])
+    if not pcf & PCG_USED:               # re-entrant migration: old page already uncharged
+        return
+    k.bug_on(not pcf & PCG_MEM, oldpage, "!(pc->flags & PCG_MEM)")
+    k.bug_on(k.do_swap_account and not pcf & PCG_MEMSW, oldpage,
+             "do_swap_account && !(pc->flags & PCG_MEMSW)")
+    nr_pages = 1
+    if mm.flags[oldpage] & PG_head:
+        nr_pages = HPAGE_PMD_NR
+        k.bug_on(not mm.flags[newpage] & PG_head, newpage, "!PageTransHuge(newpage)")
+    memcg = k.memcg_by_id[int(pc.memcg[oldpage])]
+    isolated = lock_page_lru(k, oldpage) if lrucare else False
+    pc.flags[oldpage] = 0
+    if lrucare:
+        unlock_page_lru(k, oldpage, isolated)
+    mem_cgroup_charge_statistics(k, memcg, oldpage, -nr_pages)
+    commit_charge(k, newpage, memcg, lrucare)
+    mem_cgroup_charge_statistics(k, memcg, newpage, nr_pages)
+
+
+def mem_cgroup_swapout(k, pfn: int, entry: int) -> None:
+    """Hand the page's memory+swap charge to its swap entry (refcount frozen, off LRU)."""
+    mm, pc = k.mem_map, k.pc
+    k.bug_on(mm.flags[pfn] & PG_lru, pfn, "PageLRU(page)")
+    k.bug_on(mm.refcount[pfn] != 0, pfn, "page_count(page)")
+    if not k.do_swap_account:
+        return
+    pcf = int(pc.flags[pfn])
+    if not pcf & PCG_USED:               # read-ahead page, never charged
+        return
+    k.bug_on(not pcf & PCG_MEMSW, pfn, "!(pc->flags & PCG_MEMSW)")
+    memcg = k.memcg_by_id[int(pc.memcg[pfn])]
+    oldid = k.swap_cgroup.record(entry, memcg.id)
+    k.bug_on(oldid != 0, pfn, f"swap_cgroup_record(entry {entry}) found id {oldid}")
+    pc.flags[pfn] = pcf & ~PCG_MEMSW
+    memcg.swap_css_refs += 1
+    mem_cgroup_swap_statistics(memcg, True)
+
+
+def mem_cgroup_uncharge_swap(k, entry: int) -> None:
+    """Clear the slot's record and drop the memsw page it held, if any."""
+    memcg_id = k.swap_cgroup.record(entry, 0)
+    memcg = k.memcg_by_id.get(memcg_id)
+    if memcg is None:
+        return
+    if not memcg.is_root():
+        memcg.memsw.uncharge(1)
+    mem_cgroup_swap_statistics(memcg, False)
+    memcg.swap_css_refs -= 1
+
+
+def mem_cgroup_move_account(k, pfn: int, nr_pages: int, from_: MemCgroup,
+                            to: MemCgroup) -> int:
+    """Move a charged, isolated page's binding and statistics (not its counters) to `to`."""
+    mm, pc = k.mem_map, k.pc
+    if from_ is to:
+        raise AssertionError("VM_BUG_ON(from == to)")
+    k.bug_on(mm.flags[pfn] & PG_lru, pfn, "PageLRU(page)")
+    if nr_pages > 1 and not mm.flags[pfn] & PG_head:
+        return -Errno.EBUSY
+    # trylock_page excludes mem_cgroup_migrate of page cache replacement, which does not
+    # isolate the old page
+    if mm.flags[pfn] & PG_locked:
+        return -Errno.EBUSY
+    if not pc.flags[pfn] & PCG_USED or pc.memcg[pfn] != from_.id:
+        return -Errno.EINVAL
+    flags = int(mm.flags[pfn])
+    if not flags & PG_anon and mm.mapcount[pfn] > 0:
+        from_.stat[MEM_CGROUP_STAT_FILE_MAPPED] -= nr_pages
+        to.stat[MEM_CGROUP_STAT_FILE_MAPPED] += nr_pages
+    if flags & PG_writeback:
+        from_.stat[MEM_CGROUP_STAT_WRITEBACK] -= nr_pages
+        to.stat[MEM_CGROUP_STAT_WRITEBACK] += nr_pages
+    pc.memcg[pfn] = to.id
+    mem_cgroup_charge_statistics(k, to, pfn, nr_pages)
+    mem_cgroup_charge_statistics(k, from_, pfn, -nr_pages)
+    return 0
+
+
+def mem_cgroup_move_swap_account(k, entry: int, from_: MemCgroup, to: MemCgroup) -> int:
+    """Move a swap record from one memcg to another (cmpxchg); counters are fixed up by the
+    charge-moving caller."""
+    if not k.swap_cgroup.cmpxchg(entry, from_.id, to.id):
+        return -Errno.EINVAL
+    mem_cgroup_swap_statistics(from_, False)
+    mem_cgroup_swap_statistics(to, True)
+    to.swap_css_refs += 1
+    from_.swap_css_refs -= 1
+    return 0
+
+
+def mem_cgroup_split_huge_fixup(k, head: int) -> None:
+    """THP split (under lru_lock): every tail takes the head's memcg and charge bits."""
+    pc = k.pc
+    tails = slice(head + 1, head + HPAGE_PMD_NR)
+    pc.memcg[tails] = pc.memcg[head]
+    pc.flags[tails] = pc.flags[head]
+    if pc.flags[head] & PCG_USED:
+        k.memcg_by_id[int(pc.memcg[head])].stat[MEM_CGROUP_STAT_RSS_HUGE] -= HPAGE_PMD_NR
+
+
+# ------------------------------------------------------------------------------------------
+# memory.stat (v1, 3.17)
+
+
+def mem_cgroup_usage(k, memcg: MemCgroup, swap: bool) -> int:
+    """usage_in_bytes in pages: the res (or memsw) counter; root's counters are never charged,
+    so root reports the cache + rss (+ swap) of the whole tree."""
+    if not memcg.is_root():
+        return memcg.memsw.usage if swap else memcg.res.usage
+    stats = [MEM_CGROUP_STAT_CACHE, MEM_CGROUP_STAT_RSS]
+    if swap:
+        stats.append(MEM_CGROUP_STAT_SWAP)
+    return sum(m.stat[i] for m in memcg.subtree() for i in stats)
+
+
+def mem_cgroup_nr_lru_pages(memcg: MemCgroup, lru: int) -> int:
+    return sum(lv.lru_size[lru] for lv in memcg.lruvecs)
+
+
+def memcg_get_hierarchical_limit(memcg: MemCgroup) -> tuple[int, int]:
+    """The smallest res and memsw limits up the use_hierarchy chain."""
+    limit, memsw_limit = memcg.res.limit, memcg.memsw.limit
+    if not memcg.use_hierarchy:
+        return limit, memsw_limit
+    c = memcg.parent
+    while c is not None and c.use_hierarchy:
+        limit = min(limit, c.res.limit)
+        memsw_limit = min(memsw_limit, c.memsw.limit)
+        c = c.parent
+    return limit, memsw_limit
+
+
+def memcg_stat_show(k, memcg: MemCgroup, page_size: int = 4096) -> list[tuple[str, int]]:
+    """The lines of 3.17's memory.stat, as (key, value): bytes for sizes, counts for events."""
+    out: list[tuple[str, int]] = []
+    stats = [i for i in range(MEM_CGROUP_STAT_NSTATS)
+             if i != MEM_CGROUP_STAT_SWAP or k.do_swap_account]
+    for i in stats:
+        out.append((MEM_CGROUP_STAT_NAMES[i], memcg.stat[i] * page_size))
+    for i in range(MEM_CGROUP_EVENTS_NSTATS):
+        out.append((MEM_CGROUP_EVENTS_NAMES[i], memcg.events[i]))
+    for lru in range(NR_LRU_LISTS):
+        out.append((LRU_NAMES[lru], mem_cgroup_nr_lru_pages(memcg, lru) * page_size))
+    limit, memsw_limit = memcg_get_hierarchical_limit(memcg)
+    out.append(("hierarchical_memory_limit", k.res_limit_bytes(limit)))
+    if k.do_swap_account:
+        out.append(("hierarchical_memsw_limit", k.res_limit_bytes(memsw_limit)))
+    tree = list(memcg.stat_tree())
+    for i in stats:
+        out.append((f"total_{MEM_CGROUP_STAT_NAMES[i]}",
+                    sum(m.stat[i] for m in tree) * page_size))
+    for i in range(MEM_CGROUP_EVENTS_NSTATS):
+        out.append((f"total_{MEM_CGROUP_EVENTS_NAMES[i]}", sum(m.events[i] for m in tree)))
+    for lru in range(NR_LRU_LISTS):
+        out.append((f"total_{LRU_NAMES[lru]}",
+                    sum(mem_cgroup_nr_lru_pages(m, lru) for m in tree) * page_size))
+    return out

@@ -1,0 +1,362 @@
+"""mm/memory.c: page faults and zapping page tables.
+
+Anonymous, COW and swap-in faults charge with try_charge before taking the page-table lock and
+commit under it once the rmap is set up; a fault that lost a race cancels. Zapping drops the
+mappings; pages are uncharged when the batched final put frees them.
+"""
+
+from __future__ import annotations
+
+from .gfp import GFP_KERNEL
+from .locking import Lock, TryLock, Unlock, page_lock, ptl
+from .memcontrol import (
+    MEM_CGROUP_EVENTS_PGFAULT,
+    MEM_CGROUP_EVENTS_PGMAJFAULT,
+    mem_cgroup_cancel_charge,
+    mem_cgroup_commit_charge,
+    mem_cgroup_count_vm_event,
+    mem_cgroup_try_charge,
+)
+from .mm_struct import (
+    MM_ANONPAGES,
+    MM_FILEPAGES,
+    MM_SWAPENTS,
+    PTE_DIRTY,
+    PTE_HUGE,
+    PTE_MIGRATION,
+    PTE_PRESENT,
+    PTE_SWAP,
+    PTE_VAL_MASK,
+    PTE_WRITE,
+    VM_SHARED,
+    VM_WRITE,
+    AnonVma,
+    mk_pte,
+)
+from .mm_types import PG_anon, PG_swapcache, PG_writeback
+from .page_alloc import alloc_pages_node
+from .rmap import (
+    do_page_add_anon_rmap,
+    page_add_file_rmap,
+    page_add_new_anon_rmap,
+    page_remove_rmap,
+)
+from .swap import (
+    lru_cache_add_active_or_unevictable,
+    page_cache_get,
+    page_cache_release,
+    release_pages,
+)
+
+VM_FAULT_OOM = 0x0001
+VM_FAULT_SIGBUS = 0x0002
+VM_FAULT_MAJOR = 0x0004
+VM_FAULT_WRITE = 0x0008
+VM_FAULT_RETRY = 0x0400
+VM_FAULT_FALLBACK = 0x0800
+
+
+def anon_vma_prepare(k, vma) -> None:
+    if vma.anon_vma is None:
+        av = AnonVma(k.new_id())
+        av.vmas.append(vma)
+        vma.anon_vma = av
+        k.anon_vmas[av.id] = av
+
+
+def fault_node(k, vma) -> int:
+    """The node new pages of this fault come from: the faulting task's home node."""
+    task = k.current
+    return getattr(task, "node", 0) if task is not None else 0
+
+
+def do_anonymous_page(k, vma, addr: int):
+    """Path: first write to an anonymous page."""
+    anon_vma_prepare(k, vma)
+    pfn = alloc_pages_node(k, fault_node(k, vma), 0)
+    if pfn < 0:
+        return VM_FAULT_OOM
+    mm = vma.mm
+    ret, memcg = mem_cgroup_try_charge(k, pfn, mm, GFP_KERNEL)
+    if ret:
+        page_cache_release(k, pfn)
+        return VM_FAULT_OOM
+    i = addr - vma.start
+    yield Lock(ptl(mm.id))
+    if vma.pte[i]:
+        yield Unlock(ptl(mm.id))
+        mem_cgroup_cancel_charge(k, pfn, memcg)
+        page_cache_release(k, pfn)
+        return 0
+    mm.rss_stat[MM_ANONPAGES] += 1
+    page_add_new_anon_rmap(k, pfn, vma, addr)
+    mem_cgroup_commit_charge(k, pfn, memcg, False)
+    lru_cache_add_active_or_unevictable(k, pfn, vma)
+    vma.pte[i] = mk_pte(pfn, True) | PTE_DIRTY
+    yield Unlock(ptl(mm.id))
+    return 0
+
+
+def reuse_swap_page(k, pfn: int) -> bool:
+    """Can a write fault take this locked anonymous page for itself (no other user)?"""
+    from .page_writeback import SetPageDirty
+    from .swap_state import delete_from_swap_cache
+    from .swapfile import page_swapcount
+
+    mm = k.mem_map
+    count = int(mm.mapcount[pfn])
+    if count <= 1 and mm.flags[pfn] & PG_swapcache:
+        count += page_swapcount(k, pfn)
+        if count == 1 and not mm.flags[pfn] & PG_writeback:
+            delete_from_swap_cache(k, pfn)
+            SetPageDirty(k, pfn)
+    return count <= 1
+
+
+def do_wp_page(k, vma, addr: int):
+    """Path: write to a write-protected present pte: reuse the page, or copy it (COW)."""
+    mm = vma.mm
+    i = addr - vma.start
+    pte = int(vma.pte[i])
+    old = pte & PTE_VAL_MASK
+    page_cache_get(k, old)
+    if k.mem_map.flags[old] & PG_anon:
+        yield Lock(page_lock(old))
+        reuse = reuse_swap_page(k, old)
+        yield Unlock(page_lock(old))
+        if reuse:
+            page_cache_release(k, old)
+            yield Lock(ptl(mm.id))
+            if int(vma.pte[i]) == pte:
+                vma.pte[i] = pte | PTE_WRITE | PTE_DIRTY        # wp_page_reuse
+            yield Unlock(ptl(mm.id))
+            return VM_FAULT_WRITE
+    anon_vma_prepare(k, vma)
+    new = alloc_pages_node(k, fault_node(k, vma), 0)
+    if new < 0:
+        page_cache_release(k, old)
+        return VM_FAULT_OOM
+    ret, memcg = mem_cgroup_try_charge(k, new, mm, GFP_KERNEL)
+    if ret:
+        page_cache_release(k, new)
+        page_cache_release(k, old)
+        return VM_FAULT_OOM
+    yield Lock(ptl(mm.id))
+    if int(vma.pte[i]) == pte:
+        if not k.mem_map.flags[old] & PG_anon:
+            mm.rss_stat[MM_FILEPAGES] -= 1
+            mm.rss_stat[MM_ANONPAGES] += 1
+        page_add_new_anon_rmap(k, new, vma, addr)
+        mem_cgroup_commit_charge(k, new, memcg, False)
+        lru_cache_add_active_or_unevictable(k, new, vma)
+        vma.pte[i] = mk_pte(new, True) | PTE_DIRTY
+        page_remove_rmap(k, old)
+        release = old          # the old mapping's reference
+    else:
+        mem_cgroup_cancel_charge(k, new, memcg)
+        release = new
+    yield Unlock(ptl(mm.id))
+    page_cache_release(k, release)
+    page_cache_release(k, old)
+    return VM_FAULT_WRITE
+
+
+def do_swap_page(k, vma, addr: int, write: bool):
+    """Path: fault on a swap pte. A page read ahead into swap cache is uncharged and maybe on
+    the LRU; the fault charges the slot's recorded memcg and commits with lrucare."""
+    from .mm_struct import VM_LOCKED
+    from .mm_types import PG_mlocked
+    from .swap_state import lookup_swap_cache, swapin_readahead, try_to_free_swap
+    from .swapfile import swap_free, vm_swap_full
+
+    mm = vma.mm
+    i = addr - vma.start
+    orig = int(vma.pte[i])
+    entry = orig & PTE_VAL_MASK
+    ret = 0
+    pfn = lookup_swap_cache(k, entry)
+    if pfn < 0:
+        pfn = yield from swapin_readahead(k, entry, fault_node(k, vma))
+        if pfn < 0:
+            return 0 if int(vma.pte[i]) != orig else VM_FAULT_OOM
+        ret = VM_FAULT_MAJOR
+        mem_cgroup_count_vm_event(k, mm, MEM_CGROUP_EVENTS_PGMAJFAULT)
+    yield Lock(page_lock(pfn))
+    pm = k.mem_map
+    if not pm.flags[pfn] & PG_swapcache or pm.private[pfn] != entry:
+        yield Unlock(page_lock(pfn))
+        page_cache_release(k, pfn)
+        return ret
+    err, memcg = mem_cgroup_try_charge(k, pfn, mm, GFP_KERNEL)
+    if err:
+        yield Unlock(page_lock(pfn))
+        page_cache_release(k, pfn)
+        return VM_FAULT_OOM
+    yield Lock(ptl(mm.id))
+    if int(vma.pte[i]) != orig:
+        yield Unlock(ptl(mm.id))
+        mem_cgroup_cancel_charge(k, pfn, memcg)
+        yield Unlock(page_lock(pfn))
+        page_cache_release(k, pfn)
+        return ret
+    mm.rss_stat[MM_ANONPAGES] += 1
+    mm.rss_stat[MM_SWAPENTS] -= 1
+    pte = mk_pte(pfn, False)
+    if write and reuse_swap_page(k, pfn):
+        pte |= PTE_WRITE | PTE_DIRTY
+        write = False
+        ret |= VM_FAULT_WRITE
+    vma.pte[i] = pte
+    do_page_add_anon_rmap(k, pfn, vma, addr)
+    mem_cgroup_commit_charge(k, pfn, memcg, True)
+    swap_free(k, entry)
+    if vm_swap_full(k) or vma.flags & VM_LOCKED or pm.flags[pfn] & PG_mlocked:
+        try_to_free_swap(k, pfn)
+    yield Unlock(page_lock(pfn))
+    yield Unlock(ptl(mm.id))
+    if write:
+        ret |= yield from do_wp_page(k, vma, addr)
+    return ret
+
+
+def do_file_fault(k, vma, addr: int, write: bool):
+    """Path: fault on a pte_none of a shared file or shmem mapping (do_read_fault /
+    do_shared_fault): the page comes from the page cache, read in (and charged to the faulting
+    task) if it is not cached yet."""
+    from .filemap import page_cache_read
+    from .page_writeback import set_page_dirty
+    from .shmem import shmem_getpage
+
+    mm = vma.mm
+    mapping = vma.file
+    index = vma.linear_page_index(addr)
+    if mapping.shmem:
+        pfn = yield from shmem_getpage(k, mapping, index, fault_node(k, vma), False)
+        if pfn < 0:
+            return VM_FAULT_OOM
+    else:
+        if index >= mapping.size_pages:
+            return VM_FAULT_SIGBUS
+        pfn = yield from page_cache_read(k, mapping, index, fault_node(k, vma))
+        if pfn < 0:
+            return VM_FAULT_OOM
+        yield Lock(page_lock(pfn))
+    i = addr - vma.start
+    yield Lock(ptl(mm.id))
+    if vma.pte[i]:
+        yield Unlock(ptl(mm.id))
+        yield Unlock(page_lock(pfn))
+        page_cache_release(k, pfn)
+        return 0
+    mm.rss_stat[MM_FILEPAGES] += 1
+    page_add_file_rmap(k, pfn)
+    writable = write and vma.flags & VM_SHARED and vma.flags & VM_WRITE
+    vma.pte[i] = mk_pte(pfn, bool(writable)) | (PTE_DIRTY if writable else 0)
+    yield Unlock(ptl(mm.id))
+    if writable:
+        set_page_dirty(k, pfn)
+    yield Unlock(page_lock(pfn))
+    return 0
+
+
+def handle_mm_fault(k, vma, addr: int, write: bool):
+    """Path: a user fault at addr. pgfault is counted on mm->owner's memcg; a charge that fails
+    leaves a memcg OOM recorded in the task (memcg_oom_enable for user faults)."""
+    from .huge_memory import do_huge_pmd_anonymous_page
+
+    mm = vma.mm
+    mem_cgroup_count_vm_event(k, mm, MEM_CGROUP_EVENTS_PGFAULT)
+    task = k.current
+    if task is not None:
+        task.memcg_may_oom = True
+    try:
+        i = addr - vma.start
+        pte = int(vma.pte[i])
+        if not pte:
+            if vma.file is not None:
+                return (yield from do_file_fault(k, vma, addr, write))
+            if k.thp_enabled(vma):
+                ret = yield from do_huge_pmd_anonymous_page(k, vma, addr)
+                if not ret & VM_FAULT_FALLBACK:
+                    return ret
+            # no zero page in the model: a read fault allocates like a write fault
+            return (yield from do_anonymous_page(k, vma, addr))
+        if pte & PTE_SWAP:
+            return (yield from do_swap_page(k, vma, addr, write))
+        if pte & PTE_MIGRATION:
+            return VM_FAULT_RETRY
+        if write and not pte & PTE_WRITE:
+            if pte & PTE_HUGE:
+                from .huge_memory import split_huge_page
+
+                head = (pte & PTE_VAL_MASK) & ~511
+                page_cache_get(k, head)
+                yield from split_huge_page(k, head)
+                page_cache_release(k, head)
+                pte = int(vma.pte[i])
+            return (yield from do_wp_page(k, vma, addr))
+        return 0
+    finally:
+        if task is not None:
+            task.memcg_may_oom = False
+
+
+def zap_pte_range(k, vma, start: int, end: int):
+    """Path: clear the ptes of [start, end) (offsets in the vma) and free what they held.
+
+    Pages are collected like an mmu_gather and released after the page-table lock is dropped
+    (free_pages_and_swap_cache): swap cache pages nobody maps lose their slot first, and the
+    pages that reach refcount zero are uncharged as one list.
+    """
+    from .huge_memory import zap_huge_pmd
+    from .page_writeback import set_page_dirty
+    from .swapfile import free_swap_and_cache
+
+    mm = vma.mm
+    gather: list[int] = []
+    yield Lock(ptl(mm.id))
+    i = start
+    while i < end:
+        pte = int(vma.pte[i])
+        if not pte:
+            i += 1
+            continue
+        if pte & PTE_HUGE:
+            n = zap_huge_pmd(k, vma, i, gather)
+            i += n
+            continue
+        vma.pte[i] = 0
+        if pte & PTE_PRESENT:
+            pfn = pte & PTE_VAL_MASK
+            if k.mem_map.flags[pfn] & PG_anon:
+                mm.rss_stat[MM_ANONPAGES] -= 1
+            else:
+                if pte & PTE_DIRTY:
+                    set_page_dirty(k, pfn)
+                mm.rss_stat[MM_FILEPAGES] -= 1
+            page_remove_rmap(k, pfn)
+            gather.append(pfn)
+        elif pte & PTE_SWAP:
+            mm.rss_stat[MM_SWAPENTS] -= 1
+            yield from free_swap_and_cache(k, pte & PTE_VAL_MASK)
+        elif pte & PTE_MIGRATION:
+            k.bug_on(True, pte & PTE_VAL_MASK, "zap of a migration entry")
+        i += 1
+    yield Unlock(ptl(mm.id))
+    yield from free_pages_and_swap_cache(k, gather)
+
+
+def free_pages_and_swap_cache(k, pfns: list[int]):
+    """Path: drop the swap slot of unmapped swap cache pages we can lock, then release all."""
+    from .swap_state import try_to_free_swap
+
+    pm = k.mem_map
+    for pfn in pfns:
+        if pm.flags[pfn] & PG_swapcache and not pm.mapcount[pfn]:
+            if (yield TryLock(page_lock(pfn))):
+                try_to_free_swap(k, pfn)
+                yield Unlock(page_lock(pfn))
+    release_pages(k, pfns)
+
+
+__all__ = ["PTE_PRESENT"]

@@ -1,0 +1,161 @@
+"""mm/migrate.c: move a page's contents, mappings and charge to a page on another node.
+
+The charge moves with mem_cgroup_migrate(old, new, false) after the mapping has moved and BEFORE
+the migration ptes are replaced by the new page, so that re-mapping counts mapped_file on a
+charged page (the fix for bug B2).
+"""
+
+from __future__ import annotations
+
+from ..errors import Errno
+from .locking import Lock, TryLock, Unlock, page_lock, tree_lock
+from .memcontrol import mem_cgroup_migrate
+from .mm_struct import PTE_DIRTY, PTE_PRESENT, PTE_VAL_MASK, PTE_WRITE
+from .mm_types import (
+    PG_active,
+    PG_anon,
+    PG_dirty,
+    PG_head,
+    PG_mlocked,
+    PG_referenced,
+    PG_swapbacked,
+    PG_swapcache,
+    PG_unevictable,
+    PG_writeback,
+)
+from .page_alloc import alloc_pages_node
+from .rmap import (
+    TTU_MIGRATION,
+    do_page_add_anon_rmap,
+    page_add_file_rmap,
+    page_mapped,
+    rmap_walk,
+    try_to_unmap,
+)
+from .swap import get_page, page_cache_release
+from .vmscan import isolate_lru_page, putback_lru_page
+
+MIGRATEPAGE_SUCCESS = 0
+
+
+def migrate_page_move_mapping(k, mapping, new: int, old: int):
+    """Path: move the cache slot (page cache or swap cache) and its reference to the new page."""
+    mm = k.mem_map
+    if mapping is None:
+        return MIGRATEPAGE_SUCCESS if mm.refcount[old] == 1 else -Errno.EAGAIN
+    yield Lock(tree_lock(mapping.id))
+    if mm.refcount[old] != 2:
+        yield Unlock(tree_lock(mapping.id))
+        return -Errno.EAGAIN
+    get_page(k, new)
+    if mm.flags[old] & PG_swapcache:
+        entry = int(mm.private[old])
+        mm.flags[new] |= PG_swapcache
+        mm.private[new] = entry
+        k.swap.cache[entry] = new
+    else:
+        mapping.i_pages[int(mm.index[old])] = PTE_PRESENT | new
+    mm.refcount[old] -= 1
+    yield Unlock(tree_lock(mapping.id))
+    return MIGRATEPAGE_SUCCESS
+
+
+def migrate_page_copy(k, new: int, old: int) -> None:
+    """Copy the page state that travels with the contents, and clear it on the old page."""
+    mm = k.mem_map
+    fl = int(mm.flags[old])
+    mm.flags[new] |= fl & (PG_referenced | PG_active | PG_unevictable | PG_dirty | PG_mlocked)
+    mm.flags[old] = fl & ~(PG_active | PG_unevictable | PG_dirty | PG_mlocked | PG_swapcache)
+    mm.private[old] = 0
+
+
+def move_to_new_page(k, new: int, old: int, page_was_mapped: bool):
+    """Path: both pages locked, old unmapped to migration entries."""
+    from .vmscan import page_mapping
+
+    mm = k.mem_map
+    mm.index[new] = mm.index[old]
+    mm.mapping[new] = mm.mapping[old]
+    mm.flags[new] |= int(mm.flags[old]) & (PG_swapbacked | PG_anon)
+    rc = yield from migrate_page_move_mapping(k, page_mapping(k, old), new, old)
+    if rc != MIGRATEPAGE_SUCCESS:
+        mm.mapping[new] = 0
+        mm.flags[new] &= ~(PG_swapbacked | PG_anon)
+        return rc
+    migrate_page_copy(k, new, old)
+    mem_cgroup_migrate(k, old, new, False)
+    if page_was_mapped:
+        remove_migration_ptes(k, old, new)
+    mm.mapping[old] = 0
+    mm.flags[old] &= ~PG_anon
+    return MIGRATEPAGE_SUCCESS
+
+
+def remove_migration_ptes(k, old: int, new: int) -> None:
+    """Replace every migration entry for old with a pte for new (mapped_file counts on new)."""
+    mm = k.mem_map
+    for vma, addr in list(rmap_walk(k, old, migration=True)):
+        i = addr - vma.start
+        pte = int(vma.pte[i])
+        get_page(k, new)
+        vma.pte[i] = PTE_PRESENT | (pte & (PTE_WRITE | PTE_DIRTY)) | new
+        if mm.flags[new] & PG_anon:
+            do_page_add_anon_rmap(k, new, vma, addr)
+        else:
+            page_add_file_rmap(k, new)
+
+
+def unmap_and_move(k, old: int, node: int):
+    """Path: migrate one isolated page to node; the old page is put back (and freed when it
+    was migrated), the new one goes on the LRU."""
+    mm = k.mem_map
+    new = alloc_pages_node(k, node, 0)
+    if new < 0:
+        putback_lru_page(k, old)
+        return -Errno.ENOMEM
+    rc = -Errno.EAGAIN
+    if (yield TryLock(page_lock(old))):
+        if mm.flags[old] & PG_writeback:
+            rc = -Errno.EBUSY
+        else:
+            yield Lock(page_lock(new))
+            page_was_mapped = page_mapped(k, old)
+            if page_was_mapped:
+                try_to_unmap(k, old, TTU_MIGRATION)
+            if not page_mapped(k, old):
+                rc = yield from move_to_new_page(k, new, old, page_was_mapped)
+            if rc != MIGRATEPAGE_SUCCESS and page_was_mapped:
+                remove_migration_ptes(k, old, old)
+            yield Unlock(page_lock(new))
+        yield Unlock(page_lock(old))
+    putback_lru_page(k, old)
+    if rc == MIGRATEPAGE_SUCCESS:
+        putback_lru_page(k, new)
+    else:
+        page_cache_release(k, new)
+    return rc
+
+
+def migrate_pages(k, pfns: list[int], node: int):
+    """Path: isolate and migrate each page to node (THPs are split first, as 3.17 does for
+    migrate_pages). Returns the number of pages that could not be migrated."""
+    from .huge_memory import split_huge_page
+
+    failed = 0
+    for pfn in pfns:
+        if k.mem_map.flags[pfn] & PG_head:
+            get_page(k, pfn)
+            yield from split_huge_page(k, pfn)
+            page_cache_release(k, pfn)
+        if k.page_to_nid(pfn) == node:
+            continue
+        if isolate_lru_page(k, pfn):
+            failed += 1
+            continue
+        rc = yield from unmap_and_move(k, pfn, node)
+        if rc != MIGRATEPAGE_SUCCESS:
+            failed += 1
+    return failed
+
+
+__all__ = ["PTE_VAL_MASK"]

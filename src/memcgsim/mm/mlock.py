@@ -1,0 +1,32 @@
+"""mm/mlock.c: mlocked pages live on the unevictable list."""
+
+from __future__ import annotations
+
+from .mm_types import PG_lru, PG_mlocked, PG_unevictable
+
+
+def clear_page_mlock(k, pfn: int) -> None:
+    """The last mlocked mapping went: move the page back to an evictable list."""
+    from .vmscan import isolate_lru_page, putback_lru_page
+
+    mm = k.mem_map
+    if not mm.flags[pfn] & PG_mlocked:
+        return
+    mm.flags[pfn] &= ~PG_mlocked
+    if mm.flags[pfn] & PG_lru and isolate_lru_page(k, pfn) == 0:
+        putback_lru_page(k, pfn)
+
+
+def mlock_vma_page(k, pfn: int) -> None:
+    """Mark a mapped page mlocked and move it to the unevictable list."""
+    from .vmscan import isolate_lru_page, putback_lru_page
+
+    mm = k.mem_map
+    if mm.flags[pfn] & PG_mlocked:
+        return
+    mm.flags[pfn] |= PG_mlocked
+    if mm.flags[pfn] & PG_lru and isolate_lru_page(k, pfn) == 0:
+        putback_lru_page(k, pfn)
+
+
+__all__ = ["clear_page_mlock", "mlock_vma_page", "PG_unevictable"]

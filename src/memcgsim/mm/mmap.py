@@ -1,0 +1,76 @@
+"""mm/mmap.c and mm/mlock.c: creating and removing mappings, mlock/munlock."""
+
+from __future__ import annotations
+
+from .locking import Lock, Unlock, page_lock
+from .mlock import mlock_vma_page
+from .mm_struct import PTE_PRESENT, PTE_VAL_MASK, VM_LOCKED, Vma
+from .rmap import rmap_walk
+
+
+def do_mmap(k, mm, npages: int, flags: int, file=None, pgoff: int = 0) -> Vma:
+    """A new VMA of npages pages; nothing is faulted in."""
+    vma = Vma(mm, mm.get_unmapped_area(npages), npages, flags, file, pgoff)
+    mm.vmas.append(vma)
+    if file is not None:
+        file.i_mmap.append(vma)
+        file.i_count += 1
+    return vma
+
+
+def unlink_vma(k, vma) -> None:
+    mm = vma.mm
+    mm.vmas.remove(vma)
+    if vma.anon_vma is not None:
+        vma.anon_vma.vmas.remove(vma)
+        if not vma.anon_vma.vmas:
+            del k.anon_vmas[vma.anon_vma.id]
+    if vma.file is not None:
+        vma.file.i_mmap.remove(vma)
+        vma.file.i_count -= 1
+
+
+def do_munmap(k, vma):
+    """Path: unmap a whole VMA: zap its ptes (pages are uncharged when freed), then drop it."""
+    from .fs_ops import iput_final
+    from .memory import zap_pte_range
+
+    yield from zap_pte_range(k, vma, 0, vma.npages)
+    unlink_vma(k, vma)
+    if vma.file is not None:
+        yield from iput_final(k, vma.file)
+
+
+def mlock_vma(k, vma):
+    """Path: mlock(2) a VMA: fault in what is missing, move present pages to unevictable."""
+    from .memory import handle_mm_fault
+
+    vma.flags |= VM_LOCKED
+    for i in range(vma.npages):
+        if not vma.pte[i]:
+            yield from handle_mm_fault(k, vma, vma.start + i, True)
+        pte = int(vma.pte[i])
+        if pte & PTE_PRESENT:
+            pfn = pte & PTE_VAL_MASK
+            if pfn % 512 and k.mem_map.flags[pfn] & (1 << 7):
+                continue                           # THP tail: the head stands for it
+            yield Lock(page_lock(pfn))
+            mlock_vma_page(k, pfn)
+            yield Unlock(page_lock(pfn))
+
+
+def munlock_vma(k, vma):
+    """Path: munlock(2): pages no other VM_LOCKED mapping holds become evictable again."""
+    from .mlock import clear_page_mlock
+
+    vma.flags &= ~VM_LOCKED
+    for i in range(vma.npages):
+        pte = int(vma.pte[i])
+        if not pte & PTE_PRESENT:
+            continue
+        pfn = pte & PTE_VAL_MASK
+        if any(v.flags & VM_LOCKED for v, _ in rmap_walk(k, pfn)):
+            continue
+        yield Lock(page_lock(pfn))
+        clear_page_mlock(k, pfn)
+        yield Unlock(page_lock(pfn))

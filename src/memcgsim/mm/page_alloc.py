@@ -1,0 +1,171 @@
+"""mm/page_alloc.c: allocate and free pages (order 0 and THP order 9).
+
+Free pages carry PG_buddy. Allocation is first-fit from a per-node cursor, so runs are repeatable;
+free_pages_check reports a page freed with state still set (including a page_cgroup still USED,
+mem_cgroup_bad_page_check) as a bad page and leaks it, as the kernel does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .mm_types import (
+    HPAGE_PMD_NR,
+    PAGE_FLAG_NAMES,
+    PG_anon,
+    PG_buddy,
+    PG_head,
+    PG_locked,
+    PG_lru,
+    PG_swapcache,
+    PG_tail,
+    PG_writeback,
+    flag_names,
+)
+from .page_cgroup import PCG_USED
+
+#: flags that must be clear when a page is freed (PAGE_FLAGS_CHECK_AT_FREE)
+PAGE_FLAGS_CHECK_AT_FREE = PG_locked | PG_lru | PG_writeback | PG_swapcache | PG_buddy
+
+
+class FreeArea:
+    """Per-node allocation state: the next-fit cursor and free pages per 2 MiB block."""
+
+    def __init__(self, nr_pages: int, nr_nodes: int):
+        self.pages_per_node = nr_pages // nr_nodes
+        self.cursor = [n * self.pages_per_node for n in range(nr_nodes)]
+        self.block_free = np.full(nr_pages // HPAGE_PMD_NR, HPAGE_PMD_NR, dtype=np.int16)
+        self.nr_free = [self.pages_per_node] * nr_nodes
+
+
+def _node_range(k, node: int) -> tuple[int, int]:
+    ppn = k.free_area.pages_per_node
+    return node * ppn, (node + 1) * ppn
+
+
+def find_free_pages(k, node: int, nr: int) -> np.ndarray:
+    """The first nr free pfns of a node from its cursor on (wrapping); fewer if not enough."""
+    fa = k.free_area
+    lo, hi = _node_range(k, node)
+    cur = fa.cursor[node]
+    flags = k.mem_map.flags
+    found = []
+    got = 0
+    for a, b in ((cur, hi), (lo, cur)):
+        step = max(nr * 2, 1024)
+        s = a
+        while s < b and got < nr:
+            e = min(b, s + step)
+            idx = np.flatnonzero(flags[s:e] & PG_buddy) + s
+            if len(idx):
+                idx = idx[: nr - got]
+                found.append(idx)
+                got += len(idx)
+            s = e
+            step *= 2
+        if got >= nr:
+            break
+    if not found:
+        return np.zeros(0, dtype=np.int64)
+    return np.concatenate(found).astype(np.int64)
+
+
+def prep_new_pages(k, pfns: np.ndarray, node: int) -> None:
+    """Take pages out of the free lists: refcount 1, no flags."""
+    mm = k.mem_map
+    mm.flags[pfns] = 0
+    mm.refcount[pfns] = 1
+    fa = k.free_area
+    np.subtract.at(fa.block_free, pfns // HPAGE_PMD_NR, 1)
+    fa.nr_free[node] -= len(pfns)
+    last = int(pfns[-1]) + 1
+    lo, hi = _node_range(k, node)
+    fa.cursor[node] = last if last < hi else lo
+
+
+def alloc_pages_node(k, node: int, order: int = 0) -> int:
+    """One page (order 0) or one THP (order 9, PG_head on the first pfn); -1 when none."""
+    if order == 0:
+        pfns = find_free_pages(k, node, 1)
+        if not len(pfns):
+            return -1
+        prep_new_pages(k, pfns, node)
+        return int(pfns[0])
+    lo, hi = _node_range(k, node)
+    fa = k.free_area
+    blocks = np.flatnonzero(fa.block_free[lo // HPAGE_PMD_NR: hi // HPAGE_PMD_NR]
+                            == HPAGE_PMD_NR)
+    if not len(blocks):
+        return -1
+    head = (int(blocks[0]) + lo // HPAGE_PMD_NR) * HPAGE_PMD_NR
+    mm = k.mem_map
+    pfns = np.arange(head, head + HPAGE_PMD_NR)
+    cursor = fa.cursor[node]
+    prep_new_pages(k, pfns, node)
+    fa.cursor[node] = cursor
+    mm.flags[head] = PG_head
+    mm.flags[head + 1: head + HPAGE_PMD_NR] = PG_tail
+    mm.refcount[head + 1: head + HPAGE_PMD_NR] = 0
+    return head
+
+
+def free_pages_check(k, pfn: int) -> bool:
+    """True if the page can be freed; else report a bad page (and leak it)."""
+    mm = k.mem_map
+    bad = []
+    if mm.mapcount[pfn] != 0:
+        bad.append("nonzero mapcount")
+    if mm.refcount[pfn] != 0:
+        bad.append("nonzero _count")
+    if mm.mapping[pfn] != 0 and not mm.flags[pfn] & PG_anon:
+        bad.append("non-NULL mapping")
+    if mm.flags[pfn] & PAGE_FLAGS_CHECK_AT_FREE:
+        bad.append("PAGE_FLAGS_CHECK_AT_FREE flag(s) set: "
+                   + flag_names(int(mm.flags[pfn]) & PAGE_FLAGS_CHECK_AT_FREE, PAGE_FLAG_NAMES))
+    if k.pc.flags[pfn] & PCG_USED:
+        bad.append("cgroup check failed")
+    if bad:
+        k.warn("bad_page", f"BUG: Bad page state: pfn {pfn:#x}: {', '.join(bad)}\n"
+               + k.dump_page(pfn))
+        return False
+    return True
+
+
+def free_pages(k, pfn: int) -> None:
+    """free_hot_cold_page / free_compound_page: back to the allocator."""
+    mm = k.mem_map
+    if not free_pages_check(k, pfn):
+        return
+    nr = HPAGE_PMD_NR if mm.flags[pfn] & PG_head else 1
+    sl = slice(pfn, pfn + nr)
+    mm.flags[sl] = PG_buddy
+    mm.mapping[sl] = 0
+    mm.index[sl] = 0
+    mm.private[sl] = 0
+    mm.refcount[sl] = 0
+    mm.mapcount[sl] = 0
+    fa = k.free_area
+    fa.block_free[pfn // HPAGE_PMD_NR] += nr
+    fa.nr_free[k.page_to_nid(pfn)] += nr
+
+
+def free_pages_bulk(k, pfns: np.ndarray) -> None:
+    """Free many order-0 pages whose state is already clean (the vectorized free path)."""
+    mm = k.mem_map
+    mm.flags[pfns] = PG_buddy
+    mm.mapping[pfns] = 0
+    mm.index[pfns] = 0
+    mm.private[pfns] = 0
+    fa = k.free_area
+    np.add.at(fa.block_free, pfns // HPAGE_PMD_NR, 1)
+    nids = pfns // fa.pages_per_node
+    for node, cnt in zip(*np.unique(nids, return_counts=True), strict=True):
+        fa.nr_free[int(node)] += int(cnt)
+
+
+def is_free(k, pfn: int) -> bool:
+    return bool(k.mem_map.flags[pfn] & PG_buddy)
+
+
+__all__ = ["alloc_pages_node", "free_pages", "free_pages_bulk", "free_pages_check",
+           "find_free_pages", "prep_new_pages", "PG_tail"]

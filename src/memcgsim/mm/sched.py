@@ -1,0 +1,29 @@
+"""task_struct: the parts of a task the memory controller looks at."""
+
+from __future__ import annotations
+
+
+class Task:
+    """A task: its mm, its memcg (css_set), the CPU it runs on and its dying states."""
+
+    def __init__(self, pid: int, comm: str, memcg, mm=None, cpu: int = 0):
+        self.pid = pid
+        self.comm = comm
+        self.memcg = memcg
+        self.mm = mm
+        self.cpu = cpu
+        #: TIF_MEMDIE: chosen by the OOM killer
+        self.memdie = False
+        #: fatal_signal_pending()
+        self.fatal_signal = False
+        #: PF_EXITING
+        self.exiting = False
+        #: current->memcg_oom: a memcg OOM recorded during a user fault (3.17)
+        self.memcg_may_oom = False
+        self.memcg_oom = None
+        self.memcg_oom_order = 0
+        #: alive | exited | killed
+        self.state = "alive"
+
+    def __repr__(self) -> str:
+        return f"<task {self.pid} {self.comm} in {self.memcg.name}>"

@@ -1,0 +1,156 @@
+"""mm/shmem.c: tmpfs and shared anonymous memory. Pages are charged to the task that first
+touches them (cache, on the anon LRU); reclaim moves them to the swap cache (shmem_writepage);
+a later access swaps them back in and commits the charge with lrucare."""
+
+from __future__ import annotations
+
+from ..errors import Errno
+from .gfp import GFP_KERNEL
+from .locking import Lock, Unlock, page_lock, tree_lock
+from .memcontrol import (
+    MEM_CGROUP_EVENTS_PGMAJFAULT,
+    mem_cgroup_cancel_charge,
+    mem_cgroup_commit_charge,
+    mem_cgroup_count_vm_event,
+    mem_cgroup_try_charge,
+)
+from .mm_struct import PTE_PRESENT, PTE_SWAP
+from .mm_types import PG_locked, PG_swapbacked, PG_swapcache
+from .page_alloc import alloc_pages_node
+from .page_writeback import set_page_dirty
+from .swap import lru_cache_add_anon, page_cache_get, page_cache_release
+
+
+def shmem_add_to_page_cache(k, pfn: int, mapping, index: int, expected: int):
+    """Path: insert a locked swap-backed page, replacing `expected` (a swap pte value) or a
+    hole; 0 or -errno."""
+    mm = k.mem_map
+    k.bug_on(not mm.flags[pfn] & PG_locked, pfn, "!PageLocked(page)")
+    k.bug_on(not mm.flags[pfn] & PG_swapbacked, pfn, "!PageSwapBacked(page)")
+    page_cache_get(k, pfn)
+    mm.mapping[pfn] = mapping.id
+    mm.index[pfn] = index
+    yield Lock(tree_lock(mapping.id))
+    if mapping.lookup(index) != expected:
+        yield Unlock(tree_lock(mapping.id))
+        mm.mapping[pfn] = 0
+        page_cache_release(k, pfn)
+        return -Errno.EEXIST if not expected else -Errno.ENOENT
+    mapping.ensure(index + 1)
+    mapping.i_pages[index] = PTE_PRESENT | pfn
+    mapping.nrpages += 1
+    yield Unlock(tree_lock(mapping.id))
+    return 0
+
+
+def shmem_getpage(k, mapping, index: int, node: int, write: bool):
+    """Path: the page at index, allocated and charged on first touch, or swapped back in.
+    Returns it locked and referenced, or -errno."""
+    from .swap_state import delete_from_swap_cache, lookup_swap_cache, swapin_readahead
+    from .swapfile import swap_free
+
+    mm = k.mem_map
+    charge_mm = k.current.mm if k.current is not None else None
+    while True:
+        e = mapping.lookup(index)
+        if e & PTE_PRESENT:
+            pfn = int(e & ((1 << 40) - 1))
+            page_cache_get(k, pfn)
+            yield Lock(page_lock(pfn))
+            if mapping.lookup(index) != e:
+                yield Unlock(page_lock(pfn))
+                page_cache_release(k, pfn)
+                continue
+            break
+        if e & PTE_SWAP:
+            swap = int(e & ((1 << 40) - 1))
+            pfn = lookup_swap_cache(k, swap)
+            if pfn < 0:
+                mem_cgroup_count_vm_event(k, charge_mm, MEM_CGROUP_EVENTS_PGMAJFAULT)
+                pfn = yield from swapin_readahead(k, swap, node)
+                if pfn < 0:
+                    return -Errno.ENOMEM
+            yield Lock(page_lock(pfn))
+            if (not mm.flags[pfn] & PG_swapcache or mm.private[pfn] != swap
+                    or mapping.lookup(index) != e):
+                yield Unlock(page_lock(pfn))
+                page_cache_release(k, pfn)
+                continue
+            ret, memcg = mem_cgroup_try_charge(k, pfn, charge_mm, GFP_KERNEL)
+            if ret:
+                yield Unlock(page_lock(pfn))
+                page_cache_release(k, pfn)
+                return ret
+            err = yield from shmem_add_to_page_cache(k, pfn, mapping, index, e)
+            if err:
+                mem_cgroup_cancel_charge(k, pfn, memcg)
+                delete_from_swap_cache(k, pfn)
+                yield Unlock(page_lock(pfn))
+                page_cache_release(k, pfn)
+                continue
+            mem_cgroup_commit_charge(k, pfn, memcg, True)
+            delete_from_swap_cache(k, pfn)
+            set_page_dirty(k, pfn)
+            swap_free(k, swap)
+            break
+        pfn = alloc_pages_node(k, node, 0)
+        if pfn < 0:
+            return -Errno.ENOMEM
+        mm.flags[pfn] |= PG_swapbacked
+        yield Lock(page_lock(pfn))
+        ret, memcg = mem_cgroup_try_charge(k, pfn, charge_mm, GFP_KERNEL)
+        if ret:
+            yield Unlock(page_lock(pfn))
+            page_cache_release(k, pfn)
+            return ret
+        err = yield from shmem_add_to_page_cache(k, pfn, mapping, index, 0)
+        if err:
+            mem_cgroup_cancel_charge(k, pfn, memcg)
+            yield Unlock(page_lock(pfn))
+            page_cache_release(k, pfn)
+            continue
+        mem_cgroup_commit_charge(k, pfn, memcg, False)
+        lru_cache_add_anon(k, pfn)
+        break
+    if write:
+        set_page_dirty(k, pfn)
+    mapping.size_pages = max(mapping.size_pages, index + 1)
+    return pfn
+
+
+def shmem_write(k, mapping, start: int, nr: int, node: int):
+    """Path: write(2) of nr pages to a tmpfs file."""
+    for index in range(start, start + nr):
+        pfn = yield from shmem_getpage(k, mapping, index, node, True)
+        if pfn < 0:
+            return pfn
+        yield Unlock(page_lock(pfn))
+        page_cache_release(k, pfn)
+    return nr
+
+
+def shmem_writepage(k, pfn: int):
+    """Path (page locked, from reclaim): move a shmem page from its file to the swap cache.
+    False when there is no swap slot: the page stays dirty and is activated."""
+    from .swap_state import add_to_swap_cache
+    from .swapfile import get_swap_page, swap_shmem_alloc
+
+    mm = k.mem_map
+    mapping = k.mappings.get(int(mm.mapping[pfn]))
+    if mapping is None or not mapping.shmem:
+        return False
+    swap = get_swap_page(k) if k.swap.nr_slots else 0
+    if not swap:
+        set_page_dirty(k, pfn)
+        return False
+    add_to_swap_cache(k, pfn, swap)
+    swap_shmem_alloc(k, swap)
+    index = int(mm.index[pfn])
+    yield Lock(tree_lock(mapping.id))             # shmem_delete_from_page_cache
+    mapping.i_pages[index] = PTE_SWAP | swap
+    mapping.nrpages -= 1
+    mm.mapping[pfn] = 0
+    yield Unlock(tree_lock(mapping.id))
+    page_cache_release(k, pfn)
+    k.bug_on(mm.mapcount[pfn] > 0, pfn, "page_mapped(page)")
+    return True

@@ -1,0 +1,124 @@
+"""mm/swap.c: page references, the final put, and adding pages to the LRU lists.
+
+The per-CPU lru_add pagevecs are drained at once: a page handed to lru_cache_add is on its LRU
+list when the call returns. (In the kernel it may wait in a pagevec of up to 14 pages; nothing in
+the charge lifecycle depends on that delay, and isolation would simply drain it.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .memcontrol import (
+    add_page_to_lru_list,
+    del_page_from_lru_list,
+    mem_cgroup_page_lruvec,
+    mem_cgroup_uncharge,
+    mem_cgroup_uncharge_list,
+)
+from .mm_types import (
+    PG_active,
+    PG_lru,
+    PG_mlocked,
+    PG_tail,
+    PG_unevictable,
+    page_lru,
+)
+from .page_alloc import free_pages
+
+
+def get_page(k, pfn: int) -> None:
+    k.bug_on(k.mem_map.refcount[pfn] <= 0, pfn, "page_count(page) <= 0 in get_page")
+    k.mem_map.refcount[pfn] += 1
+
+
+page_cache_get = get_page
+
+
+def get_page_unless_zero(k, pfn: int) -> bool:
+    if k.mem_map.refcount[pfn] <= 0:
+        return False
+    k.mem_map.refcount[pfn] += 1
+    return True
+
+
+def put_page_testzero(k, pfn: int) -> bool:
+    mm = k.mem_map
+    k.bug_on(mm.refcount[pfn] <= 0, pfn, "atomic_read(&page->_count) == 0")
+    mm.refcount[pfn] -= 1
+    return mm.refcount[pfn] == 0
+
+
+def _del_from_lru(k, pfn: int) -> None:
+    """Under lru_lock: take a page whose last reference went off its LRU list."""
+    mm = k.mem_map
+    flags = int(mm.flags[pfn])
+    lruvec = k.memcg_by_id[int(mm.lru_memcg[pfn])].lruvecs[k.page_to_nid(pfn)]
+    mm.flags[pfn] = flags & ~(PG_lru | PG_active | PG_unevictable)
+    del_page_from_lru_list(k, pfn, lruvec, page_lru(flags))
+
+
+def __page_cache_release(k, pfn: int) -> None:
+    """The final put: off the LRU, then uncharge; the page is now exclusively ours."""
+    if k.mem_map.flags[pfn] & PG_lru:
+        _del_from_lru(k, pfn)
+    mem_cgroup_uncharge(k, pfn)
+
+
+def put_page(k, pfn: int) -> None:
+    """Drop a reference; the last one releases, uncharges and frees the page."""
+    k.bug_on(k.mem_map.flags[pfn] & PG_tail, pfn, "PageTail(page) in put_page")
+    if put_page_testzero(k, pfn):
+        __page_cache_release(k, pfn)
+        free_pages(k, pfn)
+
+
+page_cache_release = put_page
+
+
+def release_pages(k, pfns: Iterable[int]) -> None:
+    """Drop one reference on each page; those that reach zero are taken off the LRU, uncharged
+    as one list, then freed (the munmap/exit and reclaim batch)."""
+    mm = k.mem_map
+    to_free = []
+    for pfn in pfns:
+        if not put_page_testzero(k, pfn):
+            continue
+        if mm.flags[pfn] & PG_lru:
+            _del_from_lru(k, pfn)
+        to_free.append(pfn)
+    mem_cgroup_uncharge_list(k, to_free)
+    for pfn in to_free:
+        free_pages(k, pfn)
+
+
+def __lru_cache_add(k, pfn: int) -> None:
+    mm = k.mem_map
+    k.bug_on(mm.flags[pfn] & PG_lru, pfn, "PageLRU(page) in lru_cache_add")
+    lruvec = mem_cgroup_page_lruvec(k, pfn, k.page_to_nid(pfn))
+    mm.flags[pfn] |= PG_lru
+    add_page_to_lru_list(k, pfn, lruvec, page_lru(int(mm.flags[pfn])))
+
+
+def lru_cache_add(k, pfn: int) -> None:
+    __lru_cache_add(k, pfn)
+
+
+def lru_cache_add_anon(k, pfn: int) -> None:
+    k.mem_map.flags[pfn] &= ~PG_active
+    __lru_cache_add(k, pfn)
+
+
+lru_cache_add_file = lru_cache_add_anon
+
+
+def lru_cache_add_active_or_unevictable(k, pfn: int, vma) -> None:
+    """New anonymous pages start on the active list, or the unevictable one under VM_LOCKED."""
+    from .mm_struct import VM_LOCKED
+
+    mm = k.mem_map
+    if not vma.flags & VM_LOCKED:
+        mm.flags[pfn] |= PG_active
+    else:
+        mm.flags[pfn] = (mm.flags[pfn] | PG_mlocked | PG_unevictable) & ~PG_active
+    __lru_cache_add(k, pfn)

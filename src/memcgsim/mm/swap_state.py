@@ -1,0 +1,138 @@
+"""mm/swap_state.c: the swap cache, add_to_swap and swap read-ahead."""
+
+from __future__ import annotations
+
+from .locking import Lock, Unlock, page_lock
+from .mm_types import PG_active, PG_head, PG_locked, PG_swapbacked, PG_swapcache
+from .page_writeback import SetPageDirty
+
+
+def __add_to_swap_cache(k, pfn: int, entry: int) -> None:
+    """Insert into the swap cache, which holds one reference."""
+    from .swap import page_cache_get
+
+    mm = k.mem_map
+    k.bug_on(not mm.flags[pfn] & PG_locked, pfn, "!PageLocked(page)")
+    k.bug_on(mm.flags[pfn] & PG_swapcache, pfn, "PageSwapCache(page)")
+    k.bug_on(not mm.flags[pfn] & PG_swapbacked, pfn, "!PageSwapBacked(page)")
+    page_cache_get(k, pfn)
+    mm.flags[pfn] |= PG_swapcache
+    mm.private[pfn] = entry
+    k.swap.cache[entry] = pfn
+
+
+add_to_swap_cache = __add_to_swap_cache
+
+
+def __delete_from_swap_cache(k, pfn: int) -> None:
+    """Remove from the swap cache index; the caller drops the cache's reference and slot."""
+    mm = k.mem_map
+    k.bug_on(not mm.flags[pfn] & PG_swapcache, pfn, "!PageSwapCache(page)")
+    entry = int(mm.private[pfn])
+    k.swap.cache[entry] = -1
+    mm.private[pfn] = 0
+    mm.flags[pfn] &= ~PG_swapcache
+
+
+def delete_from_swap_cache(k, pfn: int) -> None:
+    """Remove a locked page from the swap cache, free its slot reference and the cache's ref."""
+    from .swap import page_cache_release
+    from .swapfile import swapcache_free
+
+    entry = int(k.mem_map.private[pfn])
+    __delete_from_swap_cache(k, pfn)
+    swapcache_free(k, entry)
+    page_cache_release(k, pfn)
+
+
+def add_to_swap(k, pfn: int) -> bool:
+    """Give a locked anonymous page a swap slot and put it in the swap cache (reclaim)."""
+    from .swapfile import get_swap_page, swapcache_free
+
+    entry = get_swap_page(k)
+    if not entry:
+        return False
+    if k.mem_map.flags[pfn] & PG_head:      # reclaim splits THPs before it gets here
+        swapcache_free(k, entry)
+        return False
+    add_to_swap_cache(k, pfn, entry)
+    SetPageDirty(k, pfn)
+    return True
+
+
+def try_to_free_swap(k, pfn: int) -> bool:
+    """Drop a locked, unmapped-from-swap page's slot when no pte refers to the slot any more."""
+    from .mm_types import PG_writeback
+    from .swapfile import page_swapcount
+
+    mm = k.mem_map
+    if not mm.flags[pfn] & PG_swapcache or mm.flags[pfn] & PG_writeback:
+        return False
+    if page_swapcount(k, pfn):
+        return False
+    delete_from_swap_cache(k, pfn)
+    SetPageDirty(k, pfn)
+    return True
+
+
+def lookup_swap_cache(k, entry: int) -> int:
+    """The swap cache page of a slot with a reference taken, or -1."""
+    from .swap import page_cache_get
+
+    pfn = int(k.swap.cache[entry])
+    if pfn >= 0:
+        page_cache_get(k, pfn)
+    return pfn
+
+
+def read_swap_cache_async(k, entry: int, node: int):
+    """Path: find or read the page of a slot into the swap cache; return it referenced, or -1.
+
+    A page read here is uncharged (3.17): it sits in swap cache, on the inactive anon list,
+    with no mapping, until a fault commits it or it is reclaimed again.
+    """
+    from .page_alloc import alloc_pages_node
+    from .swap import lru_cache_add_anon, page_cache_get
+    from .swapfile import swapcache_prepare
+
+    pfn = lookup_swap_cache(k, entry)
+    if pfn >= 0:
+        return pfn
+    if swapcache_prepare(k, entry):
+        return -1
+    new = alloc_pages_node(k, node, 0)
+    if new < 0:
+        from .swapfile import swapcache_free
+
+        swapcache_free(k, entry)
+        return -1
+    yield Lock(page_lock(new))
+    mm = k.mem_map
+    mm.flags[new] |= PG_swapbacked
+    # swapcache_prepare already holds SWAP_HAS_CACHE: insert without taking it again
+    page_cache_get(k, new)
+    mm.flags[new] |= PG_swapcache
+    mm.private[new] = entry
+    k.swap.cache[entry] = new
+    mm.flags[new] &= ~PG_active
+    lru_cache_add_anon(k, new)
+    # swap_readpage: the device is synchronous, the read completes and unlocks the page
+    yield Unlock(page_lock(new))
+    return new
+
+
+def swapin_readahead(k, entry: int, node: int):
+    """Path: read the aligned cluster of slots around entry, then return the entry's page."""
+    from .swap import page_cache_release
+
+    mask = (1 << k.profile.page_cluster) - 1
+    start, end = entry & ~mask, entry | mask
+    for offset in range(max(start, 1), min(end + 1, k.swap.nr_slots)):
+        if offset == entry:
+            continue
+        if not k.swap.swap_map[offset]:
+            continue
+        pfn = yield from read_swap_cache_async(k, offset, node)
+        if pfn >= 0:
+            page_cache_release(k, pfn)
+    return (yield from read_swap_cache_async(k, entry, node))

@@ -1,0 +1,69 @@
+"""mm/truncate.c: truncation and eviction of a file's pages. No memcg call here since 2014:
+a truncated page is uncharged at its final put."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .locking import Lock, Unlock, page_lock, ptl
+from .mm_struct import MM_FILEPAGES, PTE_PRESENT, PTE_SWAP, PTE_VAL_MASK
+from .mm_types import PG_dirty
+from .rmap import page_remove_rmap
+from .swap import page_cache_get, page_cache_release
+
+
+def unmap_mapping_range(k, mapping, index: int):
+    """Path: zap every pte that maps the page at `index` of the file."""
+    from .mm_struct import PTE_DIRTY
+    from .page_writeback import set_page_dirty
+
+    for vma in list(mapping.i_mmap):
+        addr = vma.addr_of_index(index)
+        if addr is None:
+            continue
+        yield Lock(ptl(vma.mm.id))
+        i = addr - vma.start
+        pte = int(vma.pte[i])
+        if pte & PTE_PRESENT:
+            pfn = pte & PTE_VAL_MASK
+            vma.pte[i] = 0
+            if pte & PTE_DIRTY:
+                set_page_dirty(k, pfn)
+            vma.mm.rss_stat[MM_FILEPAGES] -= 1
+            page_remove_rmap(k, pfn)
+            page_cache_release(k, pfn)
+        yield Unlock(ptl(vma.mm.id))
+
+
+def truncate_inode_page(k, mapping, pfn: int):
+    """Path: unmap a locked page and remove it from the page cache."""
+    from .filemap import delete_from_page_cache
+
+    mm = k.mem_map
+    if mm.mapcount[pfn] > 0:
+        yield from unmap_mapping_range(k, mapping, int(mm.index[pfn]))
+    mm.flags[pfn] &= ~PG_dirty                   # cancel_dirty_page
+    yield from delete_from_page_cache(k, pfn)
+
+
+def truncate_inode_pages_range(k, mapping, start: int):
+    """Path: drop every cached page (and, for shmem, every swap entry) from index start on."""
+    from .swapfile import free_swap_and_cache
+
+    used = np.flatnonzero(mapping.i_pages[start:]) + start
+    for index in used.tolist():
+        e = mapping.lookup(index)
+        if e & PTE_SWAP:
+            mapping.i_pages[index] = 0            # shmem_free_swap
+            yield from free_swap_and_cache(k, e & PTE_VAL_MASK)
+            continue
+        if not e & PTE_PRESENT:
+            continue
+        pfn = e & PTE_VAL_MASK
+        page_cache_get(k, pfn)                   # the pagevec lookup's reference
+        yield Lock(page_lock(pfn))
+        if mapping.lookup(index) == e:
+            yield from truncate_inode_page(k, mapping, pfn)
+        yield Unlock(page_lock(pfn))
+        page_cache_release(k, pfn)
+    mapping.size_pages = min(mapping.size_pages, start)
