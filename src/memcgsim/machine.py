@@ -32,6 +32,7 @@ from .mm.res_counter import RES_COUNTER_MAX
 from .mm.sched import Task
 from .mm.shmem import shmem_write
 from .mm.swap import get_page, lru_cache_add_file, page_cache_release
+from .mm.vectorized import fault_anon_range, zap_pte_range_vectorized
 from .mm.vmscan import isolate_lru_page, reclaim_page, shrink_mem_cgroup
 
 
@@ -40,9 +41,13 @@ class Machine:
 
     def __init__(self, memory_pages: int = 4096, *, swap_pages: int = 0, cpus: int = 1,
                  nodes: int = 1, profile: str = "3.17", swap_accounting: bool = True,
-                 thp: bool = False):
+                 thp: bool = False, vectorized: bool = True):
         self.k = Kernel(memory_pages, profile=profile, swap_pages=swap_pages, nr_cpus=cpus,
                         nr_nodes=nodes, swap_accounting=swap_accounting, thp=thp)
+        #: run anonymous faults and unmaps over ranges through the array versions of the paths
+        #: (same end state as the per-page reference paths, which vectorized=False runs)
+        self.vectorized = vectorized
+        self._zap = zap_pte_range_vectorized if vectorized else None
         self._pids = 0
 
     # -------------------------------------------------------------- cgroups
@@ -134,7 +139,7 @@ class Machine:
         """exit(): every mapping goes; pages nobody else holds are uncharged and freed."""
         self._alive(task)
         task.exiting = True
-        self.k.run(fork_mod.exit_mmap(self.k, task.mm), task)
+        self.k.run(fork_mod.exit_mmap(self.k, task.mm, self._zap), task)
         task.state = "exited"
 
     # -------------------------------------------------------------- anonymous memory
@@ -157,6 +162,8 @@ class Machine:
         self._alive(task)
         count = vma.npages - start if count is None else count
         self._check_range(vma, start, count)
+        if self.vectorized and write and vma.file is None:
+            return fault_anon_range(self.k, task, vma, start, count)
         for i in range(start, start + count):
             ret = self.k.run(handle_mm_fault(self.k, vma, vma.start + i, write), task)
             if ret & VM_FAULT_OOM:
@@ -167,7 +174,7 @@ class Machine:
         self._alive(task)
         if vma not in task.mm.vmas:
             raise InvalidRequest(f"{vma!r} is not mapped in task {task.comm}")
-        self.k.run(mmap.do_munmap(self.k, vma), task)
+        self.k.run(mmap.do_munmap(self.k, vma, self._zap), task)
 
     def mlock(self, task: Task, vma) -> None:
         self.k.run(mmap.mlock_vma(self.k, vma), self._alive(task))

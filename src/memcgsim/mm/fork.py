@@ -77,10 +77,10 @@ def copy_mm(k, parent_mm):
     return mm
 
 
-def exit_mmap(k, mm):
+def exit_mmap(k, mm, zap=None):
     """Path: the mm's last user is gone: unmap every VMA."""
     from .mmap import do_munmap
 
     for vma in list(mm.vmas):
-        yield from do_munmap(k, vma)
+        yield from do_munmap(k, vma, zap)
     k.mms.pop(mm.id, None)

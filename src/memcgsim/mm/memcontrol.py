@@ -433,7 +433,10 @@ def _end_inflight(k, memcg: MemCgroup, nr_pages: int, what: str) -> None:
     if left < 0:
         k.warn("charge", f"{what} of {nr_pages} pages on {memcg.name} without a try_charge")
         left = 0
-    k.inflight[memcg.id] = left
+    if left:
+        k.inflight[memcg.id] = left
+    else:
+        k.inflight.pop(memcg.id, None)
 
 
 def mem_cgroup_commit_charge(k, pfn: int, memcg: MemCgroup | None, lrucare: bool) -> None:

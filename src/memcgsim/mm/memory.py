@@ -7,6 +7,8 @@ mappings; pages are uncharged when the batched final put frees them.
 
 from __future__ import annotations
 
+import numpy as np
+
 from .gfp import GFP_KERNEL
 from .locking import Lock, TryLock, Unlock, page_lock, ptl
 from .memcontrol import (
@@ -315,15 +317,12 @@ def zap_pte_range(k, vma, start: int, end: int):
     mm = vma.mm
     gather: list[int] = []
     yield Lock(ptl(mm.id))
-    i = start
-    while i < end:
+    for i in (np.flatnonzero(vma.pte[start:end]) + start).tolist():
         pte = int(vma.pte[i])
         if not pte:
-            i += 1
-            continue
+            continue                          # cleared with the rest of its PMD mapping
         if pte & PTE_HUGE:
-            n = zap_huge_pmd(k, vma, i, gather)
-            i += n
+            zap_huge_pmd(k, vma, i, gather)
             continue
         vma.pte[i] = 0
         if pte & PTE_PRESENT:
@@ -341,7 +340,6 @@ def zap_pte_range(k, vma, start: int, end: int):
             yield from free_swap_and_cache(k, pte & PTE_VAL_MASK)
         elif pte & PTE_MIGRATION:
             k.bug_on(True, pte & PTE_VAL_MASK, "zap of a migration entry")
-        i += 1
     yield Unlock(ptl(mm.id))
     yield from free_pages_and_swap_cache(k, gather)
 

@@ -30,12 +30,13 @@ def unlink_vma(k, vma) -> None:
         vma.file.i_count -= 1
 
 
-def do_munmap(k, vma):
-    """Path: unmap a whole VMA: zap its ptes (pages are uncharged when freed), then drop it."""
+def do_munmap(k, vma, zap=None):
+    """Path: unmap a whole VMA: zap its ptes (pages are uncharged when freed), then drop it.
+    `zap` may name vectorized.zap_pte_range_vectorized instead of the per-page reference."""
     from .fs_ops import iput_final
     from .memory import zap_pte_range
 
-    yield from zap_pte_range(k, vma, 0, vma.npages)
+    yield from (zap or zap_pte_range)(k, vma, 0, vma.npages)
     unlink_vma(k, vma)
     if vma.file is not None:
         yield from iput_final(k, vma.file)

@@ -1,0 +1,117 @@
+"""The array versions of the fault and zap paths leave exactly the state of the per-page
+reference paths, on random workloads."""
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from memcgsim import Machine, check
+
+
+def snapshot(m):
+    """Everything the model keeps, as comparable Python values."""
+    k = m.k
+    out = {name: arr.copy() for name, arr in k.mem_map.arrays().items()}
+    out.update({name: arr.copy() for name, arr in k.pc.arrays().items()})
+    out["block_free"] = k.free_area.block_free.copy()
+    out["alloc"] = (list(k.free_area.cursor), list(k.free_area.nr_free))
+    out["swap"] = (k.swap.swap_map.copy(), k.swap.cache.copy(), k.swap_cgroup.id.copy(),
+                   k.swap.inuse_pages, k.swap.cluster_next)
+    out["memcgs"] = [
+        (m_.name, [(c.usage, c.max_usage, c.limit, c.failcnt, list(c.underflows))
+                   for c in (m_.res, m_.memsw)],
+         list(m_.stat), list(m_.events), m_.nr_page_events,
+         [list(lv.lru_size) for lv in m_.lruvecs], m_.swap_css_refs)
+        for m_ in k.memcg_by_id.values()]
+    out["stocks"] = [(s.cached.name if s.cached else None, s.nr_pages) for s in k.stocks]
+    out["mms"] = [(mm.id, list(mm.rss_stat), [(v.start, v.pte.copy()) for v in mm.vmas])
+                  for mm in k.mms.values()]
+    out["seq"] = (k._lru_seq, k._obj_ids, dict(k.inflight), list(k.warnings))
+    out["tasks"] = [(t.comm, t.state, t.memcg_oom.name if t.memcg_oom else None)
+                    for t in k.tasks.values()]
+    return out
+
+
+def assert_same(a, b, where):
+    assert a.keys() == b.keys()
+    for key in a:
+        x, y = a[key], b[key]
+        if isinstance(x, np.ndarray):
+            assert np.array_equal(x, y), f"{where}: {key} differs"
+        else:
+            assert _eq(x, y), f"{where}: {key} differs:\n{x}\n{y}"
+
+
+def _eq(x, y):
+    if isinstance(x, np.ndarray):
+        return np.array_equal(x, y)
+    if isinstance(x, (list, tuple)):
+        return len(x) == len(y) and all(_eq(a, b) for a, b in zip(x, y, strict=True))
+    return x == y
+
+
+OPS = st.lists(
+    st.tuples(st.sampled_from(["mmap", "touch", "munmap", "fork", "exit", "reclaim", "mlock",
+                               "write", "limit"]),
+              st.integers(0, 3), st.integers(0, 200), st.integers(1, 120)),
+    min_size=1, max_size=25)
+
+
+@given(ops=OPS, cpus=st.integers(1, 2), swap=st.sampled_from([0, 64]),
+       swap_accounting=st.booleans(), thp=st.booleans(),
+       limits=st.tuples(st.integers(0, 300), st.integers(0, 300)))
+def test_vectorized_paths_match_the_per_page_paths(ops, cpus, swap, swap_accounting, thp,
+                                                   limits):
+    machines = []
+    for vectorized in (False, True):
+        m = Machine(2048, swap_pages=swap, cpus=cpus, swap_accounting=swap_accounting,
+                    thp=thp, vectorized=vectorized)
+        m.set_use_hierarchy("/", False)
+        m.mkdir("/a")
+        m.mkdir("/b")
+        for path, lim in zip(("/a", "/b"), limits, strict=True):
+            if lim:
+                if swap_accounting:
+                    m.set_limit(path, lim + 50, memsw=True)
+                m.set_limit(path, lim)
+        m.spawn("T0", "/a", cpu=0)
+        m.spawn("T1", "/b", cpu=cpus - 1)
+        machines.append(m)
+    assert_same(snapshot(machines[0]), snapshot(machines[1]), "setup")
+    for step, (op, who, x, n) in enumerate(ops):
+        for m in machines:
+            apply(m, op, who, x, n, step)
+        assert_same(snapshot(machines[0]), snapshot(machines[1]), f"step {step} {op}")
+    assert check(machines[1].k) == []
+
+
+def apply(m, op, who, x, n, step):
+    tasks = [t for t in m.k.tasks.values() if t.state == "alive"]
+    if not tasks:
+        return
+    t = tasks[who % len(tasks)]
+    vmas = t.mm.vmas
+    if op == "mmap":
+        m.mmap_anon(t, n)
+    elif op == "touch" and vmas:
+        v = vmas[x % len(vmas)]
+        start = x % v.npages
+        m.touch(t, v, start, min(n, v.npages - start))
+    elif op == "munmap" and vmas:
+        m.munmap(t, vmas[x % len(vmas)])
+    elif op == "fork" and len(m.k.tasks) < 8:
+        m.fork(t, f"F{step}")
+    elif op == "exit" and len(tasks) > 1:
+        m.exit(t)
+    elif op == "reclaim" and vmas:
+        v = vmas[x % len(vmas)]
+        pfn = m.pfn_of(v, x % v.npages)
+        if pfn >= 0:
+            m.reclaim(pfn)
+    elif op == "mlock" and vmas:
+        m.mlock(t, vmas[x % len(vmas)])
+    elif op == "write":
+        m.write(t, f"/data/f{who}", 1 + n % 8)
+    elif op == "limit":
+        path = "/a" if who % 2 else "/b"
+        m.set_limit(path, x + 40)
