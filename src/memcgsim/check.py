@@ -308,11 +308,16 @@ INVARIANTS = (inv_counter_tree, inv_no_underflow, inv_limits, inv_flags, inv_exa
 
 
 def check(k, quiescent: bool = True) -> list[Violation]:
-    """Run every invariant; an empty list means the state is consistent."""
-    if quiescent and k.locks.held:
-        quiescent = False
+    """Run every invariant; an empty list means the state is consistent.
+
+    quiescent: no path is running, so no lock may be held and no charge be in flight.
+    """
     sums = _Sums(k)
     out: list[Violation] = []
+    if quiescent:
+        for lock, owner in k.locks.held.items():
+            out.append(Violation("locks", f"{lock} still held by path {owner} with no path "
+                                 "running", lock[1] if lock[0] == "page" else None))
     for inv in INVARIANTS:
         out.extend(inv(k, sums, quiescent))
     return out

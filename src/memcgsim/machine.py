@@ -76,10 +76,10 @@ class Machine:
         below usage gives -EBUSY (limit reclaim on resize comes with the pressure model).
         """
         m = self.memcg(path)
+        if pages is not None and (not _is_int(pages) or pages < 0):
+            raise InvalidRequest(f"limit of {pages!r} pages: want a whole number >= 0 or None")
         if m.is_root():
             return -Errno.EINVAL
-        if pages is not None and pages < 0:
-            raise InvalidRequest(f"limit of {pages} pages is negative")
         limit = RES_COUNTER_MAX if pages is None else pages
         if memsw:
             if limit < m.res.limit:
@@ -159,7 +159,7 @@ class Machine:
               write: bool = True) -> int:
         """Fault pages [start, start+count) of vma; returns pages touched before an OOM (the
         task then has memcg_oom set), or count."""
-        self._alive(task)
+        self._mapped(self._alive(task), vma)
         count = vma.npages - start if count is None else count
         self._check_range(vma, start, count)
         if self.vectorized and write and vma.file is None:
@@ -171,16 +171,16 @@ class Machine:
         return count
 
     def munmap(self, task: Task, vma) -> None:
-        self._alive(task)
-        if vma not in task.mm.vmas:
-            raise InvalidRequest(f"{vma!r} is not mapped in task {task.comm}")
+        self._mapped(self._alive(task), vma)
         self.k.run(mmap.do_munmap(self.k, vma, self._zap), task)
 
     def mlock(self, task: Task, vma) -> None:
-        self.k.run(mmap.mlock_vma(self.k, vma), self._alive(task))
+        self._mapped(self._alive(task), vma)
+        self.k.run(mmap.mlock_vma(self.k, vma), task)
 
     def munlock(self, task: Task, vma) -> None:
-        self.k.run(mmap.munlock_vma(self.k, vma), self._alive(task))
+        self._mapped(self._alive(task), vma)
+        self.k.run(mmap.munlock_vma(self.k, vma), task)
 
     # -------------------------------------------------------------- files
     def create(self, name: str, tmpfs: bool = False):
@@ -199,6 +199,8 @@ class Machine:
         -ENOMEM."""
         self._alive(task)
         self._check_size(npages)
+        if offset is not None and (not _is_int(offset) or offset < 0):
+            raise InvalidRequest(f"write offset {offset!r}: want a whole number of pages >= 0")
         f = self.k.files.get(name) or fs_ops.create_file(self.k, name, shmem=name.startswith(
             ("/dev/shm/", "/tmp/")))
         start = f.size_pages if offset is None else offset
@@ -210,7 +212,13 @@ class Machine:
         """read(2) of the file's pages: what is not cached is read in and charged to task."""
         self._alive(task)
         f = self.file(name)
-        count = f.size_pages - start if count is None else count
+        if not _is_int(start) or start < 0 or (count is not None and (
+                not _is_int(count) or count < 0)):
+            raise InvalidRequest(f"read of {count!r} pages at {start!r}: want whole numbers "
+                                 ">= 0")
+        # a read stops at the end of the file
+        end = f.size_pages if count is None else min(f.size_pages, start + count)
+        count = max(0, end - start)
         if f.shmem:
             return count     # reading tmpfs holes allocates nothing; cached pages stay put
         return self.k.run(do_generic_file_read(self.k, f, start, count, task.node), task)
@@ -285,6 +293,8 @@ class Machine:
         return self.k.run(migrate_pages(self.k, pfns, node), task)
 
     def split_thp(self, task: Task, vma, offset: int = 0) -> None:
+        self._mapped(self._alive(task), vma)
+        self._check_range(vma, offset, 1)
         pte = int(vma.pte[offset])
         if not pte & PTE_PRESENT:
             raise InvalidRequest(f"nothing mapped at offset {offset} of {vma!r}")
@@ -299,10 +309,12 @@ class Machine:
     # -------------------------------------------------------------- inspection
     def pfn_of(self, vma, offset: int) -> int:
         """The pfn mapped at offset of vma, or -1 (not present)."""
+        self._check_range(vma, offset, 1)
         pte = int(vma.pte[offset])
         return pte & PTE_VAL_MASK if pte & PTE_PRESENT else -1
 
     def swap_entry_of(self, vma, offset: int) -> int:
+        self._check_range(vma, offset, 1)
         pte = int(vma.pte[offset])
         return pte & PTE_VAL_MASK if pte & PTE_SWAP else 0
 
@@ -328,18 +340,28 @@ class Machine:
 
     # -------------------------------------------------------------- argument checks
     @staticmethod
+    def _mapped(task: Task, vma) -> None:
+        if vma not in task.mm.vmas:
+            raise InvalidRequest(f"{vma!r} is not mapped in task {task.comm}")
+
+    @staticmethod
     def _check_size(npages: int) -> None:
-        if not isinstance(npages, int) or npages <= 0:
+        if not _is_int(npages) or npages <= 0:
             raise InvalidRequest(f"size of {npages!r} pages: want a positive whole number")
 
     @staticmethod
     def _check_range(vma, start: int, count: int) -> None:
-        if start < 0 or count < 0 or start + count > vma.npages:
+        if (not _is_int(start) or not _is_int(count) or start < 0 or count < 0
+                or start + count > vma.npages):
             raise InvalidRequest(f"pages [{start}, {start + count}) are outside {vma!r}")
 
     def _check_pfn(self, pfn: int) -> None:
         if not 0 <= pfn < self.k.nr_pages:
             raise InvalidRequest(f"pfn {pfn} is outside memory (0..{self.k.nr_pages - 1})")
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
 
 
 def _writeback_page(k, pfn: int):

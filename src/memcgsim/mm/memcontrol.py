@@ -356,12 +356,30 @@ def get_order_bug(nr_pages: int) -> int:
     return order
 
 
+MEM_CGROUP_MAX_RECLAIM_LOOPS = 100
+
+
 def mem_cgroup_reclaim(k, memcg: MemCgroup, gfp_mask: int, noswap: bool) -> int:
-    """Limit reclaim on memcg's subtree. Reclaim itself is modelled in vmscan.py."""
+    """Limit reclaim on memcg's subtree: rounds of try_to_free_mem_cgroup_pages until there is
+    room, or two rounds freed nothing; stocks are drained from the second round on.
+
+    Without swapping when the memsw limit failed or equals the memory limit (memsw_is_minimum):
+    swapping would not make room. (The kernel drains other CPUs' stocks asynchronously; here
+    the drain completes at once.)
+    """
     from . import vmscan
 
     noswap = noswap or (k.do_swap_account and memcg.res.limit == memcg.memsw.limit)
-    return vmscan.try_to_free_mem_cgroup_pages(k, memcg, gfp_mask, noswap)
+    total = 0
+    for loop in range(MEM_CGROUP_MAX_RECLAIM_LOOPS):
+        if loop:
+            drain_all_stock(k, memcg)
+        total += vmscan.try_to_free_mem_cgroup_pages(k, memcg, gfp_mask, noswap)
+        if mem_cgroup_margin(k, memcg):
+            break
+        if loop and not total:
+            break
+    return total
 
 
 def mem_cgroup_oom(k, memcg: MemCgroup, gfp_mask: int, order: int) -> None:
