@@ -13,14 +13,25 @@ errors                 ``MemcgsimError``, ``InvalidRequest``, ``ModelBug``,
 =====================  ===========================================================
 """
 
-from .check import InvariantViolation, Violation, assert_invariants, check
-from .errors import Deadlock, Errno, InvalidRequest, MemcgsimError, ModelBug, VMBugOnPage
-from .kernel import PAGE_SIZE, Kernel
-from .machine import Machine
-from .profile import PROFILES, KernelProfile
+import importlib
 
-__all__ = [
-    "Machine", "Kernel", "PAGE_SIZE", "check", "assert_invariants", "Violation",
-    "InvariantViolation", "PROFILES", "KernelProfile", "MemcgsimError", "InvalidRequest",
-    "ModelBug", "VMBugOnPage", "Deadlock", "Errno",
-]
+_EXPORTS = {
+    "Machine": ".machine", "Kernel": ".kernel", "PAGE_SIZE": ".kernel", "check": ".checker",
+    "assert_invariants": ".checker", "Violation": ".checker", "InvariantViolation": ".checker",
+    "PROFILES": ".profile", "KernelProfile": ".profile", "MemcgsimError": ".errors",
+    "InvalidRequest": ".errors", "ModelBug": ".errors", "VMBugOnPage": ".errors",
+    "Deadlock": ".errors", "Errno": ".errors",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    """Import on first use, so that `memcgsim --help` does not load numpy and the model."""
+    try:
+        module = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'memcgsim' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value

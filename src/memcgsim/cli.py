@@ -12,6 +12,7 @@ Only this module prints. It imports the model lazily, inside the commands, so th
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 EXIT_OK = 0
@@ -38,7 +39,7 @@ class _VersionAction(argparse.Action):
 def cmd_demo(args: argparse.Namespace) -> int:
     """The built-in default job: the guided page lifecycle, checked after every step."""
     from . import demo
-    from .check import InvariantViolation
+    from .checker import InvariantViolation
 
     result = demo.run()
     print("\n".join(result.lines))
@@ -77,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except BrokenPipeError:
-        sys.stderr.close()          # `memcgsim demo | head`: the reader went away
+        # `memcgsim demo | head`: the reader went away; keep the exit-time flush quiet
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
     except Exception as exc:
         from .errors import MemcgsimError

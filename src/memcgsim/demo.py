@@ -16,7 +16,7 @@ import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .check import INVARIANTS, Violation, check
+from .checker import INVARIANTS, Violation, check
 from .errors import MemcgsimError
 from .kernel import PAGE_SIZE
 from .machine import Machine
@@ -24,6 +24,8 @@ from .mm.swapfile import SWAP_HAS_CACHE
 
 CGROUP = "/a"
 FILE = "/data/log"
+#: the NUMA node the anonymous page migrates to
+TARGET_NODE = 1
 #: memory.stat keys the demo follows (sizes in bytes, events as counts)
 STAT_KEYS = ("rss", "cache", "swap", "mapped_file", "pgpgin", "pgpgout", "pgfault", "pgmajfault")
 WIDTH = 100
@@ -130,7 +132,7 @@ def swapin(d: Demo) -> Shown:
 
 def migrate(d: Demo) -> Shown:
     old = d.anon_pfn
-    _expect(d.m.migrate(d.task, d.anon_vma, 1) == 0, "the page was not migrated")
+    _expect(d.m.migrate(d.task, d.anon_vma, TARGET_NODE) == 0, "the page was not migrated")
     d.anon_pfn = d.m.pfn_of(d.anon_vma, 0)
     _expect(d.anon_pfn != old, "the page did not move")
     return Shown([("new", d.anon_pfn), ("old", old)])
@@ -197,7 +199,7 @@ STEPS: list[Step] = [
          "charge and clears its record: memsw falls and the swap statistic is back where it "
          "started. A read fault leaves the page in the swap cache, its slot still allocated.",
          swapin),
-    Step("NUMA migration to node 1",
+    Step(f"NUMA migration to node {TARGET_NODE}",
          "migrate_pages > unmap_and_move > move_to_new_page: migrate_page_move_mapping, "
          "mem_cgroup_migrate(old, new, lrucare=false), then remove_migration_ptes",
          "Contents, swap cache slot and mapping move to a page on the other node. "

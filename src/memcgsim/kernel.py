@@ -18,6 +18,7 @@ from .mm.mm_types import (
     HPAGE_PMD_NR,
     LRU_NAMES,
     MemMap,
+    PG_anon,
     PG_lru,
     flag_names,
     page_lru,
@@ -165,7 +166,7 @@ class Kernel:
         mm, pc = self.mem_map, self.pc
         flags = int(mm.flags[pfn])
         mapping = int(mm.mapping[pfn])
-        kind = "anon_vma" if flags & (1 << 12) else "mapping"
+        kind = "anon_vma" if flags & PG_anon else "mapping"
         lines = [
             f"page pfn:{pfn:#x} node:{self.page_to_nid(pfn)} count:{int(mm.refcount[pfn])} "
             f"mapcount:{int(mm.mapcount[pfn])} {kind}:{mapping} index:{int(mm.index[pfn]):#x} "

@@ -7,7 +7,7 @@ InvalidRequest before anything changes; kernel refusals come back as negative er
 
 from __future__ import annotations
 
-from .check import assert_invariants, check
+from .checker import assert_invariants, check
 from .errors import Errno, InvalidRequest
 from .kernel import PAGE_SIZE, Kernel
 from .mm import fork as fork_mod
@@ -26,7 +26,7 @@ from .mm.mm_struct import (
     VM_WRITE,
     MmStruct,
 )
-from .mm.mm_types import HPAGE_PMD_NR, PG_dirty, PG_head, PG_lru, PG_tail
+from .mm.mm_types import HPAGE_PMD_NR, PG_dirty, PG_head, PG_lru, PG_tail, PG_writeback
 from .mm.page_writeback import clear_page_dirty_for_io, end_page_writeback, test_set_page_writeback
 from .mm.res_counter import RES_COUNTER_MAX
 from .mm.sched import Task
@@ -259,7 +259,8 @@ class Machine:
                steal_index: int = 0) -> int:
         """FUSE splice: replace the cached page at index by a page from a pipe. The pipe page
         is fresh, or (steal_from) stolen from another file's page cache, still charged and on
-        its LRU list: replace_page_cache_page moves the charge with lrucare."""
+        its LRU list: replace_page_cache_page moves the charge with lrucare. -EBUSY (the
+        kernel copies instead) when the cached page is mapped, dirty or under writeback."""
         self._alive(task)
         return self.k.run(_splice(self.k, self.file(name), index,
                                   self.file(steal_from) if steal_from else None, steal_index,
@@ -406,7 +407,9 @@ def _splice(k, mapping, index: int, steal_mapping, steal_index: int, node: int):
             return -Errno.ENOMEM
         yield Lock(page_lock(new))
     yield Lock(page_lock(old))
-    if k.mem_map.mapcount[old]:
+    # fuse_try_move_page only replaces a clean, unmapped page being read in; otherwise it
+    # falls back to copying into the old page, which changes no accounting
+    if k.mem_map.mapcount[old] or k.mem_map.flags[old] & (PG_dirty | PG_writeback):
         yield Unlock(page_lock(old))
         yield Unlock(page_lock(new))
         page_cache_release(k, old)
