@@ -149,20 +149,37 @@ def test_memory_limit_above_the_memsw_limit_is_einval(m, pages):
     assert (a.res.limit, a.memsw.limit) == (100, 200)
 
 
-def test_memory_limit_below_usage_is_ebusy(m):
-    usage = m.usage("/a")
-    assert usage == 32                           # 4 pages and a stock of 28
-    errno(m, Errno.EBUSY, m.set_limit, "/a", usage - 1)
-    assert m.usage("/a") == usage and m.memcg("/a").res.limit == RES_COUNTER_MAX
-    assert m.set_limit("/a", usage) == 0
+def test_memory_limit_below_usage_reclaims_until_it_fits(m):
+    assert m.usage("/a") == 32                   # 4 pages and a stock of 28
+    assert m.set_limit("/a", 31) == 0
+    # one reclaim round (SWAP_CLUSTER_MAX pages) swapped out all four pages; memsw stays
+    assert (m.usage("/a"), m.memsw_usage("/a")) == (28, 32)
+    assert m.stat("/a")["swap"] == 4 * 4096 and m.memcg("/a").res.limit == 31
+    assert check(m.k) == []
+
+
+def test_memory_limit_below_unreclaimable_usage_is_ebusy(m):
+    m.mlock(m.task("A"), vma(m))                 # nothing reclaimable left
+    assert m.set_limit("/a", 3) == -Errno.EBUSY
+    # reclaim drained the stock on the way; the four mlocked pages stay, and so does the limit
+    assert m.usage("/a") == 4 and m.memcg("/a").res.limit == RES_COUNTER_MAX
+    assert m.stat("/a")["unevictable"] == 4 * 4096
+    assert m.set_limit("/a", 4) == 0
+    assert check(m.k) == []
 
 
 def test_memsw_limit_below_memsw_usage_is_ebusy(m):
     assert m.reclaim(m.pfn_of(vma(m), 0)) == 1  # memory 31, memory+swap still 32
     assert (m.usage("/a"), m.memsw_usage("/a")) == (31, 32)
     assert m.set_limit("/a", 31) == 0
-    errno(m, Errno.EBUSY, m.set_limit, "/a", 31, memsw=True)
-    assert m.memsw_usage("/a") == 32 and m.memcg("/a").memsw.limit == RES_COUNTER_MAX
+    # memsw reclaim may not swap: the three resident pages are anonymous, nothing to free,
+    # but the stock drain on the way gives back its 28 pages
+    assert m.set_limit("/a", 31, memsw=True) == 0
+    assert (m.usage("/a"), m.memsw_usage("/a")) == (3, 4)
+    assert m.set_limit("/a", 3) == 0
+    assert m.set_limit("/a", 3, memsw=True) == -Errno.EBUSY
+    assert m.memsw_usage("/a") == 4 and m.memcg("/a").memsw.limit == 31
+    assert check(m.k) == []
 
 
 @pytest.mark.parametrize("pages", [1.5, 100.0, "100"])

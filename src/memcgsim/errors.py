@@ -23,6 +23,7 @@ class Errno(enum.IntEnum):
 
     EPERM = 1
     ENOENT = 2
+    ESRCH = 3
     EINTR = 4
     EAGAIN = 11
     ENOMEM = 12
@@ -30,6 +31,7 @@ class Errno(enum.IntEnum):
     EEXIST = 17
     EINVAL = 22
     ENOSPC = 28
+    ERANGE = 34
 
 
 class MemcgsimError(Exception):

@@ -11,7 +11,7 @@ from .checker import assert_invariants, check
 from .errors import Errno, InvalidRequest
 from .kernel import PAGE_SIZE, Kernel
 from .mm import fork as fork_mod
-from .mm import fs_ops, memcontrol, mmap
+from .mm import fs_ops, memcontrol, memcontrol_v1, mmap
 from .mm.filemap import do_generic_file_read, generic_perform_write, replace_page_cache_page
 from .mm.huge_memory import split_huge_page
 from .mm.locking import Lock, Unlock, page_lock
@@ -49,6 +49,7 @@ class Machine:
         self.vectorized = vectorized
         self._zap = zap_pte_range_vectorized if vectorized else None
         self._pids = 0
+        self._fs = None
 
     # -------------------------------------------------------------- cgroups
     def mkdir(self, path: str) -> memcontrol.MemCgroup:
@@ -72,8 +73,9 @@ class Machine:
     def set_limit(self, path: str, pages: int | None, memsw: bool = False) -> int:
         """limit_in_bytes / memsw.limit_in_bytes in pages (None: unlimited); 0 or -errno.
 
-        The memory limit may not exceed the memsw limit and vice versa (-EINVAL); a limit
-        below usage gives -EBUSY (limit reclaim on resize comes with the pressure model).
+        As a write to the file does: below usage, reclaim until it fits (-EBUSY when it does
+        not); the memory limit may not exceed the memsw limit nor the memsw limit go below the
+        memory limit (-EINVAL); root cannot be limited (-EINVAL).
         """
         m = self.memcg(path)
         if pages is not None and (not _is_int(pages) or pages < 0):
@@ -81,13 +83,28 @@ class Machine:
         if m.is_root():
             return -Errno.EINVAL
         limit = RES_COUNTER_MAX if pages is None else pages
-        if memsw:
-            if limit < m.res.limit:
-                return -Errno.EINVAL
-            return m.memsw.set_limit(limit)
-        if self.k.do_swap_account and limit > m.memsw.limit:
-            return -Errno.EINVAL
-        return m.res.set_limit(limit)
+        return memcontrol_v1.mem_cgroup_resize_limit(self.k, m, limit, memsw)
+
+    def rmdir(self, path: str) -> int:
+        """Remove a cgroup: -EBUSY with tasks or children; its charges move to the parent."""
+        return memcontrol_v1.mem_cgroup_rmdir(self.k, self.memcg(path))
+
+    @property
+    def fs(self):
+        """The cgroup files (v1, as 3.17 shows them)."""
+        if self._fs is None:
+            from .cgroupfs import CgroupV1
+
+            self._fs = CgroupV1(self)
+        return self._fs
+
+    def read_file(self, path: str, name: str) -> str:
+        """The text a read of /sys/fs/cgroup/memory<path>/<name> gives."""
+        return self.fs.read(path, name)
+
+    def write_file(self, path: str, name: str, text: str) -> int:
+        """Write text to a cgroup file: 0, or the negative errno write(2) fails with."""
+        return self.fs.write(path, name, text)
 
     # -------------------------------------------------------------- tasks
     def spawn(self, name: str, cgroup: str = "/", cpu: int = 0, node: int = 0) -> Task:
@@ -122,9 +139,11 @@ class Machine:
             raise InvalidRequest(f"task {task.comm} has {task.state}")
         return task
 
-    def move_task(self, task: Task, cgroup: str) -> None:
-        """Write the pid to tasks: new charges go to the new memcg, old ones stay."""
-        self._alive(task).memcg = self.memcg(cgroup)
+    def move_task(self, task: Task, cgroup: str) -> int:
+        """Write the pid to tasks: new charges go to the new memcg; old ones stay, unless the
+        new memcg's move_charge_at_immigrate asks to move them (-ENOMEM if they do not fit)."""
+        return memcontrol_v1.mem_cgroup_attach_task(self.k, self._alive(task),
+                                                    self.memcg(cgroup))
 
     def fork(self, task: Task, child: str) -> Task:
         """fork(): the child shares the parent's anonymous pages copy-on-write."""

@@ -475,15 +475,21 @@ def mem_cgroup_commit_charge(k, pfn: int, memcg: MemCgroup | None, lrucare: bool
         mem_cgroup_uncharge_swap(k, int(mm.private[pfn]))
 
 
+def _cancel_charge(k, memcg: MemCgroup, nr_pages: int) -> None:
+    """cancel_charge: give nr_pages of charge back (root was never charged)."""
+    if memcg.is_root():
+        return
+    memcg.res.uncharge(nr_pages)
+    if k.do_swap_account:
+        memcg.memsw.uncharge(nr_pages)
+
+
 def mem_cgroup_cancel_charge(k, pfn: int, memcg: MemCgroup | None) -> None:
     """Give a try_charge reservation back: the page was never committed."""
     if memcg is None:
         return
     nr_pages = k.mem_map.nr_pages_of(pfn)
-    if not memcg.is_root():
-        memcg.res.uncharge(nr_pages)
-        if k.do_swap_account:
-            memcg.memsw.uncharge(nr_pages)
+    _cancel_charge(k, memcg, nr_pages)
     _end_inflight(k, memcg, nr_pages, "cancel")
 
 

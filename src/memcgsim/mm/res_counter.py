@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from ..errors import Errno
 
-#: RES_COUNTER_MAX in pages: "no limit"
-RES_COUNTER_MAX = (1 << 63) // 4096 - 1
+#: RES_COUNTER_MAX (ULLONG_MAX bytes) in whole pages: "no limit"
+RES_COUNTER_MAX = ((1 << 64) - 1) // 4096
 
 
 class ResCounter:

@@ -1,0 +1,288 @@
+"""The cgroup-v1 parts of mm/memcontrol.c in 3.17: limit resizing with reclaim, force_empty,
+charge moving when a task moves (move_charge_at_immigrate), and reparenting at rmdir.
+
+(Later kernels moved these to mm/memcontrol-v1.c, hence the module's name.)
+"""
+
+from __future__ import annotations
+
+from ..errors import Errno
+from .gfp import __GFP_NORETRY, __GFP_WAIT, GFP_KERNEL
+from .locking import run_path
+from .memcontrol import (
+    MemCgroup,
+    drain_all_stock,
+    mem_cgroup_move_account,
+    mem_cgroup_move_swap_account,
+    try_charge,
+)
+from .mm_struct import PTE_HUGE, PTE_PRESENT, PTE_SWAP, PTE_VAL_MASK
+from .mm_types import HPAGE_PMD_NR, PG_anon, PG_lru
+from .page_cgroup import PCG_USED
+
+MOVE_CHARGE_TYPE_ANON = 1 << 0
+MOVE_CHARGE_TYPE_FILE = 1 << 1
+MC_TARGET_NONE, MC_TARGET_PAGE, MC_TARGET_SWAP = range(3)
+
+
+# ------------------------------------------------------------------------------------------
+# limits
+
+
+def mem_cgroup_resize_limit(k, memcg: MemCgroup, val: int, memsw: bool) -> int:
+    """Set limit_in_bytes (or memsw.limit_in_bytes) in pages: reclaim while usage is above the
+    new limit, giving up with -EBUSY after MEM_CGROUP_RECLAIM_RETRIES rounds per descendant
+    that did not lower usage; -EINVAL if the memory limit would exceed the memsw limit."""
+    counter = memcg.memsw if memsw else memcg.res
+    retry_count = k.profile.reclaim_retries * sum(1 for _ in memcg.subtree())
+    oldusage = counter.usage
+    ret = 0
+    while retry_count:
+        if memsw and memcg.res.limit > val or not memsw and memcg.memsw.limit < val:
+            return -Errno.EINVAL
+        ret = counter.set_limit(val)
+        if not ret:
+            break
+        mem_cgroup_reclaim_shrink(k, memcg, noswap=memsw)
+        if counter.usage >= oldusage:
+            retry_count -= 1
+        else:
+            oldusage = counter.usage
+    return ret
+
+
+def mem_cgroup_reclaim_shrink(k, memcg: MemCgroup, noswap: bool) -> int:
+    """mem_cgroup_reclaim with MEM_CGROUP_RECLAIM_SHRINK: stop at the first progress."""
+    from . import vmscan
+
+    total = 0
+    for loop in range(100):
+        if loop:
+            drain_all_stock(k, memcg)
+        total += vmscan.try_to_free_mem_cgroup_pages(k, memcg, GFP_KERNEL, noswap)
+        if total or (loop and not total):
+            break
+    return total
+
+
+def mem_cgroup_force_empty(k, memcg: MemCgroup) -> int:
+    """Reclaim everything reclaimable; 0 even if usage remains (5 rounds without progress)."""
+    from . import vmscan
+
+    nr_retries = k.profile.reclaim_retries
+    while nr_retries and memcg.res.usage > 0:
+        if not vmscan.try_to_free_mem_cgroup_pages(k, memcg, GFP_KERNEL, False):
+            nr_retries -= 1
+    return 0
+
+
+# ------------------------------------------------------------------------------------------
+# charge moving (cgroup attach with move_charge_at_immigrate)
+
+
+class MoveCharge:
+    """struct move_charge_struct `mc`: one charge move in progress."""
+
+    def __init__(self, from_: MemCgroup, to: MemCgroup, flags: int):
+        self.from_ = from_
+        self.to = to
+        self.flags = flags
+        self.precharge = 0
+        self.moved_charge = 0
+        self.moved_swap = 0
+
+
+def get_mctgt_type(k, mc: MoveCharge, vma, i: int):
+    """What the pte at offset i of vma offers to move: (MC_TARGET_*, pfn or slot)."""
+    pte = int(vma.pte[i])
+    mem = k.mem_map
+    pfn, ent = -1, 0
+    if pte & PTE_PRESENT:
+        pfn = pte & PTE_VAL_MASK
+        if pte & PTE_HUGE:
+            pfn -= pfn % HPAGE_PMD_NR
+        anon = mem.flags[pfn] & PG_anon
+        if not mc.flags & (MOVE_CHARGE_TYPE_ANON if anon else MOVE_CHARGE_TYPE_FILE):
+            return MC_TARGET_NONE, 0
+    elif pte & PTE_SWAP:
+        if not mc.flags & MOVE_CHARGE_TYPE_ANON:
+            return MC_TARGET_NONE, 0
+        ent = pte & PTE_VAL_MASK
+        pfn = int(k.swap.cache[ent])
+    elif not pte and vma.file is not None:
+        if not mc.flags & MOVE_CHARGE_TYPE_FILE:
+            return MC_TARGET_NONE, 0
+        # a page of the file is moved even if this task never faulted it
+        index = vma.linear_page_index(vma.start + i)
+        mapping = vma.file
+        pfn = mapping.find_page(index)
+        if pfn < 0 and mapping.shmem:
+            ent = mapping.swap_entry(index)
+            pfn = int(k.swap.cache[ent]) if ent else -1
+    else:
+        return MC_TARGET_NONE, 0
+    if pfn >= 0 and k.pc.flags[pfn] & PCG_USED and k.pc.memcg[pfn] == mc.from_.id:
+        return MC_TARGET_PAGE, pfn
+    if ent and k.do_swap_account and k.swap_cgroup.lookup(ent) == mc.from_.id:
+        return MC_TARGET_SWAP, ent
+    return MC_TARGET_NONE, 0
+
+
+def _targets(k, mc: MoveCharge, mm):
+    for vma in list(mm.vmas):
+        i = 0
+        while i < vma.npages:
+            pte = int(vma.pte[i])
+            step = HPAGE_PMD_NR - (pte & PTE_VAL_MASK) % HPAGE_PMD_NR if pte & PTE_HUGE else 1
+            kind, what = get_mctgt_type(k, mc, vma, i)
+            if kind != MC_TARGET_NONE:
+                nr = HPAGE_PMD_NR if kind == MC_TARGET_PAGE and pte & PTE_HUGE else 1
+                yield kind, what, nr
+            i += step
+
+
+def mem_cgroup_precharge_mc(k, mc: MoveCharge, mm) -> int:
+    """Charge `to` for everything that will move: in bulk without reclaim first, then page by
+    page with reclaim. -ENOMEM if it does not fit (the task then does not move)."""
+    count = sum(nr for _, _, nr in _targets(k, mc, mm))
+    if not count:
+        return 0
+    ret, _ = try_charge(k, mc.to, GFP_KERNEL & ~__GFP_WAIT, count)
+    if ret == 0:
+        mc.precharge += count
+        return 0
+    if ret == -Errno.EINTR:
+        return ret
+    while count:
+        count -= 1
+        ret, _ = try_charge(k, mc.to, GFP_KERNEL & ~__GFP_NORETRY, 1)
+        if ret:
+            return ret
+        mc.precharge += 1
+    return 0
+
+
+def mem_cgroup_move_charge(k, mc: MoveCharge, mm) -> None:
+    """Walk the mm: move each target page's binding (move_account) or swap record."""
+    from .swap import put_page
+    from .vmscan import isolate_lru_page, putback_lru_page
+
+    for kind, what, nr in list(_targets(k, mc, mm)):
+        if mc.precharge < nr:
+            break
+        if kind == MC_TARGET_PAGE:
+            pfn = what
+            if not k.mem_map.flags[pfn] & PG_lru or k.mem_map.refcount[pfn] <= 0:
+                continue
+            from .swap import get_page
+
+            get_page(k, pfn)
+            if isolate_lru_page(k, pfn) == 0:
+                if not mem_cgroup_move_account(k, pfn, nr, mc.from_, mc.to):
+                    mc.precharge -= nr
+                    mc.moved_charge += nr
+                putback_lru_page(k, pfn)
+            put_page(k, pfn)
+        elif kind == MC_TARGET_SWAP:
+            if not mem_cgroup_move_swap_account(k, what, mc.from_, mc.to):
+                mc.precharge -= 1
+                mc.moved_swap += 1
+
+
+def mem_cgroup_clear_mc(k, mc: MoveCharge) -> None:
+    """Settle the counters: unused precharge off `to`, moved pages off `from`, and for moved
+    swap records memsw off `from` and res off `to` (which was precharged res and memsw)."""
+    from .memcontrol import _cancel_charge
+
+    if mc.precharge:
+        _cancel_charge(k, mc.to, mc.precharge)
+        mc.precharge = 0
+    if mc.moved_charge:
+        _cancel_charge(k, mc.from_, mc.moved_charge)
+        mc.moved_charge = 0
+    if mc.moved_swap:
+        if not mc.from_.is_root():
+            mc.from_.memsw.uncharge(mc.moved_swap)
+        if not mc.to.is_root():
+            mc.to.res.uncharge(mc.moved_swap)
+        mc.moved_swap = 0
+
+
+def mem_cgroup_attach_task(k, task, to: MemCgroup) -> int:
+    """Move a task to `to` (a write of its pid to tasks): with to's move_charge_at_immigrate
+    set and the task owning its mm, its charges move too; -ENOMEM if `to` cannot take them."""
+    from_ = task.memcg
+    if from_ is to:
+        return 0
+    flags = to.move_charge_at_immigrate
+    mm = task.mm
+    if flags and mm is not None and mm.owner is task:
+        mc = MoveCharge(from_, to, flags)
+        saved = k.current
+        k.current = task
+        try:
+            ret = mem_cgroup_precharge_mc(k, mc, mm)
+            if ret:
+                mem_cgroup_clear_mc(k, mc)
+                return -Errno.ENOMEM
+            task.memcg = to
+            mem_cgroup_move_charge(k, mc, mm)
+            mem_cgroup_clear_mc(k, mc)
+        finally:
+            k.current = saved
+        return 0
+    task.memcg = to
+    return 0
+
+
+# ------------------------------------------------------------------------------------------
+# rmdir
+
+
+def mem_cgroup_reparent_charges(k, memcg: MemCgroup) -> None:
+    """css_offline: move every page charged to memcg to its parent (root in flat mode), then
+    take the charges off memcg's own counters only: the parent already holds them."""
+    from .swap import get_page_unless_zero, put_page
+    from .vmscan import isolate_lru_page, putback_lru_page
+
+    parent = memcg.parent_mem_cgroup() or k.root_mem_cgroup
+    mem, pc = k.mem_map, k.pc
+    while True:
+        drain_all_stock(k, memcg)
+        import numpy as np
+
+        pfns = np.flatnonzero((mem.flags & PG_lru != 0) & (pc.flags & PCG_USED != 0)
+                              & (pc.memcg == memcg.id)).tolist()
+        for pfn in pfns:
+            if not get_page_unless_zero(k, pfn):
+                continue
+            if isolate_lru_page(k, pfn) == 0:
+                nr = mem.nr_pages_of(pfn)
+                if not mem_cgroup_move_account(k, pfn, nr, memcg, parent):
+                    memcg.res.uncharge_until(memcg.res.parent, nr)
+                    if k.do_swap_account:
+                        memcg.memsw.uncharge_until(memcg.memsw.parent, nr)
+                putback_lru_page(k, pfn)
+            put_page(k, pfn)
+        if memcg.res.usage - memcg.kmem.usage <= 0 or not pfns:
+            break
+
+
+def mem_cgroup_rmdir(k, memcg: MemCgroup) -> int:
+    """rmdir: -EBUSY while tasks or child cgroups remain; else offline and reparent."""
+    if memcg.is_root():
+        return -Errno.EBUSY
+    if memcg.children or any(t.memcg is memcg and t.state == "alive"
+                             for t in k.tasks.values()):
+        return -Errno.EBUSY
+    memcg.online = False
+    mem_cgroup_reparent_charges(k, memcg)
+    memcg.parent.children.remove(memcg)
+    del k.memcg_by_name[memcg.name]
+    for t in k.tasks.values():
+        if t.memcg is memcg:          # exited tasks keep a pointer; give them the parent
+            t.memcg = memcg.parent
+    return 0
+
+
+__all__ = ["run_path", "PTE_SWAP"]
