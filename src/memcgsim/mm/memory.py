@@ -115,12 +115,33 @@ def reuse_swap_page(k, pfn: int) -> bool:
     return count <= 1
 
 
+def wp_page_shared(k, vma, addr: int):
+    """Path: write to a read-only pte of a shared mapping: the page itself becomes writable
+    and dirty (page_mkwrite); a shared mapping never copies, so no charge changes."""
+    from .page_writeback import set_page_dirty
+
+    mm = vma.mm
+    i = addr - vma.start
+    pte = int(vma.pte[i])
+    pfn = pte & PTE_VAL_MASK
+    yield Lock(page_lock(pfn))
+    yield Lock(ptl(mm.id))
+    if int(vma.pte[i]) == pte:
+        vma.pte[i] = pte | PTE_WRITE | PTE_DIRTY
+    yield Unlock(ptl(mm.id))
+    set_page_dirty(k, pfn)
+    yield Unlock(page_lock(pfn))
+    return VM_FAULT_WRITE
+
+
 def do_wp_page(k, vma, addr: int):
     """Path: write to a write-protected present pte: reuse the page, or copy it (COW)."""
     mm = vma.mm
     i = addr - vma.start
     pte = int(vma.pte[i])
     old = pte & PTE_VAL_MASK
+    if vma.flags & VM_SHARED:
+        return (yield from wp_page_shared(k, vma, addr))
     page_cache_get(k, old)
     if k.mem_map.flags[old] & PG_anon:
         yield Lock(page_lock(old))
