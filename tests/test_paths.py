@@ -679,3 +679,28 @@ def test_try_charge_in_flight_is_counted_until_cancelled(m):
     put_page(k, pfn)
     assert counters(m, "/a") == (31, 31) and memcg.id not in k.inflight
     ok(m)
+
+
+def test_private_file_write_charges_an_anonymous_copy(m):
+    a = m.spawn("A", "/a")
+    b = m.spawn("B", "/b")
+    m.write(a, "/data/f", 2)
+    m.sync()
+    v = m.mmap_file(b, "/data/f", shared=False)
+    m.touch(b, v, 0, 1, write=True)            # do_cow_fault
+    m.touch(b, v, 1, 1, write=False)           # do_read_fault: the file page itself
+    copy, mapped = m.pfn_of(v, 0), m.pfn_of(v, 1)
+    assert copy != m.file("/data/f").find_page(0)
+    assert mapped == m.file("/data/f").find_page(1)
+    sa, sb = m.stat("/a"), m.stat("/b")
+    assert (sb["rss"], sb["cache"], sb["pgfault"], sb["mapped_file"]) == (P, 0, 2, 0)
+    assert (sa["cache"], sa["mapped_file"]) == (2 * P, P)
+    assert m.k.mem_map.mapcount[m.file("/data/f").find_page(0)] == 0
+    ok(m)
+    m.touch(b, v, 1, 1, write=True)            # write to the read-only file pte: COW
+    assert m.pfn_of(v, 1) != mapped
+    assert m.stat("/b")["rss"] == 2 * P and m.stat("/a")["mapped_file"] == 0
+    ok(m)
+    m.munmap(b, v)
+    assert m.stat("/b")["rss"] == 0 and m.stat("/a")["cache"] == 2 * P
+    ok(m)

@@ -242,28 +242,37 @@ def do_swap_page(k, vma, addr: int, write: bool):
     return ret
 
 
-def do_file_fault(k, vma, addr: int, write: bool):
-    """Path: fault on a pte_none of a shared file or shmem mapping (do_read_fault /
-    do_shared_fault): the page comes from the page cache, read in (and charged to the faulting
-    task) if it is not cached yet."""
+def __do_fault(k, vma, addr: int):
+    """Path: the file's page for addr, from the page cache or read in (charged to the faulting
+    task if it was not cached); returned locked and referenced, or -VM_FAULT_* on failure."""
     from .filemap import page_cache_read
-    from .page_writeback import set_page_dirty
     from .shmem import shmem_getpage
 
-    mm = vma.mm
     mapping = vma.file
     index = vma.linear_page_index(addr)
     if mapping.shmem:
         pfn = yield from shmem_getpage(k, mapping, index, fault_node(k, vma), False)
-        if pfn < 0:
-            return VM_FAULT_OOM
-    else:
-        if index >= mapping.size_pages:
-            return VM_FAULT_SIGBUS
-        pfn = yield from page_cache_read(k, mapping, index, fault_node(k, vma))
-        if pfn < 0:
-            return VM_FAULT_OOM
-        yield Lock(page_lock(pfn))
+        return pfn if pfn >= 0 else -VM_FAULT_OOM
+    if index >= mapping.size_pages:
+        return -VM_FAULT_SIGBUS
+    pfn = yield from page_cache_read(k, mapping, index, fault_node(k, vma))
+    if pfn < 0:
+        return -VM_FAULT_OOM
+    yield Lock(page_lock(pfn))
+    return pfn
+
+
+def do_file_fault(k, vma, addr: int, write: bool):
+    """Path: fault on a pte_none of a file or shmem mapping: map the cached page (do_read_fault,
+    do_shared_fault), or for a write to a private mapping, a charged copy (do_cow_fault)."""
+    from .page_writeback import set_page_dirty
+
+    if write and not vma.flags & VM_SHARED:
+        return (yield from do_cow_fault(k, vma, addr))
+    mm = vma.mm
+    pfn = yield from __do_fault(k, vma, addr)
+    if pfn < 0:
+        return -pfn
     i = addr - vma.start
     yield Lock(ptl(mm.id))
     if vma.pte[i]:
@@ -273,12 +282,49 @@ def do_file_fault(k, vma, addr: int, write: bool):
         return 0
     mm.rss_stat[MM_FILEPAGES] += 1
     page_add_file_rmap(k, pfn)
-    writable = write and vma.flags & VM_SHARED and vma.flags & VM_WRITE
+    writable = write and vma.flags & VM_WRITE
     vma.pte[i] = mk_pte(pfn, bool(writable)) | (PTE_DIRTY if writable else 0)
     yield Unlock(ptl(mm.id))
     if writable:
         set_page_dirty(k, pfn)
     yield Unlock(page_lock(pfn))
+    return 0
+
+
+def do_cow_fault(k, vma, addr: int):
+    """Path: first write to a private file mapping: the new anonymous copy is try-charged to
+    the faulting mm before the file page is looked up, and committed under the pte lock."""
+    anon_vma_prepare(k, vma)
+    new = alloc_pages_node(k, fault_node(k, vma), 0)
+    if new < 0:
+        return VM_FAULT_OOM
+    mm = vma.mm
+    ret, memcg = mem_cgroup_try_charge(k, new, mm, GFP_KERNEL)
+    if ret:
+        page_cache_release(k, new)
+        return VM_FAULT_OOM
+    fault_page = yield from __do_fault(k, vma, addr)
+    if fault_page < 0:
+        mem_cgroup_cancel_charge(k, new, memcg)
+        page_cache_release(k, new)
+        return -fault_page
+    i = addr - vma.start
+    yield Lock(ptl(mm.id))
+    if vma.pte[i]:
+        yield Unlock(ptl(mm.id))
+        yield Unlock(page_lock(fault_page))
+        page_cache_release(k, fault_page)
+        mem_cgroup_cancel_charge(k, new, memcg)
+        page_cache_release(k, new)
+        return 0
+    mm.rss_stat[MM_ANONPAGES] += 1
+    page_add_new_anon_rmap(k, new, vma, addr)
+    vma.pte[i] = mk_pte(new, True) | PTE_DIRTY
+    mem_cgroup_commit_charge(k, new, memcg, False)
+    lru_cache_add_active_or_unevictable(k, new, vma)
+    yield Unlock(ptl(mm.id))
+    yield Unlock(page_lock(fault_page))
+    page_cache_release(k, fault_page)
     return 0
 
 
