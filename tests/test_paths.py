@@ -170,11 +170,36 @@ def test_limit_without_swap_ends_in_a_memcg_oom():
     m.touch(a, v, 0, 40)
     assert m.memcg("/a").res.failcnt == 8
     assert m.touch(a, v, 40, 1) == 0
-    # the batch, the exact retry and five more retries all failed
+    # the batch, the exact retry and five more retries all failed; the fault ends in the
+    # memcg OOM killer, whose only candidate is the faulting task itself
     assert m.memcg("/a").res.failcnt == 15
-    assert a.memcg_oom is m.memcg("/a")
-    assert counters(m, "/a") == (40, 40) and m.stat("/a")["pgfault"] == 41
-    assert m.pfn_of(v, 40) == -1
+    assert a.state == "killed" and a.memcg_oom is None and a.memdie
+    assert counters(m, "/a") == (0, 0) and m.stat("/a")["pgfault"] == 41
+    assert m.stat("/a")["pgpgout"] == 40
+    ok(m)
+
+
+def test_memcg_oom_kills_the_biggest_task_and_the_fault_retries():
+    m = Machine(4096)
+    m.mkdir("/a")
+    m.set_limit("/a", 64)
+    big, small = m.spawn("Big", "/a"), m.spawn("Small", "/a")
+    m.touch(big, m.mmap_anon(big, 40))
+    v = m.mmap_anon(small, 30)
+    assert m.touch(small, v) == 30            # Big (40 pages) is killed at page 25
+    assert big.state == "killed" and small.state == "alive"
+    assert m.stat("/a")["rss"] == 30 * P and counters(m, "/a")[0] <= 64
+    ok(m)
+
+
+def test_oom_kill_disable_leaves_the_task_waiting():
+    m = Machine(4096)
+    m.mkdir("/a")
+    m.set_limit("/a", 16)
+    m.memcg("/a").oom_kill_disable = True
+    a = m.spawn("A", "/a")
+    assert m.touch(a, m.mmap_anon(a, 20)) == 16
+    assert a.state == "alive" and m.memcg("/a").under_oom == 1
     ok(m)
 
 

@@ -27,6 +27,7 @@ from .mm.mm_struct import (
     MmStruct,
 )
 from .mm.mm_types import HPAGE_PMD_NR, PG_dirty, PG_head, PG_lru, PG_tail, PG_writeback
+from .mm.oom_kill import mem_cgroup_oom_synchronize
 from .mm.page_writeback import clear_page_dirty_for_io, end_page_writeback, test_set_page_writeback
 from .mm.res_counter import RES_COUNTER_MAX
 from .mm.sched import Task
@@ -176,18 +177,28 @@ class Machine:
 
     def touch(self, task: Task, vma, start: int = 0, count: int | None = None,
               write: bool = True) -> int:
-        """Fault pages [start, start+count) of vma; returns pages touched before an OOM (the
-        task then has memcg_oom set), or count."""
+        """Fault pages [start, start+count) of vma; returns the pages faulted.
+
+        A fault whose charge fails ends in the memcg OOM killer: when it kills another task the
+        fault is retried; when it kills this task, or cannot kill (oom_kill_disable, nothing to
+        kill), touching stops there.
+        """
         self._mapped(self._alive(task), vma)
         count = vma.npages - start if count is None else count
         self._check_range(vma, start, count)
-        if self.vectorized and write and vma.file is None:
-            return fault_anon_range(self.k, task, vma, start, count)
-        for i in range(start, start + count):
-            ret = self.k.run(handle_mm_fault(self.k, vma, vma.start + i, write), task)
-            if ret & VM_FAULT_OOM:
-                return i - start
-        return count
+        i, end = start, start + count
+        while i < end:
+            if self.vectorized and write and vma.file is None:
+                i += fault_anon_range(self.k, task, vma, i, end - i)
+            else:
+                while i < end and not self.k.run(
+                        handle_mm_fault(self.k, vma, vma.start + i, write), task) & VM_FAULT_OOM:
+                    i += 1
+            if i == end:
+                break
+            if mem_cgroup_oom_synchronize(self.k, task) != "killed" or task.state != "alive":
+                break
+        return i - start
 
     def munmap(self, task: Task, vma) -> None:
         self._mapped(self._alive(task), vma)
