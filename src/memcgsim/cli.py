@@ -17,6 +17,7 @@ import sys
 
 EXIT_OK = 0
 EXIT_ERROR = 1
+EXIT_INVALID = 2
 EXIT_VIOLATIONS = 3
 
 
@@ -52,6 +53,36 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run scenario files: reports as the cgroup files show them, then the expectations."""
+    import json
+
+    from .report import render_json, render_text
+    from .scenario import ScenarioError, load_scenario, run_scenario
+
+    worst = EXIT_OK
+    scenarios = []
+    for path in args.files:
+        try:
+            scenarios.append(load_scenario(path))
+        except ScenarioError as e:
+            print(f"{e}", file=sys.stderr)
+            worst = EXIT_INVALID
+    if worst:
+        return worst
+    docs = []
+    for sc in scenarios:
+        result = run_scenario(sc, check_every_step=args.check)
+        if args.json:
+            docs.append(render_json(result))
+        else:
+            print(render_text(result), end="")
+        worst = max(worst, result.exit_status)
+    if args.json:
+        print(json.dumps(docs if len(docs) > 1 else docs[0], indent=2))
+    return worst
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="memcgsim",
@@ -70,6 +101,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", default=True,
                    help="check the invariants after every step (always on for the demo)")
     p.set_defaults(func=cmd_demo)
+    p = sub.add_parser(
+        "run", help="run scenario files (format 1) and check their expectations",
+        description="Run each scenario file on a fresh model machine. At each report step "
+                    "print the cgroup files as /sys/fs/cgroup shows them; check every expect "
+                    "step. Exit 0 when every expectation holds, 1 when one fails (or a step "
+                    "fails), 2 when a file is invalid, 3 when the invariant checker finds a "
+                    "violation (--check).")
+    p.add_argument("files", nargs="+", metavar="FILE", help="scenario files (YAML)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--check", action="store_true",
+                   help="run the invariant checker after every step (exit 3 on a violation)")
+    p.set_defaults(func=cmd_run)
     return parser
 
 

@@ -285,6 +285,13 @@ class Machine:
                 done += 1
         return done
 
+    def drop_caches(self) -> int:
+        """echo 1 > /proc/sys/vm/drop_caches: clean, unmapped page cache goes (tmpfs stays)."""
+        from .mm.truncate import invalidate_mapping_pages
+
+        return sum(self.k.run(invalidate_mapping_pages(self.k, f))
+                   for f in list(self.k.mappings.values()) if not f.shmem)
+
     def splice(self, task: Task, name: str, index: int, steal_from: str | None = None,
                steal_index: int = 0) -> int:
         """FUSE splice: replace the cached page at index by a page from a pipe. The pipe page

@@ -67,3 +67,25 @@ def truncate_inode_pages_range(k, mapping, start: int):
         yield Unlock(page_lock(pfn))
         page_cache_release(k, pfn)
     mapping.size_pages = min(mapping.size_pages, start)
+
+
+def invalidate_mapping_pages(k, mapping):
+    """Path: drop the clean, unmapped, unlocked cached pages of a file (drop_caches)."""
+    from .filemap import delete_from_page_cache
+    from .locking import TryLock
+    from .mm_types import PG_writeback
+
+    dropped = 0
+    for index in (np.flatnonzero(mapping.i_pages & PTE_PRESENT)).tolist():
+        e = mapping.lookup(index)
+        pfn = e & PTE_VAL_MASK
+        page_cache_get(k, pfn)
+        if (yield TryLock(page_lock(pfn))):
+            mem = k.mem_map
+            if (mapping.lookup(index) == e and not mem.flags[pfn] & (PG_dirty | PG_writeback)
+                    and not mem.mapcount[pfn]):
+                yield from delete_from_page_cache(k, pfn)
+                dropped += 1
+            yield Unlock(page_lock(pfn))
+        page_cache_release(k, pfn)
+    return dropped

@@ -1,0 +1,82 @@
+"""Render a scenario run: text (the cgroup files, a compact table, the expectations) and a
+stable JSON document. Pure functions from a RunResult to text or plain data."""
+
+from __future__ import annotations
+
+from .kernel import PAGE_SIZE
+
+JSON_SCHEMA_VERSION = 1
+
+
+def _mib(b: int) -> str:
+    return f"{b / (1 << 20):.2f}M"
+
+
+def _table(report: dict) -> list[str]:
+    lines = [f"  {'cgroup':<20} {'usage':>10} {'rss':>10} {'cache':>10} {'swap':>10} "
+             f"{'failcnt':>8}"]
+    for path, files in report["cgroups"].items():
+        stat = dict(line.split() for line in files["memory.stat"].splitlines())
+        usage = int(files["memory.usage_in_bytes"])
+        lines.append(f"  {path:<20} {_mib(usage):>10} {_mib(int(stat['rss'])):>10} "
+                     f"{_mib(int(stat['cache'])):>10} {_mib(int(stat.get('swap', 0))):>10} "
+                     f"{files['memory.failcnt'].strip():>8}")
+    return lines
+
+
+def render_text(result) -> str:
+    sc = result.scenario
+    ms = sc.machine
+    out = [f"== {sc.file}: kernel {ms.kernel}, cgroup {ms.cgroup}, memory {_mib(ms.memory)}, "
+           f"swap {_mib(ms.swap)}, {ms.cpus} cpu(s), {ms.nodes} node(s)"]
+    reports = {r["step"]: r for r in result.reports}
+    checks_by_step: dict[int, list] = {}
+    for c in result.checks:
+        checks_by_step.setdefault(c.step, []).append(c)
+    for st in result.steps:
+        if st.status in ("skipped", "error"):
+            why = st.error or st.detail
+            out.append(f"step {st.index + 1} ({st.where.line}): {st.kind} {st.status}"
+                       + (f": {why}" if why else ""))
+        if st.index in reports:
+            r = reports[st.index]
+            out.append(f"-- report {r['label']} (line {r['line']})")
+            for path, files in r["cgroups"].items():
+                base = "/sys/fs/cgroup/memory" + ("" if path == "/" else path)
+                for name, text in files.items():
+                    out.append(f"# {base}/{name}")
+                    out.extend(text.splitlines())
+            out.extend(_table(r))
+        for c in checks_by_step.get(st.index, []):
+            mark = "ok  " if c.ok else "FAIL"
+            where = f"{c.cgroup} " if c.cgroup else ""
+            out.append(f"{mark} {c.where}: {where}{c.key} = {c.actual} (expected {c.expected})")
+    if result.failure:
+        out.append(f"FAILED: {result.failure}")
+    for v in result.violations:
+        out.append(f"violation: {v}")
+    n_ok = sum(c.ok for c in result.checks)
+    out.append(f"{n_ok} of {len(result.checks)} expectations hold; exit {result.exit_status}")
+    return "\n".join(out) + "\n"
+
+
+def render_json(result) -> dict:
+    """The documented JSON schema (version 1): machine, steps, reports, checks, exit_status."""
+    sc = result.scenario
+    ms = sc.machine
+    return {
+        "schema": JSON_SCHEMA_VERSION,
+        "file": sc.file,
+        "machine": {"kernel": ms.kernel, "cgroup": ms.cgroup, "memory": ms.memory,
+                    "swap": ms.swap, "cpus": ms.cpus, "nodes": ms.nodes, "thp": ms.thp,
+                    "swap_accounting": ms.swap_accounting, "page_size": PAGE_SIZE},
+        "steps": [{"index": s.index, "line": s.where.line, "kind": s.kind,
+                   "status": s.status, "error": s.error} for s in result.steps],
+        "reports": result.reports,
+        "checks": [{"step": c.step, "line": c.where.line, "cgroup": c.cgroup, "key": c.key,
+                    "expected": c.expected, "actual": c.actual, "ok": c.ok}
+                   for c in result.checks],
+        "failure": result.failure,
+        "violations": [str(v) for v in result.violations],
+        "exit_status": result.exit_status,
+    }

@@ -1,0 +1,862 @@
+"""Scenario files (format 1, ../shared/scenario-format.md): load, validate, run.
+
+`load_scenario(path)` reads the YAML (safe loading) and checks everything before a step runs:
+a mistake raises ScenarioError with file:line:column and what is wrong. `run_scenario` runs the
+steps on a Machine and returns a `RunResult` with the reports, the expectations and the exit
+status. Nothing here prints.
+
+This version runs the "3.17" profile with cgroup v1; a file that asks for another kernel is
+refused at load time with a message that says so.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import Errno, InvalidRequest, MemcgsimError, ModelBug
+from .profile import PROFILES
+
+PAGE = 4096
+UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "ki": 1 << 10, "m": 1 << 20,
+         "mib": 1 << 20, "mi": 1 << 20, "g": 1 << 30, "gib": 1 << 30, "gi": 1 << 30,
+         "t": 1 << 40, "tib": 1 << 40, "ti": 1 << 40}
+SIZE_RE = re.compile(r"^\s*(\d+)\s*([A-Za-z]*)\s*$")
+
+#: the v1 files a scenario may write, and read in `expect` (3.17)
+V1_WRITABLE = {"memory.limit_in_bytes", "memory.memsw.limit_in_bytes",
+               "memory.soft_limit_in_bytes", "memory.use_hierarchy", "memory.swappiness",
+               "memory.move_charge_at_immigrate", "memory.oom_control", "memory.force_empty",
+               "memory.max_usage_in_bytes", "memory.memsw.max_usage_in_bytes",
+               "memory.failcnt", "memory.memsw.failcnt"}
+V1_READABLE = {"memory.usage_in_bytes", "memory.max_usage_in_bytes", "memory.limit_in_bytes",
+               "memory.soft_limit_in_bytes", "memory.failcnt", "memory.stat",
+               "memory.use_hierarchy", "memory.swappiness", "memory.move_charge_at_immigrate",
+               "memory.oom_control", "memory.numa_stat", "memory.memsw.usage_in_bytes",
+               "memory.memsw.max_usage_in_bytes", "memory.memsw.limit_in_bytes",
+               "memory.memsw.failcnt"}
+V2_FILES = {"memory.current", "memory.min", "memory.low", "memory.high", "memory.max",
+            "memory.peak", "memory.reclaim", "memory.oom.group", "memory.events",
+            "memory.events.local", "memory.swap.current", "memory.swap.high",
+            "memory.swap.max", "memory.swap.peak", "memory.swap.events",
+            "cgroup.subtree_control", "memory.zswap.current", "memory.zswap.max"}
+#: keyed files: expect reads FILE.KEY
+KEYED = {"memory.stat", "memory.oom_control", "memory.numa_stat"}
+
+
+class ScenarioError(MemcgsimError):
+    """An invalid scenario file: where and what (exit status 2)."""
+
+    def __init__(self, file: str, line: int, col: int, message: str):
+        self.file, self.line, self.col, self.message = file, line, col, message
+        super().__init__(f"{file}:{line}:{col}: {message}")
+
+
+@dataclass(frozen=True)
+class Where:
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+# ---------------------------------------------------------------------------- YAML with marks
+
+
+class Node:
+    """A YAML value with where it stands in the file."""
+
+    __slots__ = ("value", "where")
+
+    def __init__(self, value, where: Where):
+        self.value = value
+        self.where = where
+
+
+def _to_nodes(node, file: str):
+    import yaml
+
+    where = Where(file, node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, tuple[Node, Node]] = {}
+        for knode, vnode in node.value:
+            key = _to_nodes(knode, file)
+            if not isinstance(key.value, str):
+                raise ScenarioError(file, key.where.line, key.where.col,
+                                    f"a key must be a name, not {key.value!r}")
+            if key.value in out:
+                raise ScenarioError(file, key.where.line, key.where.col,
+                                    f"duplicate key {key.value!r}")
+            out[key.value] = (key, _to_nodes(vnode, file))
+        return Node(out, where)
+    if isinstance(node, yaml.SequenceNode):
+        return Node([_to_nodes(n, file) for n in node.value], where)
+    constructor = yaml.constructor.SafeConstructor()
+    return Node(constructor.construct_object(node), where)
+
+
+def _parse_yaml(text: str, file: str) -> Node:
+    import yaml
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = getattr(e, "problem", None) or str(e)
+        raise ScenarioError(file, line, col, f"not valid YAML: {problem}") from None
+    if root is None:
+        raise ScenarioError(file, 1, 1, "the file is empty: a scenario needs format: 1 and steps")
+    return _to_nodes(root, file)
+
+
+def _err(node_or_where, message: str):
+    w = node_or_where.where if isinstance(node_or_where, Node) else node_or_where
+    return ScenarioError(w.file, w.line, w.col, message)
+
+
+def _did_you_mean(name: str, known) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# ---------------------------------------------------------------------------- values
+
+
+def parse_size(node: Node, what: str, whole_pages: bool) -> int:
+    """A size: integer bytes, or a number with B, K/KiB/Ki, M/MiB/Mi, G/GiB/Gi, T/TiB/Ti."""
+    v = node.value
+    if isinstance(v, bool):
+        raise _err(node, f"{what}: want a size like 50MiB, not {v!r}")
+    if isinstance(v, int):
+        size = v
+    elif isinstance(v, str) and (m := SIZE_RE.match(v)) and m.group(2).lower() in UNITS:
+        size = int(m.group(1)) * UNITS[m.group(2).lower()]
+    else:
+        raise _err(node, f"{what}: {v!r} is not a size (use bytes or a unit: B, K, KiB, M, "
+                         "MiB, G, GiB, T, TiB)")
+    if size < 0:
+        raise _err(node, f"{what}: a size cannot be negative")
+    if whole_pages and size % PAGE:
+        raise _err(node, f"{what}: {v!r} is not a whole number of 4 KiB pages")
+    return size
+
+
+def _name(node: Node, what: str) -> str:
+    if not isinstance(node.value, str) or not node.value:
+        raise _err(node, f"{what}: want a name, not {node.value!r}")
+    return node.value
+
+
+def _cgroup_path(node: Node, what: str = "cgroup") -> str:
+    p = node.value
+    if not isinstance(p, str) or not p.startswith("/") or (p != "/" and p.endswith("/")):
+        raise _err(node, f"{what}: want a cgroup path like /web/worker, not {p!r}")
+    return p
+
+
+def _int(node: Node, what: str, lo: int = 0) -> int:
+    if not isinstance(node.value, int) or isinstance(node.value, bool) or node.value < lo:
+        raise _err(node, f"{what}: want a whole number >= {lo}, not {node.value!r}")
+    return node.value
+
+
+# ---------------------------------------------------------------------------- the model of a file
+
+
+@dataclass(frozen=True)
+class MachineSpec:
+    kernel: str = "6.12"
+    cgroup: str = "v2"
+    memory: int = 256 << 20
+    swap: int = 0
+    cpus: int = 1
+    nodes: int = 1
+    thp: bool = False
+    swap_accounting: bool = True
+
+
+@dataclass(frozen=True)
+class Check:
+    """One expected value: exact, value with a tolerance, or a range."""
+
+    key: str
+    low: int
+    high: int
+    text: str
+    where: Where
+
+    def holds(self, value: int) -> bool:
+        return self.low <= value <= self.high
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: str
+    args: dict
+    may_fail: bool
+    where: Where
+    checks: tuple = ()
+
+
+@dataclass(frozen=True)
+class Scenario:
+    file: str
+    machine: MachineSpec
+    cgroups: tuple          # ((path, ((file, text, where), ...), where), ...)
+    steps: tuple
+
+
+STEP_ARGS: dict[str, tuple[set, set]] = {
+    # kind: (required, optional)
+    "spawn": ({"task", "cgroup"}, {"cpu", "node", "oom_score_adj"}),
+    "anon": ({"task", "size", "as"}, set()),
+    "touch": ({"task", "region"}, set()),
+    "unmap": ({"task", "region"}, set()),
+    "write": ({"task", "file", "size"}, {"fs"}),
+    "read": ({"task", "file"}, set()),
+    "mmap": ({"task", "file", "as"}, set()),
+    "truncate": ({"file", "size"}, set()),
+    "unlink": ({"file"}, set()),
+    "sync": (set(), set()),
+    "fork": ({"task", "child"}, set()),
+    "mlock": ({"task", "region"}, set()),
+    "move": ({"task", "cgroup"}, set()),
+    "set": ({"cgroup"}, set()),
+    "migrate": ({"task", "node"}, set()),
+    "splice": ({"task", "file"}, set()),
+    "drop_caches": (set(), set()),
+    "exit": ({"task"}, set()),
+    "rmdir": ({"cgroup"}, set()),
+    "report": ({"label"}, {"cgroups"}),
+    "expect": (set(), {"cgroup", "task", "state", "step_error"}),
+}
+
+
+def load_scenario(file: str, text: str | None = None) -> Scenario:
+    """Read and validate a scenario file; ScenarioError names the first mistake."""
+    if text is None:
+        try:
+            with open(file, encoding="utf-8") as f:
+                text = f.read()
+        except OSError as e:
+            raise ScenarioError(file, 0, 0, f"cannot read the file: {e.strerror}") from None
+    root = _parse_yaml(text, file)
+    if not isinstance(root.value, dict):
+        raise _err(root, "a scenario is a mapping with format, machine, cgroups and steps")
+    top = root.value
+    for key, (knode, _) in top.items():
+        if key not in ("format", "machine", "cgroups", "steps"):
+            raise _err(knode, f"unknown top-level key {key!r}"
+                       + _did_you_mean(key, ("format", "machine", "cgroups", "steps")))
+    if "format" not in top:
+        raise _err(root, "missing 'format: 1'")
+    fmt = top["format"][1]
+    if fmt.value != 1:
+        raise _err(fmt, f"format {fmt.value!r} is not known: this version reads format 1")
+    machine = _machine(top["machine"][1] if "machine" in top else Node({}, root.where))
+    cgroups = _cgroups(top["cgroups"][1] if "cgroups" in top else Node({}, root.where), machine)
+    if "steps" not in top:
+        raise _err(root, "missing 'steps': a scenario needs at least one step")
+    steps = _steps(top["steps"][1], machine, {c[0] for c in cgroups} | {"/"})
+    return Scenario(file, machine, tuple(cgroups), tuple(steps))
+
+
+def _machine(node: Node) -> MachineSpec:
+    if not isinstance(node.value, dict):
+        raise _err(node, "machine: want a mapping of kernel, cgroup, memory, swap, cpus, ...")
+    known = ("kernel", "cgroup", "memory", "swap", "cpus", "nodes", "thp", "swap_accounting")
+    kw: dict[str, Any] = {}
+    for key, (knode, v) in node.value.items():
+        if key not in known:
+            raise _err(knode, f"unknown machine key {key!r}" + _did_you_mean(key, known))
+        if key == "kernel":
+            kernel = str(v.value)
+            if kernel not in ("3.17", "6.1", "6.12"):
+                raise _err(v, f"kernel {v.value!r}: want \"3.17\", \"6.1\" or \"6.12\"")
+            if kernel not in PROFILES:
+                raise _err(v, f"kernel \"{kernel}\" is not modelled yet by this version of "
+                              f"memcgsim; available: {', '.join(sorted(PROFILES))}")
+            kw["kernel"] = kernel
+        elif key == "cgroup":
+            if v.value not in ("v1", "v2"):
+                raise _err(v, f"cgroup: want v1 or v2, not {v.value!r}")
+            kw["cgroup"] = v.value
+        elif key in ("memory", "swap"):
+            kw[key] = parse_size(v, f"machine.{key}", whole_pages=True)
+        elif key in ("cpus", "nodes"):
+            kw[key] = _int(v, f"machine.{key}", lo=1)
+        elif key == "thp":
+            if v.value not in ("never", "always"):
+                raise _err(v, f"thp: want never or always, not {v.value!r}")
+            kw["thp"] = v.value == "always"
+        else:
+            if not isinstance(v.value, bool):
+                raise _err(v, f"swap_accounting: want true or false, not {v.value!r}")
+            kw["swap_accounting"] = v.value
+    if "kernel" not in kw and "6.12" not in PROFILES:
+        raise _err(node, "machine.kernel is missing and the default \"6.12\" is not modelled "
+                         f"yet; say kernel: \"3.17\" (available: {', '.join(sorted(PROFILES))})")
+    spec = MachineSpec(**kw)
+    allowed = PROFILES[spec.kernel].cgroup_versions
+    if spec.cgroup not in allowed:
+        where = node.value["cgroup"][1] if "cgroup" in node.value else node
+        raise _err(where, f"kernel {spec.kernel} offers cgroup {' and '.join(allowed)}, "
+                          f"not {spec.cgroup}")
+    if spec.memory % ((2 << 20) * spec.nodes) or not spec.memory:
+        where = node.value["memory"][1] if "memory" in node.value else node
+        raise _err(where, "machine.memory must be a whole number of 2 MiB per node")
+    return spec
+
+
+def _file_ok(node: Node, name: str, machine: MachineSpec, writable: bool) -> None:
+    v1 = machine.cgroup == "v1"
+    known = (V1_WRITABLE if writable else V1_READABLE | {"tasks", "cgroup.procs"}) if v1 \
+        else V2_FILES
+    if name in known:
+        return
+    other = V2_FILES if v1 else V1_READABLE | V1_WRITABLE
+    if name in other:
+        raise _err(node, f"{name} is a cgroup {'v2' if v1 else 'v1'} file; this scenario "
+                         f"uses cgroup {machine.cgroup}")
+    kind = "writable " if writable else ""
+    raise _err(node, f"unknown {kind}cgroup {machine.cgroup} file {name!r}"
+                     + _did_you_mean(name, known))
+
+
+def _value_text(node: Node, name: str) -> str:
+    """What to write to a control file: sizes as bytes, other values as they are."""
+    v = node.value
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, str) and (m := SIZE_RE.match(v)) and m.group(2).lower() in UNITS \
+            and m.group(2):
+        return str(parse_size(node, name, whole_pages=False))
+    return str(v)
+
+
+def _cgroups(node: Node, machine: MachineSpec) -> list:
+    if not isinstance(node.value, dict):
+        raise _err(node, "cgroups: want a mapping of cgroup paths to their files")
+    out = []
+    seen = {"/"}
+    for path, (knode, v) in node.value.items():
+        _cgroup_path(knode, "cgroup")
+        if path == "/":
+            raise _err(knode, "the root cgroup exists already and cannot be configured here")
+        parent = path.rsplit("/", 1)[0] or "/"
+        if parent not in seen:
+            raise _err(knode, f"{path}: its parent {parent} must be listed before it")
+        seen.add(path)
+        if v.value is None:
+            v = Node({}, v.where)
+        if not isinstance(v.value, dict):
+            raise _err(v, f"{path}: want a mapping of control files to values, or {{}}")
+        files = []
+        for name, (fk, fv) in v.value.items():
+            _file_ok(fk, name, machine, writable=True)
+            files.append((name, _value_text(fv, name), fk.where))
+        out.append((path, tuple(files), knode.where))
+    return out
+
+
+def _steps(node: Node, machine: MachineSpec, cgroups: set) -> list:
+    if not isinstance(node.value, list) or not node.value:
+        raise _err(node, "steps: want a list of steps")
+    tasks: set[str] = set()
+    regions: dict[str, set] = {}
+    files: set[str] = set()
+    out = []
+    for item in node.value:
+        if not isinstance(item.value, dict) or not item.value:
+            raise _err(item, "a step is a mapping like '- spawn: {task: A, cgroup: /a}'")
+        entries = dict(item.value)
+        may_fail = False
+        if "may_fail" in entries:
+            mk, mv = entries.pop("may_fail")
+            if not isinstance(mv.value, bool):
+                raise _err(mv, "may_fail: want true or false")
+            may_fail = mv.value
+        if len(entries) != 1:
+            names = [k for k in entries]
+            knode = item.value[names[1]][0] if len(names) > 1 else item
+            raise _err(knode, f"one step per list item, found {', '.join(names)}")
+        ((kind, (knode, args)),) = entries.items()
+        if kind not in STEP_ARGS:
+            raise _err(knode, f"unknown step {kind!r}" + _did_you_mean(kind, STEP_ARGS))
+        if args.value is None:
+            args = Node({}, args.where)
+        if not isinstance(args.value, dict):
+            raise _err(args, f"{kind}: want a mapping of arguments, like {{task: A}}")
+        a = dict(args.value)
+        if "may_fail" in a:
+            mk, mv = a.pop("may_fail")
+            if not isinstance(mv.value, bool):
+                raise _err(mv, "may_fail: want true or false")
+            may_fail = may_fail or mv.value
+        required, optional = STEP_ARGS[kind]
+        if kind not in ("set", "expect"):
+            for key, (ak, _) in a.items():
+                if key not in required | optional:
+                    raise _err(ak, f"{kind}: unknown key {key!r}"
+                               + _did_you_mean(key, required | optional))
+            for key in sorted(required - set(a)):
+                raise _err(args, f"{kind}: missing {key!r}")
+        step = _step(kind, a, args, knode, machine, cgroups, tasks, regions, files, may_fail)
+        out.append(step)
+    return out
+
+
+def _step(kind, a, args, knode, machine, cgroups, tasks, regions, files, may_fail) -> Step:
+    vals: dict[str, Any] = {}
+
+    def task(key="task"):
+        name = _name(a[key][1], key)
+        if name not in tasks:
+            raise _err(a[key][1], f"task {name!r} is used before it was spawned")
+        return name
+
+    def region():
+        t = vals["task"]
+        name = _name(a["region"][1], "region")
+        if name not in regions.get(t, set()):
+            raise _err(a["region"][1], f"task {t} has no region {name!r} (define it with "
+                                       "anon or mmap ... as:)")
+        return name
+
+    def file_known():
+        name = _name(a["file"][1], "file")
+        if name not in files:
+            raise _err(a["file"][1], f"file {name!r} does not exist yet (create it with write)")
+        return name
+
+    def cgroup():
+        path = _cgroup_path(a["cgroup"][1])
+        if path not in cgroups:
+            raise _err(a["cgroup"][1], f"cgroup {path} is not defined in cgroups:")
+        return path
+
+    checks: list[Check] = []
+    if kind == "spawn":
+        name = _name(a["task"][1], "task")
+        if name in tasks:
+            raise _err(a["task"][1], f"task {name!r} exists already")
+        vals["task"] = name
+        vals["cgroup"] = cgroup()
+        for key, lo, hi in (("cpu", 0, machine.cpus - 1), ("node", 0, machine.nodes - 1),
+                            ("oom_score_adj", -1000, 1000)):
+            if key in a:
+                v = a[key][1]
+                if not isinstance(v.value, int) or isinstance(v.value, bool) or not (
+                        lo <= v.value <= hi):
+                    raise _err(v, f"{key}: want a whole number from {lo} to {hi}")
+                vals[key] = v.value
+        tasks.add(name)
+    elif kind in ("anon", "mmap"):
+        vals["task"] = task()
+        if kind == "anon":
+            vals["size"] = parse_size(a["size"][1], "size", whole_pages=True)
+            if not vals["size"]:
+                raise _err(a["size"][1], "size: an anonymous mapping needs at least one page")
+        else:
+            vals["file"] = file_known()
+        vals["as"] = _name(a["as"][1], "as")
+        regions.setdefault(vals["task"], set()).add(vals["as"])
+    elif kind in ("touch", "unmap", "mlock"):
+        vals["task"] = task()
+        vals["region"] = region()
+        if kind == "unmap":
+            regions[vals["task"]].discard(vals["region"])
+    elif kind == "write":
+        vals["task"] = task()
+        vals["file"] = _name(a["file"][1], "file")
+        vals["size"] = parse_size(a["size"][1], "size", whole_pages=True)
+        fs = a.get("fs")
+        if fs is not None and fs[1].value not in ("ext4", "tmpfs", "xfs", "btrfs"):
+            raise _err(fs[1], f"fs: want ext4 or tmpfs, not {fs[1].value!r}")
+        vals["fs"] = fs[1].value if fs else ("tmpfs" if vals["file"].startswith(
+            ("/dev/shm/", "/tmp/")) else "ext4")
+        files.add(vals["file"])
+    elif kind in ("read", "splice"):
+        vals["task"] = task()
+        vals["file"] = file_known()
+    elif kind == "truncate":
+        vals["file"] = file_known()
+        vals["size"] = parse_size(a["size"][1], "size", whole_pages=False)
+    elif kind == "unlink":
+        vals["file"] = file_known()
+        files.discard(vals["file"])
+    elif kind == "fork":
+        vals["task"] = task()
+        child = _name(a["child"][1], "child")
+        if child in tasks:
+            raise _err(a["child"][1], f"task {child!r} exists already")
+        vals["child"] = child
+        tasks.add(child)
+        regions[child] = set(regions.get(vals["task"], set()))
+    elif kind == "move":
+        vals["task"] = task()
+        vals["cgroup"] = cgroup()
+    elif kind == "migrate":
+        vals["task"] = task()
+        vals["node"] = _int(a["node"][1], "node")
+        if vals["node"] >= machine.nodes:
+            raise _err(a["node"][1], f"node {vals['node']} does not exist: the machine has "
+                                     f"{machine.nodes} node(s)")
+    elif kind == "exit":
+        vals["task"] = task()
+    elif kind == "rmdir":
+        vals["cgroup"] = cgroup()
+    elif kind == "set":
+        vals["cgroup"] = cgroup()
+        writes = []
+        for name, (fk, fv) in a.items():
+            if name == "cgroup":
+                continue
+            _file_ok(fk, name, machine, writable=True)
+            writes.append((name, _value_text(fv, name)))
+        if not writes:
+            raise _err(args, "set: name at least one control file to write")
+        vals["writes"] = tuple(writes)
+    elif kind == "report":
+        vals["label"] = str(a["label"][1].value)
+        paths = []
+        if "cgroups" in a:
+            lst = a["cgroups"][1]
+            if not isinstance(lst.value, list):
+                raise _err(lst, "report.cgroups: want a list of cgroup paths")
+            for p in lst.value:
+                path = _cgroup_path(p)
+                if path not in cgroups:
+                    raise _err(p, f"cgroup {path} is not defined in cgroups:")
+                paths.append(path)
+        vals["cgroups"] = tuple(paths) or tuple(sorted(cgroups - {"/"})) or ("/",)
+    elif kind == "expect":
+        checks = _expect(a, args, machine, cgroups, tasks, vals)
+    return Step(kind, vals, may_fail, knode.where, tuple(checks))
+
+
+def _expect(a, args, machine, cgroups, tasks, vals) -> list:
+    if "task" in a or "state" in a:
+        if "task" not in a or "state" not in a or len(a) != 2:
+            raise _err(args, "expect: a task check is {task: NAME, state: alive|exited|killed}")
+        name = _name(a["task"][1], "task")
+        if name not in tasks:
+            raise _err(a["task"][1], f"task {name!r} is used before it was spawned")
+        st = a["state"][1]
+        if st.value not in ("alive", "exited", "killed"):
+            raise _err(st, f"state: want alive, exited or killed, not {st.value!r}")
+        vals["task"], vals["state"] = name, st.value
+        return []
+    if "step_error" in a:
+        if len(a) != 1:
+            raise _err(args, "expect: step_error stands alone")
+        e = a["step_error"][1]
+        names = {x.name for x in Errno} | {"none"}
+        if e.value not in names:
+            raise _err(e, f"step_error: want an errno name like EINVAL or EBUSY, not "
+                          f"{e.value!r}" + _did_you_mean(str(e.value), names))
+        vals["step_error"] = e.value
+        return []
+    if "cgroup" not in a:
+        raise _err(args, "expect: name a cgroup (and files), a task and its state, or "
+                         "step_error")
+    path = _cgroup_path(a["cgroup"][1])
+    if path not in cgroups:
+        raise _err(a["cgroup"][1], f"cgroup {path} is not defined in cgroups:")
+    vals["cgroup"] = path
+    checks = []
+    for key, (kk, kv) in a.items():
+        if key == "cgroup":
+            continue
+        fname = next((f for f in KEYED if key.startswith(f + ".")), key)
+        _file_ok(kk, fname, machine, writable=False)
+        if fname in KEYED and fname == key:
+            raise _err(kk, f"{key} has many values: name one, as {key}.KEY")
+        checks.append(_check(key, kv))
+    if not checks:
+        raise _err(args, "expect: name at least one file to check")
+    return checks
+
+
+def _check(key: str, node: Node) -> Check:
+    v = node.value
+    if isinstance(v, dict):
+        unknown = set(v) - {"min", "max"}
+        if unknown or not v:
+            raise _err(node, f"{key}: a range is {{min: V, max: V}}")
+        low = parse_size(v["min"][1], f"{key}.min", False) if "min" in v else 0
+        high = parse_size(v["max"][1], f"{key}.max", False) if "max" in v else 1 << 64
+        if low > high:
+            raise _err(node, f"{key}: min is above max")
+        return Check(key, low, high, f"{low}..{high}", node.where)
+    if isinstance(v, str) and ("±" in v or "+-" in v):
+        base, tol = re.split(r"±|\+-", v, maxsplit=1)
+        center = parse_size(Node(base.strip(), node.where), key, False)
+        tol = tol.strip()
+        if tol.endswith("%"):
+            try:
+                pct = float(tol[:-1])
+            except ValueError:
+                raise _err(node, f"{key}: {tol!r} is not a percentage") from None
+            delta = int(center * pct / 100)
+        else:
+            delta = parse_size(Node(tol, node.where), f"{key} tolerance", False)
+        return Check(key, center - delta, center + delta, v, node.where)
+    val = parse_size(node, key, False)
+    return Check(key, val, val, str(v), node.where)
+
+
+# ---------------------------------------------------------------------------- running
+
+
+@dataclass
+class StepResult:
+    index: int
+    kind: str
+    where: Where
+    status: str = "ok"          # ok | error | skipped | failed
+    error: str | None = None
+    detail: str = ""
+
+
+@dataclass
+class CheckResult:
+    step: int
+    where: Where
+    cgroup: str | None
+    key: str
+    expected: str
+    actual: Any
+    ok: bool
+
+
+@dataclass
+class RunResult:
+    scenario: Scenario
+    steps: list = field(default_factory=list)
+    reports: list = field(default_factory=list)
+    checks: list = field(default_factory=list)
+    violations: list = field(default_factory=list)
+    failure: str | None = None
+
+    @property
+    def exit_status(self) -> int:
+        if self.violations:
+            return 3
+        if self.failure or not all(c.ok for c in self.checks):
+            return 1
+        return 0
+
+
+class StepFailed(Exception):
+    """A kernel refusal or a model error in a step that may not fail."""
+
+
+def run_scenario(sc: Scenario, check_every_step: bool = False, on_step=None) -> RunResult:
+    """Run a validated scenario on a fresh Machine."""
+    from .checker import check
+    from .machine import Machine
+
+    ms = sc.machine
+    m = Machine(ms.memory // PAGE, swap_pages=ms.swap // PAGE, cpus=ms.cpus, nodes=ms.nodes,
+                profile=ms.kernel, swap_accounting=ms.swap_accounting, thp=ms.thp)
+    result = RunResult(sc)
+    runner = _Runner(m, result)
+    try:
+        for path, files, _where in sc.cgroups:
+            m.mkdir(path)
+            for name, text, fwhere in files:
+                ret = m.write_file(path, name, text)
+                if ret:
+                    raise StepFailed(f"{fwhere}: writing {text!r} to {path}/{name} failed: "
+                                     f"{Errno(-ret).name}")
+        for i, step in enumerate(sc.steps):
+            res = StepResult(i, step.kind, step.where)
+            result.steps.append(res)
+            runner.run(step, res)
+            if on_step is not None:
+                on_step(i, step, m)
+            if check_every_step:
+                v = check(m.k)
+                if v:
+                    result.violations = v
+                    result.failure = f"{step.where}: invariant violated after {step.kind}"
+                    break
+    except StepFailed as e:
+        result.failure = str(e)
+    except ModelBug as e:
+        result.failure = f"model error: {e}"
+        result.violations = [e]
+    result.machine = m
+    return result
+
+
+class _Runner:
+    def __init__(self, m, result: RunResult):
+        self.m = m
+        self.result = result
+        self.tasks: dict[str, Any] = {}
+        self.regions: dict[tuple, Any] = {}
+        self.last_error: str | None = None
+
+    def run(self, step: Step, res: StepResult) -> None:
+        a = step.args
+        task = self.tasks.get(a.get("task")) if "task" in a else None
+        if task is not None and task.state != "alive" and step.kind != "expect":
+            res.status = "skipped"
+            res.detail = f"task {task.comm} was {task.state}"
+            return
+        try:
+            err = getattr(self, f"do_{step.kind}")(step, task)
+        except InvalidRequest as e:
+            err, res.detail = "EINVAL", str(e)
+        if step.kind not in ("expect", "report"):
+            self.last_error = err
+        if err:
+            res.status, res.error = "error", err
+            if not step.may_fail:
+                raise StepFailed(f"{step.where}: {step.kind} failed with {err}"
+                                 + (f": {res.detail}" if res.detail else ""))
+
+    # steps return None or an errno name
+    def _errno(self, ret: int) -> str | None:
+        return Errno(-ret).name if ret < 0 else None
+
+    def do_spawn(self, step, _):
+        a = step.args
+        t = self.m.spawn(a["task"], a["cgroup"], cpu=a.get("cpu", 0), node=a.get("node", 0))
+        t.oom_score_adj = a.get("oom_score_adj", 0)
+        self.tasks[a["task"]] = t
+
+    def do_anon(self, step, t):
+        vma = self.m.mmap_anon(t, step.args["size"] // PAGE)
+        self.regions[(t.comm, step.args["as"])] = vma
+        self.m.touch(t, vma)
+
+    def do_touch(self, step, t):
+        self.m.touch(t, self.regions[(t.comm, step.args["region"])])
+
+    def do_unmap(self, step, t):
+        self.m.munmap(t, self.regions.pop((t.comm, step.args["region"])))
+
+    def do_mlock(self, step, t):
+        self.m.mlock(t, self.regions[(t.comm, step.args["region"])])
+
+    def do_write(self, step, t):
+        a = step.args
+        name = a["file"]
+        if name not in self.m.k.files:
+            self.m.create(name, tmpfs=a["fs"] == "tmpfs")
+        ret = self.m.write(t, name, a["size"] // PAGE) if a["size"] else 0
+        return self._errno(ret) if ret < 0 else None
+
+    def do_read(self, step, t):
+        ret = self.m.read(t, step.args["file"])
+        return self._errno(ret) if ret < 0 else None
+
+    def do_mmap(self, step, t):
+        a = step.args
+        f = self.m.file(a["file"])
+        if not f.size_pages:
+            return "EINVAL"
+        vma = self.m.mmap_file(t, a["file"])
+        self.regions[(t.comm, a["as"])] = vma
+        self.m.touch(t, vma, write=False)
+
+    def do_truncate(self, step, _):
+        self.m.truncate(step.args["file"], -(-step.args["size"] // PAGE))
+
+    def do_unlink(self, step, _):
+        self.m.unlink(step.args["file"])
+
+    def do_sync(self, step, _):
+        self.m.sync()
+
+    def do_fork(self, step, t):
+        child = self.m.fork(t, step.args["child"])
+        self.tasks[step.args["child"]] = child
+        for (owner, name), vma in list(self.regions.items()):
+            if owner == t.comm:
+                self.regions[(child.comm, name)] = child.mm.vmas[t.mm.vmas.index(vma)]
+
+    def do_move(self, step, t):
+        return self._errno(self.m.move_task(t, step.args["cgroup"]))
+
+    def do_set(self, step, _):
+        for name, text in step.args["writes"]:
+            ret = self.m.write_file(step.args["cgroup"], name, text)
+            if ret:
+                return self._errno(ret)
+
+    def do_migrate(self, step, t):
+        for vma in list(t.mm.vmas):
+            self.m.migrate(t, vma, step.args["node"])
+
+    def do_splice(self, step, t):
+        f = self.m.file(step.args["file"])
+        for index in range(f.size_pages):
+            if f.find_page(index) >= 0:
+                self.m.splice(t, f.name, index)
+
+    def do_drop_caches(self, step, _):
+        self.m.drop_caches()
+
+    def do_exit(self, step, t):
+        self.m.exit(t)
+
+    def do_rmdir(self, step, _):
+        return self._errno(self.m.rmdir(step.args["cgroup"]))
+
+    def do_report(self, step, _):
+        snap = {}
+        for path in step.args["cgroups"]:
+            if path not in self.m.k.memcg_by_name:
+                continue
+            snap[path] = {name: self.m.read_file(path, name)
+                          for name in sorted(V1_READABLE) if self._readable(name)}
+        self.result.reports.append({"label": step.args["label"], "step": len(
+            self.result.steps) - 1, "line": step.where.line, "cgroups": snap})
+
+    def _readable(self, name: str) -> bool:
+        return self.m.k.do_swap_account or "memsw" not in name
+
+    def do_expect(self, step, _):
+        a = step.args
+        idx = len(self.result.steps) - 1
+        if "state" in a:
+            t = self.tasks[a["task"]]
+            self.result.checks.append(CheckResult(idx, step.where, None, f"task {t.comm}",
+                                                  a["state"], t.state, t.state == a["state"]))
+            return
+        if "step_error" in a:
+            seen = self.last_error or "none"
+            self.result.checks.append(CheckResult(idx, step.where, None, "step_error",
+                                                  a["step_error"], seen,
+                                                  seen == a["step_error"]))
+            return
+        path = a["cgroup"]
+        for c in step.checks:
+            value = self.read_value(path, c.key)
+            ok = value is not None and c.holds(value)
+            self.result.checks.append(CheckResult(idx, c.where, path, c.key, c.text, value, ok))
+
+    def read_value(self, path: str, key: str) -> int | None:
+        fname = next((f for f in KEYED if key.startswith(f + ".")), key)
+        if path not in self.m.k.memcg_by_name:
+            return None
+        if fname == key:
+            text = self.m.read_file(path, fname).strip()
+            return int(text) if text.lstrip("-").isdigit() else None
+        sub = key[len(fname) + 1:]
+        for line in self.m.read_file(path, fname).splitlines():
+            parts = line.replace("=", " ").split()
+            if parts and parts[0] == sub:
+                return int(parts[1])
+        return None
