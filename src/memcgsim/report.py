@@ -34,9 +34,9 @@ def render_text(result) -> str:
     for c in result.checks:
         checks_by_step.setdefault(c.step, []).append(c)
     for st in result.steps:
-        if st.status in ("skipped", "error"):
+        if st.status in ("skipped", "error") or st.detail:
             why = st.error or st.detail
-            out.append(f"step {st.index + 1} ({st.where.line}): {st.kind} {st.status}"
+            out.append(f"step {st.index + 1} (line {st.where.line}): {st.kind} {st.status}"
                        + (f": {why}" if why else ""))
         if st.index in reports:
             r = reports[st.index]
@@ -71,7 +71,8 @@ def render_json(result) -> dict:
                     "swap": ms.swap, "cpus": ms.cpus, "nodes": ms.nodes, "thp": ms.thp,
                     "swap_accounting": ms.swap_accounting, "page_size": PAGE_SIZE},
         "steps": [{"index": s.index, "line": s.where.line, "kind": s.kind,
-                   "status": s.status, "error": s.error} for s in result.steps],
+                   "status": s.status, "error": s.error, "detail": s.detail}
+                  for s in result.steps],
         "reports": result.reports,
         "checks": [{"step": c.step, "line": c.where.line, "cgroup": c.cgroup, "key": c.key,
                     "expected": c.expected, "actual": c.actual, "ok": c.ok}

@@ -44,6 +44,19 @@ V2_FILES = {"memory.current", "memory.min", "memory.low", "memory.high", "memory
             "cgroup.subtree_control", "memory.zswap.current", "memory.zswap.max"}
 #: keyed files: expect reads FILE.KEY
 KEYED = {"memory.stat", "memory.oom_control", "memory.numa_stat"}
+V2_KEYED = {"memory.events", "memory.events.local", "memory.swap.events", "memory.stat"}
+_STAT = ["cache", "rss", "rss_huge", "mapped_file", "writeback", "swap", "pgpgin", "pgpgout",
+         "pgfault", "pgmajfault", "inactive_anon", "active_anon", "inactive_file",
+         "active_file", "unevictable"]
+_NUMA = ["total", "file", "anon", "unevictable"]
+V1_KEYS = {
+    "memory.stat": set(_STAT) | {f"total_{k}" for k in _STAT}
+    | {"hierarchical_memory_limit", "hierarchical_memsw_limit"},
+    "memory.oom_control": {"oom_kill_disable", "under_oom"},
+    "memory.numa_stat": set(_NUMA) | {f"hierarchical_{k}" for k in _NUMA},
+}
+#: the largest machine the model will build (its state is about 31 bytes a page)
+MAX_MEMORY = 256 << 30
 
 
 class ScenarioError(MemcgsimError):
@@ -95,8 +108,14 @@ def _to_nodes(node, file: str):
         return Node(out, where)
     if isinstance(node, yaml.SequenceNode):
         return Node([_to_nodes(n, file) for n in node.value], where)
-    constructor = yaml.constructor.SafeConstructor()
-    return Node(constructor.construct_object(node), where)
+    if not isinstance(node, yaml.ScalarNode):
+        raise ScenarioError(file, where.line, where.col, "not valid YAML: unexpected node")
+    try:
+        value = yaml.constructor.SafeConstructor().construct_object(node)
+    except (yaml.YAMLError, ValueError, TypeError) as e:
+        problem = getattr(e, "problem", None) or str(e)
+        raise ScenarioError(file, where.line, where.col, f"not valid YAML: {problem}") from None
+    return Node(value, where)
 
 
 def _parse_yaml(text: str, file: str) -> Node:
@@ -109,9 +128,44 @@ def _parse_yaml(text: str, file: str) -> Node:
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = getattr(e, "problem", None) or str(e)
         raise ScenarioError(file, line, col, f"not valid YAML: {problem}") from None
+    except RecursionError:
+        raise ScenarioError(file, _too_deep_line(text), 1,
+                            "not valid YAML: nested too deeply") from None
     if root is None:
         raise ScenarioError(file, 1, 1, "the file is empty: a scenario needs format: 1 and steps")
-    return _to_nodes(root, file)
+    try:
+        return _to_nodes(root, file)
+    except RecursionError:
+        raise ScenarioError(file, _deepest_line(root), 1,
+                            "not valid YAML here: an alias that refers to itself, or "
+                            "nesting too deep") from None
+
+
+def _too_deep_line(text: str, limit: int = 100) -> int:
+    """The line where brackets first nest deeper than limit."""
+    depth = 0
+    for n, line in enumerate(text.splitlines(), 1):
+        for ch in line:
+            depth += ch in "[{"
+            depth -= ch in "]}"
+            if depth > limit:
+                return n
+    return 1
+
+
+def _deepest_line(root) -> int:
+    """The line where a self-referencing or too deep structure starts (for its error)."""
+    import yaml
+
+    node, seen = root, set()
+    while isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and id(node) not in seen:
+        seen.add(id(node))
+        kids = [v for _, v in node.value] if isinstance(node, yaml.MappingNode) else node.value
+        nested = [k for k in kids if isinstance(k, (yaml.MappingNode, yaml.SequenceNode))]
+        if not nested:
+            break
+        node = nested[-1]
+    return node.start_mark.line + 1
 
 
 def _err(node_or_where, message: str):
@@ -237,6 +291,11 @@ STEP_ARGS: dict[str, tuple[set, set]] = {
 }
 
 
+def text_line_of(file: str, offset: int) -> int:
+    with open(file, "rb") as f:
+        return f.read(offset).count(b"\n") + 1
+
+
 def load_scenario(file: str, text: str | None = None) -> Scenario:
     """Read and validate a scenario file; ScenarioError names the first mistake."""
     if text is None:
@@ -244,7 +303,10 @@ def load_scenario(file: str, text: str | None = None) -> Scenario:
             with open(file, encoding="utf-8") as f:
                 text = f.read()
         except OSError as e:
-            raise ScenarioError(file, 0, 0, f"cannot read the file: {e.strerror}") from None
+            raise ScenarioError(file, 1, 1, f"cannot read the file: {e.strerror}") from None
+        except UnicodeDecodeError as e:
+            line = text_line_of(file, e.start)
+            raise ScenarioError(file, line, 1, "the file is not UTF-8 text") from None
     root = _parse_yaml(text, file)
     if not isinstance(root.value, dict):
         raise _err(root, "a scenario is a mapping with format, machine, cgroups and steps")
@@ -256,7 +318,7 @@ def load_scenario(file: str, text: str | None = None) -> Scenario:
     if "format" not in top:
         raise _err(root, "missing 'format: 1'")
     fmt = top["format"][1]
-    if fmt.value != 1:
+    if fmt.value != 1 or not isinstance(fmt.value, int) or isinstance(fmt.value, bool):
         raise _err(fmt, f"format {fmt.value!r} is not known: this version reads format 1")
     machine = _machine(top["machine"][1] if "machine" in top else Node({}, root.where))
     cgroups = _cgroups(top["cgroups"][1] if "cgroups" in top else Node({}, root.where), machine)
@@ -288,6 +350,8 @@ def _machine(node: Node) -> MachineSpec:
             kw["cgroup"] = v.value
         elif key in ("memory", "swap"):
             kw[key] = parse_size(v, f"machine.{key}", whole_pages=True)
+            if kw[key] > MAX_MEMORY:
+                raise _err(v, f"machine.{key}: at most 256GiB can be modelled")
         elif key in ("cpus", "nodes"):
             kw[key] = _int(v, f"machine.{key}", lo=1)
         elif key == "thp":
@@ -331,6 +395,8 @@ def _file_ok(node: Node, name: str, machine: MachineSpec, writable: bool) -> Non
 def _value_text(node: Node, name: str) -> str:
     """What to write to a control file: sizes as bytes, other values as they are."""
     v = node.value
+    if isinstance(v, (dict, list)) or v is None:
+        raise _err(node, f"{name}: want a value to write, like 30MiB, max or 1")
     if isinstance(v, bool):
         return "1" if v else "0"
     if isinstance(v, int):
@@ -383,10 +449,12 @@ def _steps(node: Node, machine: MachineSpec, cgroups: set) -> list:
             if not isinstance(mv.value, bool):
                 raise _err(mv, "may_fail: want true or false")
             may_fail = mv.value
+        if not entries:
+            raise _err(item, "this list item has may_fail but no step")
         if len(entries) != 1:
             names = [k for k in entries]
-            knode = item.value[names[1]][0] if len(names) > 1 else item
-            raise _err(knode, f"one step per list item, found {', '.join(names)}")
+            raise _err(item.value[names[1]][0],
+                       f"one step per list item, found {', '.join(names)}")
         ((kind, (knode, args)),) = entries.items()
         if kind not in STEP_ARGS:
             raise _err(knode, f"unknown step {kind!r}" + _did_you_mean(kind, STEP_ARGS))
@@ -401,6 +469,8 @@ def _steps(node: Node, machine: MachineSpec, cgroups: set) -> list:
                 raise _err(mv, "may_fail: want true or false")
             may_fail = may_fail or mv.value
         required, optional = STEP_ARGS[kind]
+        if kind == "set" and "cgroup" not in a:
+            raise _err(args, "set: missing 'cgroup'")
         if kind not in ("set", "expect"):
             for key, (ak, _) in a.items():
                 if key not in required | optional:
@@ -513,6 +583,9 @@ def _step(kind, a, args, knode, machine, cgroups, tasks, regions, files, may_fai
         vals["task"] = task()
     elif kind == "rmdir":
         vals["cgroup"] = cgroup()
+        if vals["cgroup"] == "/":
+            raise _err(a["cgroup"][1], "the root cgroup cannot be removed")
+        cgroups.discard(vals["cgroup"])
     elif kind == "set":
         vals["cgroup"] = cgroup()
         writes = []
@@ -575,10 +648,15 @@ def _expect(a, args, machine, cgroups, tasks, vals) -> list:
     for key, (kk, kv) in a.items():
         if key == "cgroup":
             continue
-        fname = next((f for f in KEYED if key.startswith(f + ".")), key)
+        keyed = KEYED if machine.cgroup == "v1" else V2_KEYED
+        fname = next((f for f in sorted(keyed | V2_KEYED, key=len, reverse=True)
+                      if key.startswith(f + ".")), key)
         _file_ok(kk, fname, machine, writable=False)
-        if fname in KEYED and fname == key:
+        if fname in keyed and fname == key:
             raise _err(kk, f"{key} has many values: name one, as {key}.KEY")
+        sub = key[len(fname) + 1:]
+        if machine.cgroup == "v1" and fname in V1_KEYS and sub not in V1_KEYS[fname]:
+            raise _err(kk, f"{fname} has no key {sub!r}" + _did_you_mean(sub, V1_KEYS[fname]))
         checks.append(_check(key, kv))
     if not checks:
         raise _err(args, "expect: name at least one file to check")
@@ -595,7 +673,9 @@ def _check(key: str, node: Node) -> Check:
         high = parse_size(v["max"][1], f"{key}.max", False) if "max" in v else 1 << 64
         if low > high:
             raise _err(node, f"{key}: min is above max")
-        return Check(key, low, high, f"{low}..{high}", node.where)
+        text = (f"{low}..{high}" if "min" in v and "max" in v
+                else f">= {low}" if "min" in v else f"<= {high}")
+        return Check(key, low, high, text, node.where)
     if isinstance(v, str) and ("±" in v or "+-" in v):
         base, tol = re.split(r"±|\+-", v, maxsplit=1)
         center = parse_size(Node(base.strip(), node.where), key, False)
@@ -605,6 +685,9 @@ def _check(key: str, node: Node) -> Check:
                 pct = float(tol[:-1])
             except ValueError:
                 raise _err(node, f"{key}: {tol!r} is not a percentage") from None
+            if not 0 <= pct <= 100:
+                raise _err(node, f"{key}: the tolerance {tol!r} must be a percent from 0 to 100"
+                           + (" (not negative)" if pct < 0 else ""))
             delta = int(center * pct / 100)
         else:
             delta = parse_size(Node(tol, node.where), f"{key} tolerance", False)
@@ -705,6 +788,7 @@ class _Runner:
         self.tasks: dict[str, Any] = {}
         self.regions: dict[tuple, Any] = {}
         self.last_error: str | None = None
+        self.dead: set[str] = set()
 
     def run(self, step: Step, res: StepResult) -> None:
         a = step.args
@@ -717,6 +801,11 @@ class _Runner:
             err = getattr(self, f"do_{step.kind}")(step, task)
         except InvalidRequest as e:
             err, res.detail = "EINVAL", str(e)
+        killed = [t.comm for t in self.tasks.values()
+                  if t.state == "killed" and t.comm not in self.dead]
+        if killed:
+            self.dead.update(killed)
+            res.detail = f"memcg OOM killer killed {', '.join(killed)}"
         if step.kind not in ("expect", "report"):
             self.last_error = err
         if err:
