@@ -86,11 +86,22 @@ def prep_new_pages(k, pfns: np.ndarray, node: int) -> None:
 def alloc_pages_node(k, node: int, order: int = 0) -> int:
     """One page (order 0) or one THP (order 9, PG_head on the first pfn); -1 when none."""
     if order == 0:
-        pfns = find_free_pages(k, node, 1)
-        if not len(pfns):
-            return -1
-        prep_new_pages(k, pfns, node)
-        return int(pfns[0])
+        fa = k.free_area
+        pfn = fa.cursor[node]
+        mm = k.mem_map
+        if not mm.flags[pfn] & PG_buddy:
+            pfns = find_free_pages(k, node, 1)
+            if not len(pfns):
+                return -1
+            pfn = int(pfns[0])
+        # prep_new_pages for one page, without the array machinery
+        mm.flags[pfn] = 0
+        mm.refcount[pfn] = 1
+        fa.block_free[pfn // HPAGE_PMD_NR] -= 1
+        fa.nr_free[node] -= 1
+        lo, hi = _node_range(k, node)
+        fa.cursor[node] = pfn + 1 if pfn + 1 < hi else lo
+        return pfn
     lo, hi = _node_range(k, node)
     fa = k.free_area
     blocks = np.flatnonzero(fa.block_free[lo // HPAGE_PMD_NR: hi // HPAGE_PMD_NR]
