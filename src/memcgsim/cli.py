@@ -75,6 +75,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = run_scenario(sc, check_every_step=args.check)
         if args.json:
             docs.append(render_json(result))
+        elif args.prometheus:
+            from .metrics import prometheus_text
+
+            print(prometheus_text(result.reports), end="")
         else:
             print(render_text(result), end="")
         worst = max(worst, result.exit_status)
@@ -109,7 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "fails), 2 when a file is invalid, 3 when the invariant checker finds a "
                     "violation (--check).")
     p.add_argument("files", nargs="+", metavar="FILE", help="scenario files (YAML)")
-    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print the results as JSON")
+    out.add_argument("--prometheus", action="store_true",
+                     help="print the cAdvisor container_memory_* metrics of every report in "
+                          "the Prometheus text format (labels cgroup and report)")
     p.add_argument("--check", action="store_true",
                    help="run the invariant checker after every step (exit 3 on a violation)")
     p.set_defaults(func=cmd_run)
