@@ -72,7 +72,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return worst
     docs = []
     for sc in scenarios:
-        result = run_scenario(sc, check_every_step=args.check)
+        result = run_scenario(sc, check_every_step=args.check, trace=args.trace)
         if args.json:
             docs.append(render_json(result))
         elif args.prometheus:
@@ -120,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "the Prometheus text format (labels cgroup and report)")
     p.add_argument("--check", action="store_true",
                    help="run the invariant checker after every step (exit 3 on a violation)")
+    p.add_argument("--trace", action="store_true",
+                   help="print, under each step, every memcg call (try_charge, commit, "
+                        "uncharge, swapout, ...) with its page and the counters it changed "
+                        "(res and memsw in pages, statistics in bytes)")
     p.set_defaults(func=cmd_run)
     return parser
 

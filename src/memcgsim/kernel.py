@@ -63,6 +63,9 @@ class Kernel:
         self.stocks = [MemcgStock() for _ in range(nr_cpus)]
         self.locks = LockTable(self)
         self.current = None
+        #: a list to record the memcg API calls and what they changed, or None (not tracing)
+        self.trace = None
+        self.tracing = False
         #: pages try-charged but not yet committed or cancelled, per memcg id (for the checker)
         self.inflight: dict[int, int] = {}
         #: what the kernel would WARN about or report as a bad page: (kind, message)

@@ -24,6 +24,28 @@ def _table(report: dict) -> list[str]:
     return lines
 
 
+def _trace_lines(events) -> list[str]:
+    lines = []
+    for name, arg, changes in events:
+        if isinstance(arg, int):
+            what = f" {arg:#x}"
+        elif isinstance(arg, (list, tuple)):
+            shown = ", ".join(f"{p:#x}" for p in arg[:8])
+            what = f" [{shown}{', ...' if len(arg) > 8 else ''}]"
+        else:
+            what = ""
+        by_memcg: dict[str, list[str]] = {}
+        for (memcg, counter), old, new in changes:
+            scale = 1 if counter in ("res", "memsw") else PAGE_SIZE
+            unit = "" if scale == 1 else " B"
+            by_memcg.setdefault(memcg, []).append(
+                f"{counter} {old * scale}{unit} -> {new * scale}{unit}"
+                if scale != 1 else f"{counter} {old} -> {new}")
+        change = "; ".join(f"{m}: {', '.join(c)}" for m, c in by_memcg.items())
+        lines.append(f"    {name}{what}: {change or 'no counter change'}")
+    return lines
+
+
 def render_text(result) -> str:
     sc = result.scenario
     ms = sc.machine
@@ -34,6 +56,9 @@ def render_text(result) -> str:
     for c in result.checks:
         checks_by_step.setdefault(c.step, []).append(c)
     for st in result.steps:
+        if st.trace:
+            out.append(f"step {st.index + 1} (line {st.where.line}): {st.kind}")
+            out.extend(_trace_lines(st.trace))
         if st.status in ("skipped", "error") or st.detail:
             why = st.error or st.detail
             out.append(f"step {st.index + 1} (line {st.where.line}): {st.kind} {st.status}"

@@ -707,6 +707,8 @@ class StepResult:
     status: str = "ok"          # ok | error | skipped | failed
     error: str | None = None
     detail: str = ""
+    #: with tracing: (memcg API call, its page or entry, [((memcg, counter), before, after)])
+    trace: list = field(default_factory=list)
 
 
 @dataclass
@@ -742,14 +744,17 @@ class StepFailed(Exception):
     """A kernel refusal or a model error in a step that may not fail."""
 
 
-def run_scenario(sc: Scenario, check_every_step: bool = False, on_step=None) -> RunResult:
-    """Run a validated scenario on a fresh Machine."""
+def run_scenario(sc: Scenario, check_every_step: bool = False, on_step=None,
+                 trace: bool = False) -> RunResult:
+    """Run a validated scenario on a fresh Machine. With trace, every memcg API call of every
+    step is recorded with the counters it changed (and the per-page paths are used)."""
     from .checker import check
     from .machine import Machine
 
     ms = sc.machine
     m = Machine(ms.memory // PAGE, swap_pages=ms.swap // PAGE, cpus=ms.cpus, nodes=ms.nodes,
-                profile=ms.kernel, swap_accounting=ms.swap_accounting, thp=ms.thp)
+                profile=ms.kernel, swap_accounting=ms.swap_accounting, thp=ms.thp,
+                vectorized=not trace)
     result = RunResult(sc)
     runner = _Runner(m, result)
     try:
@@ -763,7 +768,10 @@ def run_scenario(sc: Scenario, check_every_step: bool = False, on_step=None) -> 
         for i, step in enumerate(sc.steps):
             res = StepResult(i, step.kind, step.where)
             result.steps.append(res)
+            if trace:
+                m.k.trace = res.trace
             runner.run(step, res)
+            m.k.trace = None
             if on_step is not None:
                 on_step(i, step, m)
             if check_every_step:

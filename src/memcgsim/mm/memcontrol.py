@@ -9,6 +9,7 @@ entry. Functions here are atomic steps: the paths that call them hold the page's
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from ..errors import Errno
@@ -33,12 +34,52 @@ from .res_counter import ResCounter
  MEM_CGROUP_STAT_FILE_MAPPED, MEM_CGROUP_STAT_WRITEBACK, MEM_CGROUP_STAT_SWAP) = range(6)
 MEM_CGROUP_STAT_NSTATS = 6
 MEM_CGROUP_STAT_NAMES = ("cache", "rss", "rss_huge", "mapped_file", "writeback", "swap")
+MEM_CGROUP_STAT_INDEX = {name: i for i, name in enumerate(MEM_CGROUP_STAT_NAMES)}
 
 # enum mem_cgroup_events_index
 (MEM_CGROUP_EVENTS_PGPGIN, MEM_CGROUP_EVENTS_PGPGOUT, MEM_CGROUP_EVENTS_PGFAULT,
  MEM_CGROUP_EVENTS_PGMAJFAULT) = range(4)
 MEM_CGROUP_EVENTS_NSTATS = 4
 MEM_CGROUP_EVENTS_NAMES = ("pgpgin", "pgpgout", "pgfault", "pgmajfault")
+
+
+# ------------------------------------------------------------------------------------------
+# tracing: when Kernel.trace is a list, each API call below appends what it changed
+
+
+_TRACED_STATS = ("rss", "cache", "rss_huge", "mapped_file", "writeback", "swap")
+
+
+def _counter_snapshot(k) -> dict:
+    snap = {}
+    for m in k.memcg_by_id.values():
+        snap[(m.name, "res")] = m.res.usage
+        snap[(m.name, "memsw")] = m.memsw.usage
+        for name in _TRACED_STATS:
+            snap[(m.name, name)] = m.stat[MEM_CGROUP_STAT_INDEX[name]]
+    return snap
+
+
+def traced(fn):
+    """Record the call and the counters it changed in k.trace (outermost call only)."""
+    name = fn.__name__
+
+    @functools.wraps(fn)
+    def wrapper(k, *args, **kwargs):
+        if k.trace is None or k.tracing:
+            return fn(k, *args, **kwargs)
+        before = _counter_snapshot(k)
+        k.tracing = True
+        try:
+            ret = fn(k, *args, **kwargs)
+        finally:
+            k.tracing = False
+        after = _counter_snapshot(k)
+        changes = [(key, before.get(key, 0), v) for key, v in after.items()
+                   if before.get(key, 0) != v]
+        k.trace.append((name, args[0] if args else None, changes))
+        return ret
+    return wrapper
 
 
 class Lruvec:
@@ -263,6 +304,7 @@ def refill_stock(k, memcg: MemCgroup, nr_pages: int) -> None:
     stock.nr_pages += nr_pages
 
 
+@traced
 def drain_all_stock(k, root_memcg: MemCgroup) -> None:
     """Drain every CPU's stock that holds pages of root_memcg's subtree (done synchronously)."""
     for stock in k.stocks:
@@ -412,6 +454,7 @@ def try_get_mem_cgroup_from_page(k, pfn: int) -> MemCgroup | None:
     return memcg
 
 
+@traced
 def mem_cgroup_try_charge(k, pfn: int, mm, gfp_mask: int) -> tuple[int, MemCgroup | None]:
     """Reserve the charge for a page about to be instantiated; returns (0 or -ENOMEM, memcg).
 
@@ -457,6 +500,7 @@ def _end_inflight(k, memcg: MemCgroup, nr_pages: int, what: str) -> None:
         k.inflight.pop(memcg.id, None)
 
 
+@traced
 def mem_cgroup_commit_charge(k, pfn: int, memcg: MemCgroup | None, lrucare: bool) -> None:
     """Commit a try_charge reservation to a page that now has its mapping."""
     mm = k.mem_map
@@ -484,6 +528,7 @@ def _cancel_charge(k, memcg: MemCgroup, nr_pages: int) -> None:
         memcg.memsw.uncharge(nr_pages)
 
 
+@traced
 def mem_cgroup_cancel_charge(k, pfn: int, memcg: MemCgroup | None) -> None:
     """Give a try_charge reservation back: the page was never committed."""
     if memcg is None:
@@ -511,6 +556,7 @@ def _uncharge_batch(k, memcg: MemCgroup, pgpgout: int, nr_mem: int, nr_memsw: in
     memcg.nr_page_events += nr_anon + nr_file
 
 
+@traced
 def mem_cgroup_uncharge_list(k, pfns: Iterable[int]) -> None:
     """Uncharge pages after their final put, batching runs of pages of the same memcg."""
     mm, pc = k.mem_map, k.pc
@@ -546,6 +592,7 @@ def mem_cgroup_uncharge_list(k, pfns: Iterable[int]) -> None:
         _uncharge_batch(k, memcg, pgpgout, nr_mem, nr_memsw, nr_anon, nr_file, nr_huge)
 
 
+@traced
 def mem_cgroup_uncharge(k, pfn: int) -> None:
     """Uncharge one page after its final put (every final put passes here)."""
     if not k.pc.flags[pfn] & PCG_USED:
@@ -557,6 +604,7 @@ def mem_cgroup_uncharge(k, pfn: int) -> None:
 # migration, swap, charge moving, THP split
 
 
+@traced
 def mem_cgroup_migrate(k, oldpage: int, newpage: int, lrucare: bool) -> None:
     """Transfer the charge of oldpage to newpage; no counter changes (both pages locked)."""
     mm, pc = k.mem_map, k.pc
@@ -588,6 +636,7 @@ def mem_cgroup_migrate(k, oldpage: int, newpage: int, lrucare: bool) -> None:
     mem_cgroup_charge_statistics(k, memcg, newpage, nr_pages)
 
 
+@traced
 def mem_cgroup_swapout(k, pfn: int, entry: int) -> None:
     """Hand the page's memory+swap charge to its swap entry (refcount frozen, off LRU)."""
     mm, pc = k.mem_map, k.pc
@@ -607,6 +656,7 @@ def mem_cgroup_swapout(k, pfn: int, entry: int) -> None:
     mem_cgroup_swap_statistics(memcg, True)
 
 
+@traced
 def mem_cgroup_uncharge_swap(k, entry: int) -> None:
     """Clear the slot's record and drop the memsw page it held, if any."""
     memcg_id = k.swap_cgroup.record(entry, 0)
@@ -619,6 +669,7 @@ def mem_cgroup_uncharge_swap(k, entry: int) -> None:
     memcg.swap_css_refs -= 1
 
 
+@traced
 def mem_cgroup_move_account(k, pfn: int, nr_pages: int, from_: MemCgroup,
                             to: MemCgroup) -> int:
     """Move a charged, isolated page's binding and statistics (not its counters) to `to`."""
@@ -647,6 +698,7 @@ def mem_cgroup_move_account(k, pfn: int, nr_pages: int, from_: MemCgroup,
     return 0
 
 
+@traced
 def mem_cgroup_move_swap_account(k, entry: int, from_: MemCgroup, to: MemCgroup) -> int:
     """Move a swap record from one memcg to another (cmpxchg); counters are fixed up by the
     charge-moving caller."""
@@ -659,6 +711,7 @@ def mem_cgroup_move_swap_account(k, entry: int, from_: MemCgroup, to: MemCgroup)
     return 0
 
 
+@traced
 def mem_cgroup_split_huge_fixup(k, head: int) -> None:
     """THP split (under lru_lock): every tail takes the head's memcg and charge bits."""
     pc = k.pc
