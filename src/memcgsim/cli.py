@@ -71,8 +71,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     if worst:
         return worst
     docs = []
-    for sc in scenarios:
+    for i, sc in enumerate(scenarios):
         result = run_scenario(sc, check_every_step=args.check, trace=args.trace)
+        if args.plot:
+            from .plot import plot_run
+
+            target = args.plot if len(scenarios) == 1 else _numbered(args.plot, i)
+            try:
+                plot_run(result, target)
+            except RuntimeError as e:
+                print(f"memcgsim: {e}", file=sys.stderr)
+                return EXIT_ERROR
         if args.json:
             docs.append(render_json(result))
         elif args.prometheus:
@@ -85,6 +94,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(docs if len(docs) > 1 else docs[0], indent=2))
     return worst
+
+
+def _numbered(path: str, i: int) -> str:
+    """out.png -> out-1.png, out-2.png ... when several files are run."""
+    stem, dot, ext = path.rpartition(".")
+    return f"{stem}-{i + 1}.{ext}" if dot else f"{path}-{i + 1}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "the Prometheus text format (labels cgroup and report)")
     p.add_argument("--check", action="store_true",
                    help="run the invariant checker after every step (exit 3 on a violation)")
+    p.add_argument("--plot", metavar="OUT.png",
+                   help="draw memory and swap of each cgroup over the steps, with OOM kills "
+                        "and limit changes marked (needs matplotlib)")
     p.add_argument("--trace", action="store_true",
                    help="print, under each step, every memcg call (try_charge, commit, "
                         "uncharge, swapout, ...) with its page and the counters it changed "

@@ -730,6 +730,8 @@ class RunResult:
     checks: list = field(default_factory=list)
     violations: list = field(default_factory=list)
     failure: str | None = None
+    #: after each step, per cgroup: (step index, usage bytes, swap bytes, limit bytes or None)
+    series: dict = field(default_factory=dict)
 
     @property
     def exit_status(self) -> int:
@@ -772,6 +774,7 @@ def run_scenario(sc: Scenario, check_every_step: bool = False, on_step=None,
                 m.k.trace = res.trace
             runner.run(step, res)
             m.k.trace = None
+            _sample(m, i, result.series)
             if on_step is not None:
                 on_step(i, step, m)
             if check_every_step:
@@ -787,6 +790,21 @@ def run_scenario(sc: Scenario, check_every_step: bool = False, on_step=None,
         result.violations = [e]
     result.machine = m
     return result
+
+
+def _sample(m, index: int, series: dict) -> None:
+    """Memory and swap of every cgroup after a step, for plots."""
+    from .mm.memcontrol import MEM_CGROUP_STAT_SWAP, mem_cgroup_usage
+    from .mm.res_counter import RES_COUNTER_MAX
+
+    for path, memcg in m.k.memcg_by_name.items():
+        if path == "/":
+            continue
+        limit = memcg.res.limit
+        series.setdefault(path, []).append(
+            (index, mem_cgroup_usage(m.k, memcg, swap=False) * PAGE,
+             memcg.stat[MEM_CGROUP_STAT_SWAP] * PAGE,
+             None if limit >= RES_COUNTER_MAX else limit * PAGE))
 
 
 class _Runner:
