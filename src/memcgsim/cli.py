@@ -72,7 +72,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return worst
     docs = []
     for i, sc in enumerate(scenarios):
-        result = run_scenario(sc, check_every_step=args.check, trace=args.trace)
+        with _Progress(sc) as progress:
+            result = run_scenario(sc, check_every_step=args.check, trace=args.trace,
+                                  on_step=progress.step)
         if args.plot:
             from .plot import plot_run
 
@@ -94,6 +96,45 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(docs if len(docs) > 1 else docs[0], indent=2))
     return worst
+
+
+class _Progress:
+    """A rich progress bar on stderr for runs that take over a second; nothing when stderr is
+    not a terminal."""
+
+    def __init__(self, scenario):
+        import time
+
+        self.total = len(scenario.steps)
+        self.name = scenario.file
+        self.clock = time.monotonic
+        self.start = self.clock()
+        self.bar = None
+        self.task = None
+        self.enabled = sys.stderr.isatty()
+
+    def __enter__(self):
+        return self
+
+    def step(self, index, step, machine) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            if self.clock() - self.start < 1.0:
+                return
+            from rich.console import Console
+            from rich.progress import Progress
+
+            self.bar = Progress(console=Console(stderr=True), transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(self.name, total=self.total)
+        self.bar.update(self.task, completed=index + 1,
+                        description=f"{self.name}: {step.kind} (line {step.where.line})")
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()
+        return False
 
 
 def _numbered(path: str, i: int) -> str:
