@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .checker import assert_invariants, check
 from .errors import Errno, InvalidRequest
-from .kernel import PAGE_SIZE, Kernel
+from .kernel import Kernel
 from .mm import fork as fork_mod
 from .mm import fs_ops, memcontrol, memcontrol_v1, mmap
 from .mm.filemap import do_generic_file_read, generic_perform_write, replace_page_cache_page
@@ -34,7 +34,7 @@ from .mm.sched import Task
 from .mm.shmem import shmem_write
 from .mm.swap import get_page, lru_cache_add_file, page_cache_release
 from .mm.vectorized import fault_anon_range, zap_pte_range_vectorized
-from .mm.vmscan import isolate_lru_page, reclaim_page, shrink_mem_cgroup
+from .mm.vmscan import reclaim_page, shrink_mem_cgroup
 
 
 class Machine:
@@ -461,5 +461,3 @@ def _splice(k, mapping, index: int, steal_mapping, steal_index: int, node: int):
     page_cache_release(k, new)       # the pipe's reference
     return 0
 
-
-__all__ = ["Machine", "PAGE_SIZE", "isolate_lru_page"]

@@ -28,7 +28,6 @@ from .mm_types import (
     PG_mlocked,
     PG_referenced,
     PG_swapbacked,
-    PG_tail,
     PG_unevictable,
 )
 from .page_alloc import alloc_pages_node
@@ -121,5 +120,3 @@ def split_huge_page(k, head: int):
     for vma, _ in reversed(mappings):
         yield Unlock(ptl(vma.mm.id))
 
-
-__all__ = ["PG_tail"]

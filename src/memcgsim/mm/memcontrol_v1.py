@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from ..errors import Errno
 from .gfp import __GFP_NORETRY, __GFP_WAIT, GFP_KERNEL
-from .locking import run_path
 from .memcontrol import (
     MemCgroup,
     drain_all_stock,
@@ -284,5 +283,3 @@ def mem_cgroup_rmdir(k, memcg: MemCgroup) -> int:
             t.memcg = memcg.parent
     return 0
 
-
-__all__ = ["run_path", "PTE_SWAP"]

@@ -423,5 +423,3 @@ def free_pages_and_swap_cache(k, pfns: list[int]):
                 yield Unlock(page_lock(pfn))
     release_pages(k, pfns)
 
-
-__all__ = ["PTE_PRESENT"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..errors import Errno
 from .locking import Lock, TryLock, Unlock, page_lock, tree_lock
 from .memcontrol import mem_cgroup_migrate
-from .mm_struct import PTE_DIRTY, PTE_PRESENT, PTE_VAL_MASK, PTE_WRITE
+from .mm_struct import PTE_DIRTY, PTE_PRESENT, PTE_WRITE
 from .mm_types import (
     PG_active,
     PG_anon,
@@ -157,5 +157,3 @@ def migrate_pages(k, pfns: list[int], node: int):
             failed += 1
     return failed
 
-
-__all__ = ["PTE_VAL_MASK"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .mm_types import PG_lru, PG_mlocked, PG_unevictable
+from .mm_types import PG_lru, PG_mlocked
 
 
 def clear_page_mlock(k, pfn: int) -> None:
@@ -28,5 +28,3 @@ def mlock_vma_page(k, pfn: int) -> None:
     if mm.flags[pfn] & PG_lru and isolate_lru_page(k, pfn) == 0:
         putback_lru_page(k, pfn)
 
-
-__all__ = ["clear_page_mlock", "mlock_vma_page", "PG_unevictable"]

@@ -177,6 +177,3 @@ def free_pages_bulk(k, pfns: np.ndarray) -> None:
 def is_free(k, pfn: int) -> bool:
     return bool(k.mem_map.flags[pfn] & PG_buddy)
 
-
-__all__ = ["alloc_pages_node", "free_pages", "free_pages_bulk", "free_pages_check",
-           "find_free_pages", "prep_new_pages", "PG_tail"]

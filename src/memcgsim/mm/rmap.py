@@ -146,5 +146,3 @@ def try_to_unmap(k, pfn: int, flags: int = TTU_UNMAP) -> int:
         ret = SWAP_SUCCESS
     return ret
 
-
-__all__ = ["PG_swapbacked"]

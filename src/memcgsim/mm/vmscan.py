@@ -30,7 +30,6 @@ from .mm_types import (
     PG_swapcache,
     PG_unevictable,
     PG_writeback,
-    page_lru,
     page_lru_array,
 )
 from .page_alloc import free_pages
@@ -240,5 +239,3 @@ def reclaim_page(k, pfn: int):
         return 0
     return (yield from shrink_page_list(k, [pfn], may_swap=k.swap.nr_slots > 0))
 
-
-__all__ = ["page_lru", "LRU_ACTIVE_ANON"]
