@@ -20,6 +20,7 @@ Profiles (tests/conftest.py): HYPOTHESIS_PROFILE=default (200 examples of 40 ste
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
@@ -522,3 +523,9 @@ class MemcgStateMachine(RuleBasedStateMachine):
 
 
 TestMemcgStateMachine = MemcgStateMachine.TestCase
+# The profile's settings, without the explain phase: once a run fails it traces every line of
+# every shrink step (sys.settrace before Python 3.12), which makes shrinking this machine several
+# times slower. The falsifying example is shrunk and printed all the same.
+TestMemcgStateMachine.settings = settings(
+    TestMemcgStateMachine.settings,
+    phases=[phase for phase in TestMemcgStateMachine.settings.phases if phase != Phase.explain])

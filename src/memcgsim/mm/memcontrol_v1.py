@@ -51,15 +51,18 @@ def mem_cgroup_resize_limit(k, memcg: MemCgroup, val: int, memsw: bool) -> int:
 
 
 def mem_cgroup_reclaim_shrink(k, memcg: MemCgroup, noswap: bool) -> int:
-    """mem_cgroup_reclaim with MEM_CGROUP_RECLAIM_SHRINK: stop at the first progress."""
+    """mem_cgroup_reclaim with MEM_CGROUP_RECLAIM_SHRINK: stop at the first progress, or as
+    soon as there is a margin under the (still old) limit. So a resize below what the charge
+    stocks hold never drains them: 3.17's v1 resize does not drain stocks (later kernels do)."""
     from . import vmscan
+    from .memcontrol import mem_cgroup_margin
 
     total = 0
     for loop in range(100):
         if loop:
             drain_all_stock(k, memcg)
         total += vmscan.try_to_free_mem_cgroup_pages(k, memcg, GFP_KERNEL, noswap)
-        if total or (loop and not total):
+        if total or mem_cgroup_margin(k, memcg) or (loop and not total):
             break
     return total
 
