@@ -729,3 +729,19 @@ def test_private_file_write_charges_an_anonymous_copy(m):
     m.munmap(b, v)
     assert m.stat("/b")["rss"] == 0 and m.stat("/a")["cache"] == 2 * P
     ok(m)
+
+
+def test_truncate_zaps_private_cow_copies_too(m):
+    a = m.spawn("A", "/a")
+    m.write(a, "/data/f", 1)
+    ro = m.mmap_file(a, "/data/f", shared=False)
+    m.touch(a, ro, write=False)
+    cow = m.mmap_file(a, "/data/f", shared=False)
+    m.touch(a, cow, write=True)                 # an anonymous copy in a file mapping
+    assert m.stat("/a")["rss"] == P and m.stat("/a")["mapped_file"] == P
+    m.truncate("/data/f", 0)
+    assert m.pfn_of(ro, 0) == -1 and m.pfn_of(cow, 0) == -1
+    st = m.stat("/a")
+    assert (st["rss"], st["cache"], st["mapped_file"]) == (0, 0, 0)
+    assert a.mm.rss_stat == [0, 0, 0]
+    ok(m)

@@ -32,8 +32,10 @@ def do_unlink(k, mapping):
 
 
 def do_truncate(k, mapping, size_pages: int):
-    """Path: truncate(2) to size_pages."""
-    from .truncate import truncate_inode_pages_range
+    """Path: truncate(2) to size_pages (truncate_pagecache): unmap what lies beyond, private
+    COW copies included, then drop the cached pages."""
+    from .truncate import truncate_inode_pages_range, unmap_mapping_range
 
+    yield from unmap_mapping_range(k, mapping, size_pages)
     yield from truncate_inode_pages_range(k, mapping, size_pages)
     mapping.size_pages = size_pages

@@ -5,34 +5,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from .locking import Lock, Unlock, page_lock, ptl
-from .mm_struct import MM_FILEPAGES, PTE_PRESENT, PTE_SWAP, PTE_VAL_MASK
+from .locking import Lock, Unlock, page_lock
+from .mm_struct import PTE_PRESENT, PTE_SWAP, PTE_VAL_MASK
 from .mm_types import PG_dirty
-from .rmap import page_remove_rmap
 from .swap import page_cache_get, page_cache_release
 
 
-def unmap_mapping_range(k, mapping, index: int):
-    """Path: zap every pte that maps the page at `index` of the file."""
-    from .mm_struct import PTE_DIRTY
-    from .page_writeback import set_page_dirty
+def unmap_mapping_range(k, mapping, start: int, end: int | None = None):
+    """Path: zap every pte of the file's VMAs that covers indexes [start, end): the file's
+    pages and, as truncation needs (even_cows), private COW copies and their swap entries."""
+    from .memory import zap_pte_range
 
     for vma in list(mapping.i_mmap):
-        addr = vma.addr_of_index(index)
-        if addr is None:
-            continue
-        yield Lock(ptl(vma.mm.id))
-        i = addr - vma.start
-        pte = int(vma.pte[i])
-        if pte & PTE_PRESENT:
-            pfn = pte & PTE_VAL_MASK
-            vma.pte[i] = 0
-            if pte & PTE_DIRTY:
-                set_page_dirty(k, pfn)
-            vma.mm.rss_stat[MM_FILEPAGES] -= 1
-            page_remove_rmap(k, pfn)
-            page_cache_release(k, pfn)
-        yield Unlock(ptl(vma.mm.id))
+        lo = max(start, vma.pgoff)
+        hi = vma.pgoff + vma.npages if end is None else min(end, vma.pgoff + vma.npages)
+        if lo < hi:
+            yield from zap_pte_range(k, vma, lo - vma.pgoff, hi - vma.pgoff)
 
 
 def truncate_inode_page(k, mapping, pfn: int):
@@ -41,7 +29,8 @@ def truncate_inode_page(k, mapping, pfn: int):
 
     mm = k.mem_map
     if mm.mapcount[pfn] > 0:
-        yield from unmap_mapping_range(k, mapping, int(mm.index[pfn]))
+        index = int(mm.index[pfn])
+        yield from unmap_mapping_range(k, mapping, index, index + 1)
     mm.flags[pfn] &= ~PG_dirty                   # cancel_dirty_page
     yield from delete_from_page_cache(k, pfn)
 
