@@ -101,25 +101,40 @@ def mark_page_accessed(k, pfn: int) -> None:
         mm.flags[pfn] |= PG_referenced
 
 
+def find_or_create_page(k, mapping, index: int, node: int):
+    """Path: the page at index, locked and referenced; a new one is allocated, charged to the
+    current task and inserted (and read in). Returns the pfn or a negative errno."""
+    while True:
+        pfn = find_get_page(k, mapping, index)
+        if pfn >= 0:
+            yield Lock(page_lock(pfn))
+            if mapping.find_page(index) == pfn:
+                return pfn
+            yield Unlock(page_lock(pfn))          # truncated meanwhile: look again
+            page_cache_release(k, pfn)
+            continue
+        pfn = alloc_pages_node(k, node, 0)
+        if pfn < 0:
+            return -Errno.ENOMEM
+        yield Lock(page_lock(pfn))
+        ret = yield from add_to_page_cache_lru(k, pfn, mapping, index, GFP_KERNEL)
+        if ret == 0:
+            return pfn
+        yield Unlock(page_lock(pfn))
+        page_cache_release(k, pfn)
+        if ret != -Errno.EEXIST:                  # EEXIST: somebody else inserted one first
+            return ret
+
+
 def page_cache_read(k, mapping, index: int, node: int):
     """Path: find the page at index or read it in (charging the reader); return it referenced
     and unlocked, or a negative errno."""
     pfn = find_get_page(k, mapping, index)
     if pfn >= 0:
         return pfn
-    pfn = alloc_pages_node(k, node, 0)
-    if pfn < 0:
-        return -Errno.ENOMEM
-    yield Lock(page_lock(pfn))
-    ret = yield from add_to_page_cache_lru(k, pfn, mapping, index, GFP_KERNEL)
-    if ret:
-        yield Unlock(page_lock(pfn))
-        page_cache_release(k, pfn)
-        if ret == -Errno.EEXIST:
-            return (yield from page_cache_read(k, mapping, index, node))
-        return ret
-    # readpage: the read completes and unlocks the page
-    yield Unlock(page_lock(pfn))
+    pfn = yield from find_or_create_page(k, mapping, index, node)
+    if pfn >= 0:
+        yield Unlock(page_lock(pfn))              # readpage completes and unlocks the page
     return pfn
 
 
@@ -140,19 +155,9 @@ def generic_perform_write(k, mapping, start: int, nr: int, node: int):
     from .page_writeback import set_page_dirty
 
     for index in range(start, start + nr):
-        pfn = find_get_page(k, mapping, index)       # grab_cache_page_write_begin
-        if pfn >= 0:
-            yield Lock(page_lock(pfn))
-        else:
-            pfn = alloc_pages_node(k, node, 0)
-            if pfn < 0:
-                return -Errno.ENOMEM
-            yield Lock(page_lock(pfn))
-            ret = yield from add_to_page_cache_lru(k, pfn, mapping, index, GFP_KERNEL)
-            if ret:
-                yield Unlock(page_lock(pfn))
-                page_cache_release(k, pfn)
-                return ret
+        pfn = yield from find_or_create_page(k, mapping, index, node)  # write_begin
+        if pfn < 0:
+            return pfn
         set_page_dirty(k, pfn)                       # write_end
         yield Unlock(page_lock(pfn))
         mark_page_accessed(k, pfn)
