@@ -761,3 +761,9 @@ def test_bug_file_not_utf8(tmp_path):
         pytest.fail(f"load_scenario raised {type(e).__name__}: {e} instead of a ScenarioError")
     else:
         pytest.fail("a file that is not UTF-8 was accepted")
+
+
+def test_unquoted_kernel_version_is_named_as_a_number():
+    e = load_error("format: 1\nmachine: {kernel: 6.10, cgroup: v1}\nsteps: [sync: {}]\n")
+    assert str(e).startswith("bad.yaml:2:19: kernel: quote the version")
+    assert "number 6.1" in str(e)

@@ -337,6 +337,9 @@ def _machine(node: Node) -> MachineSpec:
         if key not in known:
             raise _err(knode, f"unknown machine key {key!r}" + _did_you_mean(key, known))
         if key == "kernel":
+            if isinstance(v.value, float):
+                raise _err(v, f"kernel: quote the version, as kernel: \"6.12\" (unquoted, YAML "
+                              f"reads it as the number {v.value!r})")
             kernel = str(v.value)
             if kernel not in ("3.17", "6.1", "6.12"):
                 raise _err(v, f"kernel {v.value!r}: want \"3.17\", \"6.1\" or \"6.12\"")
