@@ -745,3 +745,28 @@ def test_truncate_zaps_private_cow_copies_too(m):
     assert (st["rss"], st["cache"], st["mapped_file"]) == (0, 0, 0)
     assert a.mm.rss_stat == [0, 0, 0]
     ok(m)
+
+
+def test_machine_wide_reclaim_swaps_when_ram_runs_out():
+    m = Machine(1024, swap_pages=512)            # 4 MiB of RAM, 2 MiB of swap
+    m.mkdir("/a")
+    a = m.spawn("A", "/a")
+    v = m.mmap_anon(a, 1200)
+    assert m.touch(a, v) == 1200
+    st = m.stat("/a")
+    assert st["rss"] + st["swap"] == 1200 * P and st["swap"] >= 176 * P
+    assert a.state == "alive"
+    ok(m)
+
+
+def test_global_oom_kills_the_biggest_task_when_ram_and_swap_run_out():
+    m = Machine(1024)                            # 4 MiB of RAM, no swap
+    m.mkdir("/a")
+    m.mkdir("/b")
+    big, small = m.spawn("Big", "/a"), m.spawn("Small", "/b")
+    m.touch(big, m.mmap_anon(big, 700))
+    v = m.mmap_anon(small, 400)
+    assert m.touch(small, v) == 400              # Big is killed machine-wide, Small goes on
+    assert big.state == "killed" and small.state == "alive"
+    assert m.stat("/a")["rss"] == 0 and m.stat("/b")["rss"] == 400 * P
+    ok(m)

@@ -27,7 +27,7 @@ from .mm.mm_struct import (
     MmStruct,
 )
 from .mm.mm_types import HPAGE_PMD_NR, PG_dirty, PG_head, PG_lru, PG_tail, PG_writeback
-from .mm.oom_kill import mem_cgroup_oom_synchronize
+from .mm.oom_kill import mem_cgroup_oom_synchronize, out_of_memory
 from .mm.page_writeback import clear_page_dirty_for_io, end_page_writeback, test_set_page_writeback
 from .mm.res_counter import RES_COUNTER_MAX
 from .mm.sched import Task
@@ -179,9 +179,10 @@ class Machine:
               write: bool = True) -> int:
         """Fault pages [start, start+count) of vma; returns the pages faulted.
 
-        A fault whose charge fails ends in the memcg OOM killer: when it kills another task the
-        fault is retried; when it kills this task, or cannot kill (oom_kill_disable, nothing to
-        kill), touching stops there.
+        A fault whose charge fails ends in the memcg OOM killer, one that finds no free page
+        even after reclaim in the global OOM killer: when it kills another task the fault is
+        retried; when it kills this task, or cannot kill (oom_kill_disable, nothing to kill),
+        touching stops there.
         """
         self._mapped(self._alive(task), vma)
         count = vma.npages - start if count is None else count
@@ -196,7 +197,12 @@ class Machine:
                     i += 1
             if i == end:
                 break
-            if mem_cgroup_oom_synchronize(self.k, task) != "killed" or task.state != "alive":
+            # pagefault_out_of_memory: the memcg OOM if the charge failed, else the global one
+            if task.memcg_oom is not None:
+                outcome = mem_cgroup_oom_synchronize(self.k, task)
+            else:
+                outcome = out_of_memory(self.k, task)
+            if outcome != "killed" or task.state != "alive":
                 break
         return i - start
 

@@ -71,3 +71,21 @@ def oom_kill_process(k, victim) -> None:
     victim.exiting = True
     run_path(k, exit_mmap(k, victim.mm), task=victim)
     victim.state = "killed"
+
+
+def out_of_memory(k, current) -> str:
+    """The global OOM killer, for a fault that found no free page even after reclaim: kill
+    the task with the highest badness on the machine. 'killed' or 'none'."""
+    chosen, chosen_points = None, 0
+    for task in k.tasks.values():
+        if task.state != "alive":
+            continue
+        if task.memdie:
+            return "none"              # a victim is already on its way out
+        points = oom_badness(task, k.nr_pages)
+        if points > chosen_points:
+            chosen, chosen_points = task, points
+    if chosen is None:
+        return "none"
+    oom_kill_process(k, chosen)
+    return "killed"

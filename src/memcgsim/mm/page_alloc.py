@@ -83,8 +83,31 @@ def prep_new_pages(k, pfns: np.ndarray, node: int) -> None:
     fa.cursor[node] = last if last < hi else lo
 
 
+MAX_RECLAIM_RETRIES = 16
+
+
 def alloc_pages_node(k, node: int, order: int = 0) -> int:
-    """One page (order 0) or one THP (order 9, PG_head on the first pfn); -1 when none."""
+    """One page (order 0) or one THP (order 9, PG_head on the first pfn); -1 when none.
+
+    When no order-0 page is free, the slow path reclaims machine-wide and tries again until
+    reclaim makes no progress; what then fails is the caller's OOM (a fault's ends in the
+    global OOM killer). A THP allocation just fails: the fault falls back to small pages.
+    """
+    pfn = _alloc_pages_node(k, node, order)
+    if pfn >= 0 or order:
+        return pfn
+    from .vmscan import try_to_free_pages
+
+    for _ in range(MAX_RECLAIM_RETRIES):
+        if not try_to_free_pages(k):
+            break
+        pfn = _alloc_pages_node(k, node, 0)
+        if pfn >= 0:
+            return pfn
+    return -1
+
+
+def _alloc_pages_node(k, node: int, order: int) -> int:
     if order == 0:
         fa = k.free_area
         pfn = fa.cursor[node]

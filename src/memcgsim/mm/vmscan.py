@@ -233,6 +233,14 @@ def try_to_free_mem_cgroup_pages(k, memcg, gfp_mask: int, noswap: bool) -> int:
                     task=k.current, owner=-1)
 
 
+def try_to_free_pages(k) -> int:
+    """Direct reclaim when the machine is out of free pages: every memcg's pages are
+    candidates (the root's hierarchy is the whole tree). Returns the pages freed."""
+    may_swap = k.swap.nr_slots > 0
+    return run_path(k, shrink_mem_cgroup(k, k.root_mem_cgroup, SWAP_CLUSTER_MAX, may_swap),
+                    task=k.current, owner=-1)
+
+
 def reclaim_page(k, pfn: int):
     """Path: reclaim one given page (isolate, then shrink_page_list), as kswapd would."""
     if isolate_lru_page(k, pfn):
