@@ -109,7 +109,7 @@ def unmap_and_move(k, old: int, node: int):
     """Path: migrate one isolated page to node; the old page is put back (and freed when it
     was migrated), the new one goes on the LRU."""
     mm = k.mem_map
-    new = alloc_pages_node(k, node, 0)
+    new = alloc_pages_node(k, node, 0, thisnode=True)
     if new < 0:
         putback_lru_page(k, old)
         return -Errno.ENOMEM
@@ -137,12 +137,17 @@ def unmap_and_move(k, old: int, node: int):
 
 
 def migrate_pages(k, pfns: list[int], node: int):
-    """Path: isolate and migrate each page to node (THPs are split first, as 3.17 does for
-    migrate_pages). Returns the number of pages that could not be migrated."""
+    """Path: isolate the pages first (THPs are split, as 3.17's migrate_pages does), then move
+    each isolated page to node, so reclaim run by an allocation on the way cannot take them.
+    Returns the number of pages that could not be migrated."""
     from .huge_memory import split_huge_page
 
     failed = 0
+    isolated = []
     for pfn in pfns:
+        if k.mem_map.refcount[pfn] <= 0:
+            failed += 1                       # freed since the caller looked
+            continue
         if k.mem_map.flags[pfn] & PG_head:
             get_page(k, pfn)
             yield from split_huge_page(k, pfn)
@@ -152,8 +157,9 @@ def migrate_pages(k, pfns: list[int], node: int):
         if isolate_lru_page(k, pfn):
             failed += 1
             continue
+        isolated.append(pfn)
+    for pfn in isolated:
         rc = yield from unmap_and_move(k, pfn, node)
         if rc != MIGRATEPAGE_SUCCESS:
             failed += 1
     return failed
-

@@ -86,24 +86,31 @@ def prep_new_pages(k, pfns: np.ndarray, node: int) -> None:
 MAX_RECLAIM_RETRIES = 16
 
 
-def alloc_pages_node(k, node: int, order: int = 0) -> int:
+def alloc_pages_node(k, node: int, order: int = 0, thisnode: bool = False) -> int:
     """One page (order 0) or one THP (order 9, PG_head on the first pfn); -1 when none.
 
-    When no order-0 page is free, the slow path reclaims machine-wide and tries again until
-    reclaim makes no progress; what then fails is the caller's OOM (a fault's ends in the
-    global OOM killer). A THP allocation just fails: the fault falls back to small pages.
+    The preferred node first, then the others in order (the zonelist fallback), unless
+    thisnode (__GFP_THISNODE, as migration asks: it then just fails). When no order-0 page is
+    free anywhere, the slow path reclaims machine-wide and tries again until reclaim makes no
+    progress; what then fails is the caller's OOM (a fault's ends in the global OOM killer).
+    A THP allocation just fails: the fault falls back to small pages.
     """
-    pfn = _alloc_pages_node(k, node, order)
-    if pfn >= 0 or order:
-        return pfn
+    nodes = (node,) if thisnode else (node, *(n for n in range(k.nr_nodes) if n != node))
+    for n in nodes:
+        pfn = _alloc_pages_node(k, n, order)
+        if pfn >= 0:
+            return pfn
+    if order or thisnode:
+        return -1
     from .vmscan import try_to_free_pages
 
     for _ in range(MAX_RECLAIM_RETRIES):
         if not try_to_free_pages(k):
             break
-        pfn = _alloc_pages_node(k, node, 0)
-        if pfn >= 0:
-            return pfn
+        for n in nodes:
+            pfn = _alloc_pages_node(k, n, 0)
+            if pfn >= 0:
+                return pfn
     return -1
 
 
