@@ -28,7 +28,7 @@ from memcgsim.mm.page_cgroup import PCG_USED
 from memcgsim.mm.page_writeback import clear_page_dirty_for_io
 from memcgsim.mm.rmap import SWAP_SUCCESS, do_page_add_anon_rmap, page_remove_rmap, try_to_unmap
 from memcgsim.mm.swap import (
-    _del_from_lru,
+    del_page_from_lru,
     get_page,
     lru_cache_add_anon,
     put_page,
@@ -218,7 +218,7 @@ def test_uncharge_of_a_page_still_on_the_lru():
         mem_cgroup_uncharge_list(k, [pfn])
     bug(ei, pfn, "PageLRU(page)", ANON_LRU, FULL)
     assert snap(k, pfn) == before
-    _del_from_lru(k, pfn)
+    del_page_from_lru(k, pfn, page_off_lru=True)
     mem_cgroup_uncharge_list(k, [pfn])
     free_pages(k, pfn)
     ok(k)

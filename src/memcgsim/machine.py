@@ -116,8 +116,7 @@ class Machine:
             raise InvalidRequest(f"task {name!r} already exists")
         self._pids += 1
         mm = MmStruct(self.k.new_id())
-        task = Task(self._pids, name, memcg, mm, cpu)
-        task.node = node
+        task = Task(self._pids, name, memcg, mm, cpu, node)
         mm.owner = task
         self.k.mms[mm.id] = mm
         self.k.tasks[name] = task

@@ -401,22 +401,28 @@ def get_order_bug(nr_pages: int) -> int:
 MEM_CGROUP_MAX_RECLAIM_LOOPS = 100
 
 
-def mem_cgroup_reclaim(k, memcg: MemCgroup, gfp_mask: int, noswap: bool) -> int:
+def mem_cgroup_reclaim(k, memcg: MemCgroup, gfp_mask: int, noswap: bool,
+                       shrink: bool = False) -> int:
     """Limit reclaim on memcg's subtree: rounds of try_to_free_mem_cgroup_pages until there is
     room, or two rounds freed nothing; stocks are drained from the second round on.
 
-    Without swapping when the memsw limit failed or equals the memory limit (memsw_is_minimum):
-    swapping would not make room. (The kernel drains other CPUs' stocks asynchronously; here
-    the drain completes at once.)
+    Without swapping when the memsw limit failed, or (except for a limit shrink) when it equals
+    the memory limit (memsw_is_minimum): swapping would not make room. A limit shrink
+    (MEM_CGROUP_RECLAIM_SHRINK) stops at the first progress; and as the old limit still leaves
+    a margin, a 3.17 v1 resize never drains the stocks. (The kernel drains other CPUs' stocks
+    asynchronously; here the drain completes at once.)
     """
     from . import vmscan
 
-    noswap = noswap or (k.do_swap_account and memcg.res.limit == memcg.memsw.limit)
+    if not shrink:
+        noswap = noswap or (k.do_swap_account and memcg.res.limit == memcg.memsw.limit)
     total = 0
     for loop in range(MEM_CGROUP_MAX_RECLAIM_LOOPS):
         if loop:
             drain_all_stock(k, memcg)
         total += vmscan.try_to_free_mem_cgroup_pages(k, memcg, gfp_mask, noswap)
+        if total and shrink:
+            break
         if mem_cgroup_margin(k, memcg):
             break
         if loop and not total:

@@ -6,6 +6,8 @@ charge moving when a task moves (move_charge_at_immigrate), and reparenting at r
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..errors import Errno
 from .gfp import __GFP_NORETRY, __GFP_WAIT, GFP_KERNEL
 from .memcontrol import (
@@ -13,6 +15,7 @@ from .memcontrol import (
     drain_all_stock,
     mem_cgroup_move_account,
     mem_cgroup_move_swap_account,
+    mem_cgroup_reclaim,
     try_charge,
 )
 from .mm_struct import PTE_HUGE, PTE_PRESENT, PTE_SWAP, PTE_VAL_MASK
@@ -42,29 +45,12 @@ def mem_cgroup_resize_limit(k, memcg: MemCgroup, val: int, memsw: bool) -> int:
         ret = counter.set_limit(val)
         if not ret:
             break
-        mem_cgroup_reclaim_shrink(k, memcg, noswap=memsw)
+        mem_cgroup_reclaim(k, memcg, GFP_KERNEL, noswap=memsw, shrink=True)
         if counter.usage >= oldusage:
             retry_count -= 1
         else:
             oldusage = counter.usage
     return ret
-
-
-def mem_cgroup_reclaim_shrink(k, memcg: MemCgroup, noswap: bool) -> int:
-    """mem_cgroup_reclaim with MEM_CGROUP_RECLAIM_SHRINK: stop at the first progress, or as
-    soon as there is a margin under the (still old) limit. So a resize below what the charge
-    stocks hold never drains them: 3.17's v1 resize does not drain stocks (later kernels do)."""
-    from . import vmscan
-    from .memcontrol import mem_cgroup_margin
-
-    total = 0
-    for loop in range(100):
-        if loop:
-            drain_all_stock(k, memcg)
-        total += vmscan.try_to_free_mem_cgroup_pages(k, memcg, GFP_KERNEL, noswap)
-        if total or mem_cgroup_margin(k, memcg) or (loop and not total):
-            break
-    return total
 
 
 def mem_cgroup_force_empty(k, memcg: MemCgroup) -> int:
@@ -166,7 +152,7 @@ def mem_cgroup_precharge_mc(k, mc: MoveCharge, mm) -> int:
 
 def mem_cgroup_move_charge(k, mc: MoveCharge, mm) -> None:
     """Walk the mm: move each target page's binding (move_account) or swap record."""
-    from .swap import put_page
+    from .swap import get_page, put_page
     from .vmscan import isolate_lru_page, putback_lru_page
 
     for kind, what, nr in list(_targets(k, mc, mm)):
@@ -176,8 +162,6 @@ def mem_cgroup_move_charge(k, mc: MoveCharge, mm) -> None:
             pfn = what
             if not k.mem_map.flags[pfn] & PG_lru or k.mem_map.refcount[pfn] <= 0:
                 continue
-            from .swap import get_page
-
             get_page(k, pfn)
             if isolate_lru_page(k, pfn) == 0:
                 if not mem_cgroup_move_account(k, pfn, nr, mc.from_, mc.to):
@@ -251,8 +235,6 @@ def mem_cgroup_reparent_charges(k, memcg: MemCgroup) -> None:
     mem, pc = k.mem_map, k.pc
     while True:
         drain_all_stock(k, memcg)
-        import numpy as np
-
         pfns = np.flatnonzero((mem.flags & PG_lru != 0) & (pc.flags & PCG_USED != 0)
                               & (pc.memcg == memcg.id)).tolist()
         for pfn in pfns:

@@ -69,7 +69,7 @@ def anon_vma_prepare(k, vma) -> None:
 def fault_node(k, vma) -> int:
     """The node new pages of this fault come from: the faulting task's home node."""
     task = k.current
-    return getattr(task, "node", 0) if task is not None else 0
+    return task.node if task is not None else 0
 
 
 def do_anonymous_page(k, vma, addr: int):

@@ -16,7 +16,7 @@ OOM_SCORE_ADJ_MIN = -1000
 
 def oom_badness(task, totalpages: int) -> int:
     """Resident pages plus swap entries, shifted by oom_score_adj (per 1000 of totalpages)."""
-    adj = getattr(task, "oom_score_adj", 0)
+    adj = task.oom_score_adj
     if adj == OOM_SCORE_ADJ_MIN or task.mm is None:
         return 0
     rss = task.mm.rss_stat

@@ -6,12 +6,14 @@ from __future__ import annotations
 class Task:
     """A task: its mm, its memcg (css_set), the CPU it runs on and its dying states."""
 
-    def __init__(self, pid: int, comm: str, memcg, mm=None, cpu: int = 0):
+    def __init__(self, pid: int, comm: str, memcg, mm=None, cpu: int = 0, node: int = 0):
         self.pid = pid
         self.comm = comm
         self.memcg = memcg
         self.mm = mm
         self.cpu = cpu
+        #: the node its new pages come from (numa_node_id() of its CPU)
+        self.node = node
         #: TIF_MEMDIE: chosen by the OOM killer
         self.memdie = False
         #: fatal_signal_pending()

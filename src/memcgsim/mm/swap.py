@@ -49,19 +49,21 @@ def put_page_testzero(k, pfn: int) -> bool:
     return mm.refcount[pfn] == 0
 
 
-def _del_from_lru(k, pfn: int) -> None:
-    """Under lru_lock: take a page whose last reference went off its LRU list."""
+def del_page_from_lru(k, pfn: int, page_off_lru: bool) -> None:
+    """Under lru_lock: take a page off its LRU list. page_off_lru (a page leaving for good)
+    also clears PG_active and PG_unevictable; isolation keeps them for the putback."""
     mm = k.mem_map
     flags = int(mm.flags[pfn])
     lruvec = k.memcg_by_id[int(mm.lru_memcg[pfn])].lruvecs[k.page_to_nid(pfn)]
-    mm.flags[pfn] = flags & ~(PG_lru | PG_active | PG_unevictable)
+    clear = PG_lru | (PG_active | PG_unevictable if page_off_lru else 0)
+    mm.flags[pfn] = flags & ~clear
     del_page_from_lru_list(k, pfn, lruvec, page_lru(flags))
 
 
 def __page_cache_release(k, pfn: int) -> None:
     """The final put: off the LRU, then uncharge; the page is now exclusively ours."""
     if k.mem_map.flags[pfn] & PG_lru:
-        _del_from_lru(k, pfn)
+        del_page_from_lru(k, pfn, page_off_lru=True)
     mem_cgroup_uncharge(k, pfn)
 
 
@@ -85,7 +87,7 @@ def release_pages(k, pfns: Iterable[int]) -> None:
         if not put_page_testzero(k, pfn):
             continue
         if mm.flags[pfn] & PG_lru:
-            _del_from_lru(k, pfn)
+            del_page_from_lru(k, pfn, page_off_lru=True)
         to_free.append(pfn)
     mem_cgroup_uncharge_list(k, to_free)
     for pfn in to_free:

@@ -90,7 +90,7 @@ def _fault_anon_run(k, task, vma, start: int, n: int) -> int:
     """Fault n pte_none pages from offset start in bulk; return how many were done."""
     mm = vma.mm
     memcg = get_mem_cgroup_from_mm(k, mm)
-    node = getattr(task, "node", 0)
+    node = task.node
     avail = find_free_pages(k, node, n)
     n = min(n, len(avail))
     saved = k.current

@@ -34,7 +34,7 @@ from .mm_types import (
 )
 from .page_alloc import free_pages
 from .rmap import SWAP_FAIL, SWAP_SUCCESS, page_mapped, try_to_unmap
-from .swap import _del_from_lru, get_page, lru_cache_add, put_page
+from .swap import del_page_from_lru, get_page, lru_cache_add, put_page
 
 SWAP_CLUSTER_MAX = 32
 
@@ -46,10 +46,8 @@ def isolate_lru_page(k, pfn: int) -> int:
     if not mm.flags[pfn] & PG_lru:
         return -16
     get_page(k, pfn)
-    flags = int(mm.flags[pfn])
-    _del_from_lru(k, pfn)
     # isolation keeps PG_active / PG_unevictable: putback uses them to pick the list
-    mm.flags[pfn] |= flags & (PG_active | PG_unevictable)
+    del_page_from_lru(k, pfn, page_off_lru=False)
     return 0
 
 
