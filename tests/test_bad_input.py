@@ -365,7 +365,7 @@ def test_negative_swap_size():
 
 @pytest.mark.parametrize("profile", ["3.18", "", "4.0"])
 def test_unknown_kernel_profile(profile):
-    msg = rf"^unknown kernel profile {profile!r} \(known: 3\.17\)$"
+    msg = rf"^unknown kernel profile {profile!r} \(known: 3\.17, 6\.1, 6\.12\)$"
     with pytest.raises(InvalidRequest, match=msg):
         Kernel(4096, profile=profile)
     with pytest.raises(InvalidRequest, match=msg):

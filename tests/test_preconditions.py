@@ -589,7 +589,7 @@ def test_add_to_swap_cache_of_an_unlocked_page():
     m, _, v = machine()
     k = m.k
     pfn = m.pfn_of(v, 0)
-    entry = get_swap_page(k)
+    entry = get_swap_page(k, pfn)
     before = snap(k, pfn)
     with pytest.raises(VMBugOnPage) as ei:
         __add_to_swap_cache(k, pfn, entry)
@@ -606,7 +606,7 @@ def test_add_to_swap_cache_of_a_swapcache_page():
     lock(k, pfn)
     assert add_to_swap(k, pfn)
     first = int(k.mem_map.private[pfn])
-    entry = get_swap_page(k)
+    entry = get_swap_page(k, pfn)
     before = snap(k, pfn)
     with pytest.raises(VMBugOnPage) as ei:
         __add_to_swap_cache(k, pfn, entry)
@@ -626,7 +626,7 @@ def test_add_to_swap_cache_of_a_file_page():
     assert m.write(t, "f", 1) == 1
     pfn = m.file("f").find_page(0)
     lock(k, pfn)
-    entry = get_swap_page(k)
+    entry = get_swap_page(k, pfn)
     before = snap(k, pfn)
     with pytest.raises(VMBugOnPage) as ei:
         __add_to_swap_cache(k, pfn, entry)

@@ -111,9 +111,10 @@ MISTAKES = [
       machine:
         kernel: "6.12"
         cgroup: v2
+        swap_accounting: false
       steps:
         - sync: {}
-      """, "3:11", 'kernel "6.12" is not modelled yet', "available: 3.17", id="kernel-6.12"),
+      """, "5:20", "swap_accounting is a cgroup v1 setting", id="swap-accounting-on-v2"),
     p("""\
       format: 1
       machine:
@@ -121,13 +122,15 @@ MISTAKES = [
         memory: 64MiB
       steps:
         - sync: {}
-      """, "3:3", "machine.kernel is missing", '"6.12" is not modelled', 'kernel: "3.17"',
-      id="missing-kernel"),
+      """, "3:11", "kernel 6.12 offers cgroup v2, not v1", id="missing-kernel-default-6.12-v1"),
     p("""\
       format: 1
+      machine:
+        kernel: "6.12"
+        cgroup: v1
       steps:
         - sync: {}
-      """, "1:1", "machine.kernel is missing", '"6.12" is not modelled', id="missing-machine"),
+      """, "4:11", "kernel 6.12 offers cgroup v2, not v1", id="cgroup-v1-with-6.12"),
     p("""\
       format: 1
       machine:
@@ -252,7 +255,7 @@ MISTAKES = [
           memory.usage_in_bytes: 0
       steps:
         - sync: {}
-      """, "5:5", "unknown writable cgroup v1 file 'memory.usage_in_bytes'",
+      """, "5:5", "memory.usage_in_bytes is read-only",
       id="read-only-file-in-cgroups"),
     p("""\
       format: 1

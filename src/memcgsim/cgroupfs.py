@@ -4,8 +4,9 @@ This module is the edge between text and the model: it parses what a user writes
 kernel parses it (memparse, "-1", page rounding, EINVAL for garbage) and prints what the kernel
 prints, byte for byte. The model below works in pages and knows nothing of text.
 
-Covered here: cgroup v1 as kernel 3.17 shows it. (kmem.* files are not offered: kernel memory
-accounting is not modelled.)
+Covered here: cgroup v1 as kernels 3.17 and 6.1 show it, and cgroup v2 as 6.1 and 6.12 show
+it. What differs between kernels comes from the profile (memcgsim.profile). (The v1 kmem.* files
+are not offered: kernel memory is not modelled per cgroup.)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .mm.mm_types import (
     LRU_INACTIVE_FILE,
     LRU_UNEVICTABLE,
 )
+from .mm.page_counter import PAGE_COUNTER_MAX
 from .mm.res_counter import RES_COUNTER_MAX
 
 ULLONG_MAX = (1 << 64) - 1
@@ -74,6 +76,18 @@ def res_counter_memparse_write_strategy(text: str) -> int:
     return min(aligned // PAGE_SIZE, RES_COUNTER_MAX)
 
 
+def page_counter_memparse(text: str, max_token: str) -> int:
+    """page_counter_memparse (3.19 on): `max_token` ("max" on v2, "-1" on v1) is unlimited,
+    else memparse rounded DOWN to whole pages; returns pages (PAGE_COUNTER_MAX at most)."""
+    buf = text.strip()
+    if buf == max_token:
+        return PAGE_COUNTER_MAX
+    val, rest = memparse(buf)
+    if rest or not buf or buf[0] in "+-":
+        raise ParseError(text)
+    return min(val // PAGE_SIZE, PAGE_COUNTER_MAX)
+
+
 def kstrtoull(text: str) -> int:
     """kstrtoull(strstrip(buf), 0): a whole number, nothing else; -EINVAL or -ERANGE."""
     buf = text.strip()
@@ -97,28 +111,117 @@ def kstrtoull(text: str) -> int:
     return val
 
 
-class CgroupV1:
-    """The v1 memory controller files of one machine (3.17)."""
+def kstrtoint(text: str) -> int:
+    """kstrtoint(strstrip(buf), 0): a signed whole number."""
+    buf = text.strip()
+    neg = buf.startswith("-")
+    val = kstrtoull(buf[1:] if neg else buf)
+    val = -val if neg else val
+    if not -(1 << 31) <= val < (1 << 31):
+        raise OverflowError(text)
+    return val
+
+
+class _Files:
+    """What both interfaces share: the name tables, dispatch and errors."""
+
+    version = ""
 
     def __init__(self, machine):
         self.machine = machine
         self.k = machine.k
+        self._read: dict[str, Callable] = {}
+        self._write: dict[str, Callable] = {}
+        #: files only a non-root cgroup has (CFTYPE_NOT_ON_ROOT)
+        self._not_on_root: set[str] = set()
+
+    def files(self, path: str | None = None) -> list[str]:
+        """The files of a cgroup (of a non-root one when path is None)."""
+        names = set(self._read) | set(self._write)
+        if path is not None and self.k.memcg(path).is_root():
+            names -= self._not_on_root
+        return sorted(names)
+
+    def readable(self, path: str) -> list[str]:
+        return [n for n in self.files(path) if n in self._read]
+
+    def _lookup(self, path: str, name: str):
+        memcg = self.k.memcg(path)
+        if memcg.is_root() and name in self._not_on_root:
+            raise InvalidRequest(f"{path}/{name}: the root cgroup has no such file")
+        self._visible(memcg, path, name)
+        return memcg
+
+    def _visible(self, memcg, path: str, name: str) -> None:
+        pass
+
+    def _unknown(self, path: str, name: str):
+        return InvalidRequest(f"{path}/{name}: no such file in the {self.version} memory "
+                              "controller")
+
+    def read(self, path: str, name: str) -> str:
+        if name not in self._read and name not in self._write:
+            raise self._unknown(path, name)
+        memcg = self._lookup(path, name)
+        fn = self._read.get(name)
+        if fn is None:
+            raise InvalidRequest(f"{path}/{name} cannot be read (write-only)")
+        return fn(memcg)
+
+    def write(self, path: str, name: str, text: str) -> int:
+        """0, or the negative errno the write(2) would fail with."""
+        if name not in self._read and name not in self._write:
+            raise self._unknown(path, name)
+        memcg = self._lookup(path, name)
+        fn = self._write.get(name)
+        if fn is None:
+            return -Errno.EINVAL
+        try:
+            return fn(memcg, text)
+        except ParseError:
+            return -Errno.EINVAL
+        except OverflowError:
+            return -Errno.ERANGE
+
+    @staticmethod
+    def _bytes(pages: int) -> str:
+        return f"{pages * PAGE_SIZE}\n"
+
+    def _procs(self, memcg) -> str:
+        pids = sorted(t.pid for t in self.k.tasks.values()
+                      if t.memcg is memcg and t.state == "alive")
+        return "".join(f"{pid}\n" for pid in pids)
+
+    def _find_pid(self, text: str):
+        pid = kstrtoull(text)
+        for t in self.k.tasks.values():
+            if t.pid == pid and t.state == "alive":
+                return t
+        return None
+
+
+class CgroupV1(_Files):
+    """The v1 memory controller files of one machine (3.17, or 6.1's cgroup v1)."""
+
+    version = "v1"
+
+    def __init__(self, machine):
+        super().__init__(machine)
         self.vm_swappiness = 60
         read: dict[str, Callable] = {
             "memory.usage_in_bytes": lambda m: self._usage(m, False),
             "memory.max_usage_in_bytes": lambda m: self._bytes(m.res.max_usage),
             "memory.limit_in_bytes": lambda m: self._limit(m.res.limit),
-            "memory.soft_limit_in_bytes": lambda m: self._limit(m.res.soft_limit),
+            "memory.soft_limit_in_bytes": lambda m: self._limit(m.soft_limit),
             "memory.failcnt": lambda m: f"{m.res.failcnt}\n",
             "memory.stat": self._stat,
             "memory.use_hierarchy": lambda m: f"{int(m.use_hierarchy)}\n",
             "memory.swappiness": self._swappiness,
             "memory.move_charge_at_immigrate": lambda m: f"{m.move_charge_at_immigrate}\n",
-            "memory.oom_control": lambda m: (f"oom_kill_disable {int(m.oom_kill_disable)}\n"
-                                             f"under_oom {int(bool(m.under_oom))}\n"),
+            "memory.oom_control": self._oom_control,
             "memory.numa_stat": self._numa_stat,
-            "tasks": self._tasks,
-            "cgroup.procs": self._tasks,
+            "tasks": self._procs,
+            "cgroup.procs": self._procs,
         }
         if self.k.do_swap_account:
             read.update({
@@ -148,47 +251,28 @@ class CgroupV1:
             })
         self._read, self._write = read, write
 
-    # ---------------------------------------------------------------- the interface
-    def files(self) -> list[str]:
-        return sorted(set(self._read) | set(self._write))
-
-    def read(self, path: str, name: str) -> str:
-        memcg = self.k.memcg(path)
-        fn = self._read.get(name)
-        if fn is None:
-            if name in self._write:
-                raise InvalidRequest(f"{path}/{name} cannot be read (write-only)")
-            raise InvalidRequest(f"{path}/{name}: no such file in the v1 memory controller")
-        return fn(memcg)
-
-    def write(self, path: str, name: str, text: str) -> int:
-        """0, or the negative errno the write(2) would fail with."""
-        memcg = self.k.memcg(path)
-        fn = self._write.get(name)
-        if fn is None:
-            if name in self._read:
-                return -Errno.EINVAL
-            raise InvalidRequest(f"{path}/{name}: no such file in the v1 memory controller")
-        try:
-            return fn(memcg, text)
-        except ParseError:
-            return -Errno.EINVAL
-        except OverflowError:
-            return -Errno.ERANGE
-
     # ---------------------------------------------------------------- reads
-    @staticmethod
-    def _bytes(pages: int) -> str:
-        return f"{pages * PAGE_SIZE}\n"
-
     def _limit(self, pages: int) -> str:
+        if self.k.profile.counter == "page_counter":
+            return f"{pages * PAGE_SIZE}\n"      # PAGE_COUNTER_MAX pages when unlimited
         return f"{self.k.res_limit_bytes(pages)}\n"
+
+    def _oom_control(self, memcg) -> str:
+        text = (f"oom_kill_disable {int(memcg.oom_kill_disable)}\n"
+                f"under_oom {int(bool(memcg.under_oom))}\n")
+        if self.k.profile.v1_oom_kill_line:
+            text += f"oom_kill {memcg.memory_events['oom_kill']}\n"
+        return text
 
     def _usage(self, memcg, swap: bool) -> str:
         return self._bytes(memcontrol.mem_cgroup_usage(self.k, memcg, swap))
 
     def _stat(self, memcg) -> str:
-        return "".join(f"{key} {val}\n" for key, val in memcontrol.memcg_stat_show(self.k, memcg))
+        if self.k.profile.stats == "state":
+            lines = memcontrol_v1.memcg1_stat_format(self.k, memcg)
+        else:
+            lines = memcontrol.memcg_stat_show(self.k, memcg)
+        return "".join(f"{key} {val}\n" for key, val in lines)
 
     def _swappiness(self, memcg) -> str:
         return f"{self.vm_swappiness if memcg.is_root() else memcg.swappiness}\n"
@@ -208,25 +292,32 @@ class CgroupV1:
                 lines.append(f"{prefix}{name}={sum(per_node)}{nodes}\n")
         return "".join(lines)
 
-    def _tasks(self, memcg) -> str:
-        pids = sorted(t.pid for t in self.k.tasks.values()
-                      if t.memcg is memcg and t.state == "alive")
-        return "".join(f"{pid}\n" for pid in pids)
 
     # ---------------------------------------------------------------- writes
+    def _parse_limit(self, text: str) -> int:
+        if self.k.profile.limit_round_up:
+            return res_counter_memparse_write_strategy(text)
+        return page_counter_memparse(text, "-1")
+
     def _set_limit(self, memcg, text: str, memsw: bool) -> int:
+        pages = self._parse_limit(text)
         if memcg.is_root():
             return -Errno.EINVAL
-        pages = res_counter_memparse_write_strategy(text)
         return memcontrol_v1.mem_cgroup_resize_limit(self.k, memcg, pages, memsw)
 
     def _set_soft_limit(self, memcg, text: str) -> int:
-        memcg.res.soft_limit = res_counter_memparse_write_strategy(text)
+        pages = self._parse_limit(text)
+        if memcg.is_root() and self.k.profile.counter == "page_counter":
+            return -Errno.EINVAL
+        memcg.soft_limit = pages
         return 0
 
     @staticmethod
     def _reset_max(counter) -> int:
-        counter.max_usage = counter.usage
+        if hasattr(counter, "reset_watermark"):
+            counter.reset_watermark()
+        else:
+            counter.max_usage = counter.usage
         return 0
 
     @staticmethod
@@ -241,6 +332,8 @@ class CgroupV1:
 
     def _use_hierarchy(self, memcg, text: str) -> int:
         val = kstrtoull(text)
+        if self.k.profile.counter == "page_counter":
+            return 0 if val == 1 else -Errno.EINVAL     # always hierarchical from 5.x
         if val not in (0, 1):
             return 0 if memcg.use_hierarchy == val else -Errno.EINVAL
         return self.machine.set_use_hierarchy(memcg.name, bool(val))
@@ -270,8 +363,192 @@ class CgroupV1:
         return 0
 
     def _attach(self, memcg, text: str) -> int:
-        pid = kstrtoull(text)
-        for t in self.k.tasks.values():
-            if t.pid == pid and t.state == "alive":
-                return memcontrol_v1.mem_cgroup_attach_task(self.k, t, memcg)
-        return -Errno.ESRCH
+        task = self._find_pid(text)
+        if task is None:
+            return -Errno.ESRCH
+        return memcontrol_v1.mem_cgroup_attach_task(self.k, task, memcg)
+
+
+#: the controllers a Debian kernel offers on the unified hierarchy, in the kernel's order
+CONTROLLERS = ("cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc")
+
+
+class CgroupV2(_Files):
+    """The v2 (unified hierarchy) memory files of one machine (6.1 and 6.12).
+
+    A cgroup has memory.* files only when its parent enabled +memory in cgroup.subtree_control.
+    Without them its pages still count in the nearest ancestor that has them; the model keeps a
+    memcg per cgroup either way, which shows the same numbers in every file that exists."""
+
+    version = "v2"
+
+    def __init__(self, machine):
+        super().__init__(machine)
+        prof = self.k.profile
+        tunable = {
+            "memory.min": (lambda m: m.res.min, self._set_min),
+            "memory.low": (lambda m: m.res.low, self._set_low),
+            "memory.high": (lambda m: m.res.high, self._set_high),
+            "memory.max": (lambda m: m.res.max, self._set_max),
+            "memory.swap.high": (lambda m: m.swap.high, self._set_swap_high),
+            "memory.swap.max": (lambda m: m.swap.max, self._set_swap_max),
+        }
+        read: dict[str, Callable] = {
+            "memory.current": lambda m: self._bytes(m.res.usage),
+            "memory.peak": lambda m: self._bytes(m.res.watermark),
+            "memory.events": lambda m: self._events(m.memory_events),
+            "memory.events.local": lambda m: self._events(m.memory_events_local),
+            "memory.oom.group": lambda m: f"{int(m.oom_group)}\n",
+            "memory.stat": self._stat,
+            "memory.numa_stat": self._numa_stat,
+            "memory.swap.current": lambda m: self._bytes(m.swap.usage),
+            "memory.swap.events": self._swap_events,
+            "cgroup.procs": self._procs,
+            "cgroup.subtree_control": lambda m: self._controllers(m.subtree_control),
+            "cgroup.controllers": self._available,
+        }
+        for name, (get, _) in tunable.items():
+            read[name] = lambda m, get=get: self._tunable(get(m))
+        if prof.swap_peak:
+            read["memory.swap.peak"] = lambda m: self._bytes(m.swap.watermark)
+        write: dict[str, Callable] = {name: setter for name, (_, setter) in tunable.items()}
+        write.update({
+            "memory.oom.group": self._set_oom_group,
+            "memory.reclaim": self._reclaim,
+            "cgroup.procs": self._attach,
+            "cgroup.subtree_control": self._set_subtree_control,
+        })
+        if prof.peak_writable:
+            write["memory.peak"] = self._reset_peak
+            if prof.swap_peak:
+                write["memory.swap.peak"] = self._reset_peak
+        self._read, self._write = read, write
+        self._not_on_root = {n for n in set(read) | set(write) if n.startswith("memory.")
+                             and n not in ("memory.stat", "memory.numa_stat", "memory.reclaim")}
+
+    def _visible(self, memcg, path: str, name: str) -> None:
+        if (name.startswith("memory.") and not memcg.is_root()
+                and "memory" not in memcg.parent.subtree_control):
+            raise InvalidRequest(f"{path}/{name}: no such file: the parent has not enabled "
+                                 "+memory in cgroup.subtree_control")
+
+    # ---------------------------------------------------------------- reads
+    @staticmethod
+    def _tunable(pages: int) -> str:
+        """seq_puts_memcg_tunable: "max" for PAGE_COUNTER_MAX, else bytes."""
+        return "max\n" if pages >= PAGE_COUNTER_MAX else f"{pages * PAGE_SIZE}\n"
+
+    def _events(self, events: dict) -> str:
+        return "".join(f"{key} {events.get(key, 0)}\n" for key in self.k.profile.v2_events_keys)
+
+    @staticmethod
+    def _swap_events(memcg) -> str:
+        ev = memcg.memory_events
+        return f"high {ev['swap_high']}\nmax {ev['swap_max']}\nfail {ev['swap_fail']}\n"
+
+    def _stat(self, memcg) -> str:
+        return "".join(f"{key} {val}\n"
+                       for key, val in memcontrol.memory_stat_format(self.k, memcg))
+
+    def _numa_stat(self, memcg) -> str:
+        """memory.numa_stat: the LRU-based and page-state keys per node (sizes in bytes)."""
+        from .mm.vmstat import memcg_page_state_local
+
+        local = memcg_page_state_local(self.k)
+        lines = []
+        tree = tuple(memcg.subtree())
+        lru_keys = {"inactive_anon": LRU_INACTIVE_ANON, "active_anon": LRU_ACTIVE_ANON,
+                    "inactive_file": LRU_INACTIVE_FILE, "active_file": LRU_ACTIVE_FILE,
+                    "unevictable": LRU_UNEVICTABLE}
+        for key in ("anon", "file", "shmem", "file_mapped", "file_dirty", "file_writeback",
+                    "swapcached", "anon_thp", *lru_keys):
+            if key in lru_keys:
+                per_node = [sum(m.lruvecs[n].lru_size[lru_keys[key]] for m in tree) * PAGE_SIZE
+                            for n in range(self.k.nr_nodes)]
+            else:
+                # the model counts page state per memcg, not per node: all on the page's node
+                per_node = [0] * self.k.nr_nodes
+                per_node[0] = sum(local[m.id][key] for m in tree) * PAGE_SIZE
+            lines.append(f"{key}" + "".join(f" N{n}={v}" for n, v in enumerate(per_node))
+                         + "\n")
+        return "".join(lines)
+
+    @staticmethod
+    def _controllers(names) -> str:
+        return " ".join(c for c in CONTROLLERS if c in names) + "\n"
+
+    def _available(self, memcg) -> str:
+        if memcg.is_root():
+            return self._controllers(CONTROLLERS)
+        return self._controllers(memcg.parent.subtree_control)
+
+    # ---------------------------------------------------------------- writes
+    def _set_min(self, memcg, text: str) -> int:
+        memcg.res.set_min(page_counter_memparse(text, "max"))
+        return 0
+
+    def _set_low(self, memcg, text: str) -> int:
+        memcg.res.set_low(page_counter_memparse(text, "max"))
+        return 0
+
+    def _set_high(self, memcg, text: str) -> int:
+        return memcontrol.memory_high_write(self.k, memcg, page_counter_memparse(text, "max"))
+
+    def _set_max(self, memcg, text: str) -> int:
+        return memcontrol.memory_max_write(self.k, memcg, page_counter_memparse(text, "max"))
+
+    def _set_swap_high(self, memcg, text: str) -> int:
+        memcg.swap.set_high(page_counter_memparse(text, "max"))
+        return 0
+
+    def _set_swap_max(self, memcg, text: str) -> int:
+        memcg.swap.max = page_counter_memparse(text, "max")    # xchg: no usage check
+        return 0
+
+    def _set_oom_group(self, memcg, text: str) -> int:
+        val = kstrtoint(text)
+        if val not in (0, 1):
+            return -Errno.EINVAL
+        memcg.oom_group = bool(val)
+        return 0
+
+    def _reset_peak(self, memcg, text: str) -> int:
+        # 6.12: the write restarts the peak seen through the writer's open file only; every
+        # read here is a fresh open, which shows the cgroup's lifetime peak
+        return 0
+
+    def _reclaim(self, memcg, text: str) -> int:
+        buf = text.strip()
+        val, rest = memparse(buf)
+        if rest.strip() or not buf or buf[0] in "+-":
+            raise ParseError(text)
+        return memcontrol.memory_reclaim(self.k, memcg, val // PAGE_SIZE)
+
+    def _attach(self, memcg, text: str) -> int:
+        task = self._find_pid(text)
+        if task is None:
+            return -Errno.ESRCH
+        if not memcg.is_root() and memcg.subtree_control:
+            return -Errno.EBUSY          # no internal processes
+        task.memcg = memcg
+        return 0
+
+    def _set_subtree_control(self, memcg, text: str) -> int:
+        enable, disable = set(), set()
+        for tok in text.split():
+            if tok[:1] not in "+-" or tok[1:] not in CONTROLLERS:
+                return -Errno.EINVAL
+            (enable if tok[0] == "+" else disable).add(tok[1:])
+        if enable & disable:
+            return -Errno.EINVAL
+        available = set(CONTROLLERS) if memcg.is_root() else memcg.parent.subtree_control
+        if not enable <= available:
+            return -Errno.ENOENT
+        if (enable - memcg.subtree_control and not memcg.is_root()
+                and any(t.memcg is memcg and t.state == "alive" for t in self.k.tasks.values())):
+            return -Errno.EBUSY
+        for c in memcg.children:
+            if c.online and disable & c.subtree_control:
+                return -Errno.EBUSY
+        memcg.subtree_control = (memcg.subtree_control | enable) - disable
+        return 0

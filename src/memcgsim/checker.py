@@ -1,4 +1,13 @@
-"""The invariant checker (spec section 7), for the 3.17 profile.
+"""The invariant checker (spec section 7), for every kernel profile.
+
+One checker serves all profiles; where an invariant differs, the profile says so and the
+invariant's docstring states the difference:
+- counter tree: 3.17 flat children hang off nothing; with page_counter (6.x) every memcg hangs
+  off its parent and root's counters hold the sum of its children (never a charge of its own).
+  v2's swap counter holds exactly the slots recorded to the memcg.
+- limits: 3.17 never lets usage pass a limit; 6.x may (forced charges, memory.max writes).
+- statistics: 3.17's charge-type counters are checked against the pages; 6.x's state counters
+  are read off the pages themselves, so there is nothing separate to compare.
 
 Each invariant is a function that reads the kernel state through its public data and yields
 `Violation`s; `check` runs them all. Some invariants hold only at a quiescent point, when no path
@@ -122,12 +131,17 @@ def inv_counter_tree(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
                                 f"stock {s.stock[m.id]} + in-flight {s.tx[m.id]} + children)")
         elif m.memsw.usage:
             yield Violation("counter-tree", f"{m.name} memsw charged without swap accounting")
+        if k.cgroup_v2:
+            want = (0 if m.is_root() else s.rec[m.id]) + sum(c.swap.usage for c in kids)
+            if m.swap.usage != want:
+                yield Violation("counter-tree", f"{m.name} swap.usage {m.swap.usage} != "
+                                f"{want} (swap records {s.rec[m.id]} + children)")
 
 
 def inv_no_underflow(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
     """3: no counter, statistic or LRU size went below zero; nothing the kernel WARNs about."""
     for m in k.memcg_by_id.values():
-        for c in (m.res, m.memsw, m.kmem):
+        for c in (m.res, m.memsw, m.kmem, *((m.swap,) if m.swap is not None else ())):
             for asked, had in c.underflows:
                 yield Violation("underflow", f"{c.name}: uncharge of {asked} with usage {had}")
         for i, v in enumerate(m.stat):
@@ -139,13 +153,14 @@ def inv_no_underflow(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
 
 def inv_limits(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
     """4, 5: usage within limits; memsw covers res; res.limit <= memsw.limit."""
+    hard = k.profile.usage_within_limit
     for m in k.memcg_by_id.values():
         if m.is_root():
             continue
-        if m.res.usage > m.res.limit:
+        if hard and m.res.usage > m.res.limit:
             yield Violation("limit", f"{m.name} res {m.res.usage} over limit {m.res.limit}")
         if k.do_swap_account:
-            if m.memsw.usage > m.memsw.limit:
+            if hard and m.memsw.usage > m.memsw.limit:
                 yield Violation("limit", f"{m.name} memsw {m.memsw.usage} over limit "
                                 f"{m.memsw.limit}")
             if m.memsw.usage < m.res.usage:
@@ -284,7 +299,9 @@ def inv_swap(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
 
 
 def inv_stats(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
-    """11: rss, cache, rss_huge, mapped_file and writeback agree with the pages."""
+    """11: rss, cache, rss_huge, mapped_file and writeback agree with the pages (3.17)."""
+    if k.profile.stats != "charge-type":
+        return
     mm = k.mem_map
     used = s.used
     anon = (mm.flags & PG_anon) != 0

@@ -40,7 +40,7 @@ class Kernel:
 
     def __init__(self, nr_pages: int, *, profile: str = "3.17", swap_pages: int = 0,
                  nr_cpus: int = 1, nr_nodes: int = 1, swap_accounting: bool = True,
-                 thp: bool = False):
+                 thp: bool = False, cgroup: str | None = None):
         if nr_nodes < 1 or nr_cpus < 1:
             raise InvalidRequest("a machine needs at least one node and one CPU")
         if nr_pages <= 0 or nr_pages % (HPAGE_PMD_NR * nr_nodes):
@@ -49,14 +49,24 @@ class Kernel:
         if swap_pages < 0:
             raise InvalidRequest(f"swap size {swap_pages} is negative")
         self.profile = get_profile(profile)
+        cgroup = self.profile.default_cgroup if cgroup is None else cgroup
+        if cgroup not in self.profile.cgroup_versions:
+            have = " and ".join(self.profile.cgroup_versions)
+            raise InvalidRequest(f"kernel {profile} has no cgroup {cgroup} memory controller "
+                                 f"(it has {have})")
+        #: the memory controller's interface: "v1" or "v2" (the unified hierarchy)
+        self.cgroup = cgroup
+        self.cgroup_v2 = cgroup == "v2"
         self.nr_pages = nr_pages
         self.nr_nodes = nr_nodes
         self.nr_cpus = nr_cpus
         self.mem_map = MemMap(nr_pages)
         self.pc = PageCgroupMap(nr_pages)
         self.free_area = FreeArea(nr_pages, nr_nodes)
-        #: swapaccount=1: memsw counters, PCG_MEMSW and swap_cgroup records
-        self.do_swap_account = swap_accounting
+        #: do_swap_account (do_memsw_account from 4.x): v1 memsw counters, PCG_MEMSW and
+        #: swap_cgroup records at swapout. v2 never has memsw; it charges a separate swap
+        #: counter when a page gets a slot.
+        self.do_swap_account = swap_accounting and not self.cgroup_v2
         self.swap = SwapInfo(swap_pages + 1 if swap_pages else 0)
         self.swap_cgroup = SwapCgroup(self.swap.nr_slots)
         self.swapper_space = AddressSpace(0, "swapper_space")
@@ -136,7 +146,7 @@ class Kernel:
         memcg_id = next(self._ids)
         if memcg_id > MAX_MEMCG_ID:
             raise InvalidRequest("out of memcg ids (65535)")
-        memcg = MemCgroup(memcg_id, name, parent, self.nr_nodes)
+        memcg = MemCgroup(memcg_id, name, parent, self.nr_nodes, self.profile)
         self.memcg_by_id[memcg_id] = memcg
         self.memcg_by_name[name] = memcg
         if parent is not None:

@@ -27,7 +27,7 @@ from .mm.mm_struct import (
     MmStruct,
 )
 from .mm.mm_types import HPAGE_PMD_NR, PG_dirty, PG_head, PG_lru, PG_tail, PG_writeback
-from .mm.oom_kill import mem_cgroup_oom_synchronize, out_of_memory
+from .mm.oom_kill import finish_oom_kill, mem_cgroup_oom_synchronize, out_of_memory
 from .mm.page_writeback import clear_page_dirty_for_io, end_page_writeback, test_set_page_writeback
 from .mm.res_counter import RES_COUNTER_MAX
 from .mm.sched import Task
@@ -42,15 +42,24 @@ class Machine:
 
     def __init__(self, memory_pages: int = 4096, *, swap_pages: int = 0, cpus: int = 1,
                  nodes: int = 1, profile: str = "3.17", swap_accounting: bool = True,
-                 thp: bool = False, vectorized: bool = True):
+                 thp: bool = False, vectorized: bool = True, cgroup: str | None = None):
         self.k = Kernel(memory_pages, profile=profile, swap_pages=swap_pages, nr_cpus=cpus,
-                        nr_nodes=nodes, swap_accounting=swap_accounting, thp=thp)
+                        nr_nodes=nodes, swap_accounting=swap_accounting, thp=thp,
+                        cgroup=cgroup)
         #: run anonymous faults and unmaps over ranges through the array versions of the paths
         #: (same end state as the per-page reference paths, which vectorized=False runs)
         self.vectorized = vectorized
         self._zap = zap_pte_range_vectorized if vectorized else None
         self._pids = 0
         self._fs = None
+
+    def _run(self, path, task=None):
+        """Run a kernel path for task; if the OOM killer chose the task itself during it (6.x
+        kills inside the charge), the task exits as it returns to user space."""
+        ret = self.k.run(path, task)
+        if task is not None and task.memdie and task.state == "alive":
+            finish_oom_kill(self.k, task)
+        return ret
 
     # -------------------------------------------------------------- cgroups
     def mkdir(self, path: str) -> memcontrol.MemCgroup:
@@ -92,11 +101,11 @@ class Machine:
 
     @property
     def fs(self):
-        """The cgroup files (v1, as 3.17 shows them)."""
+        """The cgroup files of the machine's interface (v1 or v2), as its kernel shows them."""
         if self._fs is None:
-            from .cgroupfs import CgroupV1
+            from .cgroupfs import CgroupV1, CgroupV2
 
-            self._fs = CgroupV1(self)
+            self._fs = CgroupV2(self) if self.k.cgroup_v2 else CgroupV1(self)
         return self._fs
 
     def read_file(self, path: str, name: str) -> str:
@@ -114,6 +123,10 @@ class Machine:
         self._check_cpu_node(cpu, node)
         if name in self.k.tasks:
             raise InvalidRequest(f"task {name!r} already exists")
+        if self.k.cgroup_v2 and not memcg.is_root() and memcg.subtree_control:
+            raise InvalidRequest(f"cannot put task {name!r} in {cgroup}: a v2 cgroup that "
+                                 "enables controllers for its children has no processes of "
+                                 "its own (EBUSY)")
         self._pids += 1
         mm = MmStruct(self.k.new_id())
         task = Task(self._pids, name, memcg, mm, cpu, node)
@@ -142,15 +155,17 @@ class Machine:
     def move_task(self, task: Task, cgroup: str) -> int:
         """Write the pid to tasks: new charges go to the new memcg; old ones stay, unless the
         new memcg's move_charge_at_immigrate asks to move them (-ENOMEM if they do not fit)."""
-        return memcontrol_v1.mem_cgroup_attach_task(self.k, self._alive(task),
-                                                    self.memcg(cgroup))
+        self._alive(task)
+        if self.k.cgroup_v2:
+            return self.fs.write(cgroup, "cgroup.procs", str(task.pid))
+        return memcontrol_v1.mem_cgroup_attach_task(self.k, task, self.memcg(cgroup))
 
     def fork(self, task: Task, child: str) -> Task:
         """fork(): the child shares the parent's anonymous pages copy-on-write."""
         self._alive(task)
         new = self.spawn(child, task.memcg.name, task.cpu, task.node)
         del self.k.mms[new.mm.id]
-        new.mm = self.k.run(fork_mod.copy_mm(self.k, task.mm), task)
+        new.mm = self._run(fork_mod.copy_mm(self.k, task.mm), task)
         new.mm.owner = new
         return new
 
@@ -158,7 +173,7 @@ class Machine:
         """exit(): every mapping goes; pages nobody else holds are uncharged and freed."""
         self._alive(task)
         task.exiting = True
-        self.k.run(fork_mod.exit_mmap(self.k, task.mm, self._zap), task)
+        self._run(fork_mod.exit_mmap(self.k, task.mm, self._zap), task)
         task.state = "exited"
 
     # -------------------------------------------------------------- anonymous memory
@@ -188,17 +203,27 @@ class Machine:
         self._check_range(vma, start, count)
         i, end = start, start + count
         while i < end:
+            task.memcg_nomem = False
             if self.vectorized and write and vma.file is None:
                 i += fault_anon_range(self.k, task, vma, i, end - i)
+                if task.memdie and task.state == "alive":
+                    finish_oom_kill(self.k, task)
             else:
-                while i < end and not self.k.run(
+                while i < end and not self._run(
                         handle_mm_fault(self.k, vma, vma.start + i, write), task) & VM_FAULT_OOM:
                     i += 1
             if i == end:
                 break
             # pagefault_out_of_memory: the memcg OOM if the charge failed, else the global one
+            if task.state != "alive":
+                break                   # the OOM killer chose this task during the fault
             if task.memcg_oom is not None:
                 outcome = mem_cgroup_oom_synchronize(self.k, task)
+            elif task.memcg_nomem:
+                # 6.x: the memcg OOM already ran in the charge and freed nothing; the kernel
+                # would retry this fault for ever, the model stops here
+                task.memcg_nomem = False
+                outcome = "none"
             else:
                 outcome = out_of_memory(self.k, task)
             if outcome != "killed" or task.state != "alive":
@@ -207,15 +232,15 @@ class Machine:
 
     def munmap(self, task: Task, vma) -> None:
         self._mapped(self._alive(task), vma)
-        self.k.run(mmap.do_munmap(self.k, vma, self._zap), task)
+        self._run(mmap.do_munmap(self.k, vma, self._zap), task)
 
     def mlock(self, task: Task, vma) -> None:
         self._mapped(self._alive(task), vma)
-        self.k.run(mmap.mlock_vma(self.k, vma), task)
+        self._run(mmap.mlock_vma(self.k, vma), task)
 
     def munlock(self, task: Task, vma) -> None:
         self._mapped(self._alive(task), vma)
-        self.k.run(mmap.munlock_vma(self.k, vma), task)
+        self._run(mmap.munlock_vma(self.k, vma), task)
 
     # -------------------------------------------------------------- files
     def create(self, name: str, tmpfs: bool = False):
@@ -241,7 +266,7 @@ class Machine:
         start = f.size_pages if offset is None else offset
         path = (shmem_write if f.shmem else generic_perform_write)(
             self.k, f, start, npages, task.node)
-        return self.k.run(path, task)
+        return self._run(path, task)
 
     def read(self, task: Task, name: str, start: int = 0, count: int | None = None) -> int:
         """read(2) of the file's pages: what is not cached is read in and charged to task."""
@@ -256,7 +281,7 @@ class Machine:
         count = max(0, end - start)
         if f.shmem:
             return count     # reading tmpfs holes allocates nothing; cached pages stay put
-        return self.k.run(do_generic_file_read(self.k, f, start, count, task.node), task)
+        return self._run(do_generic_file_read(self.k, f, start, count, task.node), task)
 
     def mmap_file(self, task: Task, name: str, npages: int | None = None, pgoff: int = 0,
                   shared: bool = True):
@@ -270,10 +295,10 @@ class Machine:
     def truncate(self, name: str, npages: int = 0) -> None:
         if npages < 0:
             raise InvalidRequest(f"truncate to {npages} pages")
-        self.k.run(fs_ops.do_truncate(self.k, self.file(name), npages))
+        self._run(fs_ops.do_truncate(self.k, self.file(name), npages))
 
     def unlink(self, name: str) -> None:
-        self.k.run(fs_ops.do_unlink(self.k, self.file(name)))
+        self._run(fs_ops.do_unlink(self.k, self.file(name)))
 
     def sync(self) -> int:
         """Write back every dirty page-cache page (the device completes at once)."""
@@ -294,7 +319,7 @@ class Machine:
         """echo 1 > /proc/sys/vm/drop_caches: clean, unmapped page cache goes (tmpfs stays)."""
         from .mm.truncate import invalidate_mapping_pages
 
-        return sum(self.k.run(invalidate_mapping_pages(self.k, f))
+        return sum(self._run(invalidate_mapping_pages(self.k, f))
                    for f in list(self.k.mappings.values()) if not f.shmem)
 
     def splice(self, task: Task, name: str, index: int, steal_from: str | None = None,
@@ -304,7 +329,7 @@ class Machine:
         its LRU list: replace_page_cache_page moves the charge with lrucare. -EBUSY (the
         kernel copies instead) when the cached page is mapped, dirty or under writeback."""
         self._alive(task)
-        return self.k.run(_splice(self.k, self.file(name), index,
+        return self._run(_splice(self.k, self.file(name), index,
                                   self.file(steal_from) if steal_from else None, steal_index,
                                   task.node), task)
 
@@ -314,13 +339,13 @@ class Machine:
         self._check_pfn(pfn)
         if not self.k.mem_map.flags[pfn] & PG_lru:
             return 0
-        return self.k.run(reclaim_page(self.k, pfn))
+        return self._run(reclaim_page(self.k, pfn))
 
     def reclaim_memcg(self, path: str, npages: int) -> int:
         """Reclaim up to npages from the memcg's hierarchy (limit reclaim); pages freed."""
         m = self.memcg(path)
         may_swap = self.k.swap.nr_slots > 0
-        return self.k.run(shrink_mem_cgroup(self.k, m, npages, may_swap))
+        return self._run(shrink_mem_cgroup(self.k, m, npages, may_swap))
 
     def migrate(self, task: Task, vma, node: int) -> int:
         """Move vma's present pages to node (NUMA migration); returns pages not migrated."""
@@ -333,7 +358,7 @@ class Machine:
                 if self.k.mem_map.flags[pfn] & PG_tail:
                     continue
                 pfns.append(pfn)
-        return self.k.run(migrate_pages(self.k, pfns, node), task)
+        return self._run(migrate_pages(self.k, pfns, node), task)
 
     def split_thp(self, task: Task, vma, offset: int = 0) -> None:
         self._mapped(self._alive(task), vma)
@@ -346,7 +371,7 @@ class Machine:
         if not self.k.mem_map.flags[head] & PG_head:
             raise InvalidRequest(f"offset {offset} of {vma!r} is not a THP")
         get_page(self.k, head)
-        self.k.run(split_huge_page(self.k, head), task)
+        self._run(split_huge_page(self.k, head), task)
         page_cache_release(self.k, head)
 
     # -------------------------------------------------------------- inspection

@@ -1,11 +1,18 @@
 """Kernel profiles: every difference between the modelled kernel versions lives in this table.
 
-Code elsewhere reads `kernel.profile.<field>`; it never compares version strings.
+Code elsewhere reads `kernel.profile.<field>`; it never compares version strings. A field names a
+behaviour, and its comment says which kernel change introduced it, so a reader can find why two
+profiles differ without reading the paths.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+PAGE_SIZE = 4096
+ULLONG_MAX = (1 << 64) - 1
+#: PAGE_COUNTER_MAX * PAGE_SIZE: what an unlimited page_counter reads as in the v1 files
+PAGE_COUNTER_MAX_BYTES = ((1 << 63) - 1) // PAGE_SIZE * PAGE_SIZE
 
 
 @dataclass(frozen=True)
@@ -13,19 +20,92 @@ class KernelProfile:
     name: str
     #: cgroup interfaces the version offers ("v1", "v2")
     cgroup_versions: tuple[str, ...]
-    #: CHARGE_BATCH / MEMCG_CHARGE_BATCH: pages a per-CPU stock pre-charges at once
+    #: CHARGE_BATCH (3.17) / MEMCG_CHARGE_BATCH: pages a per-CPU stock pre-charges at once
     charge_batch: int
-    #: MEM_CGROUP_RECLAIM_RETRIES / MAX_RECLAIM_RETRIES
+    #: MEM_CGROUP_RECLAIM_RETRIES (3.17) / MAX_RECLAIM_RETRIES (16 since 5.9)
     reclaim_retries: int
-    #: charges of a task that is dying or an OOM victim go to root (3.17 "bypass")
-    bypass_to_root: bool
-    #: the 2014 split charge API: try_charge, then commit (with lrucare) or cancel
-    try_commit_cancel: bool
+    #: "res_counter" (3.17) or "page_counter" (3.19 on): the hierarchical counter type; with
+    #: page_counter every memcg hangs off its parent (v1 use_hierarchy reads 1, 0 is EINVAL)
+    counter: str
+    #: the charge loop: "3.17" (try_charge: res then memsw, dying tasks bypass to root, the OOM
+    #: is only recorded and runs at the end of the fault) or "6.x" (try_charge_memcg: memsw then
+    #: memory, a `max` event per reclaim round, one drain_all_stock, the OOM killer runs in the
+    #: charge, no bypass: -ENOMEM or a forced charge)
+    charge_loop: str
+    #: 5.8 on: a page is charged in one step before anyone can see it (mem_cgroup_charge), and a
+    #: swapped-in page when it enters the swap cache (read-ahead pages too). Before: try_charge,
+    #: then commit (with lrucare) or cancel, and swap cache pages are charged at the fault.
+    charge_at_instantiation: bool
+    #: mem_cgroup_migrate: "transfer-with-stats" (3.17: the charge moves, the statistics of the
+    #: old page go down and those of the new page up), "force-charge" (5.8-6.6: the new page is
+    #: charged over the limit, the old one stays charged until it is freed) or "transfer" (6.7
+    #: on, Nhat Pham: memcg_data moves, no counter changes)
+    migrate: str
+    #: page cache replacement (replace_page_cache_page / _folio): "migrate" (through
+    #: mem_cgroup_migrate with lrucare, as 3.17 and 5.8-6.6 do) or "force-charge" (6.7 on:
+    #: mem_cgroup_replace_folio charges the new page, the old is uncharged when freed)
+    replace_page_cache: str
+    #: 6.x v1 swapout clears memcg_data and uncharges memory at once; 3.17 leaves the page
+    #: charged (PCG_MEM) until it is freed
+    swapout_uncharges_memory: bool
+    #: a swap slot's charge goes when no pte or shmem entry refers to it (3.17), or only when
+    #: the slot itself is freed, the swap cache's reference included (6.x)
+    uncharge_swap_at_slot_free: bool
+    #: rmdir: "reparent" (3.17 moves every charge to the parent) or "keep" (6.x: the offline
+    #: memcg stays charged until its last page goes)
+    offline: str
+    #: every charge is limit-checked, so usage never exceeds a limit (3.17: a dying task's
+    #: charge goes to root instead). 6.x forces some charges past max (__GFP_NOFAIL, page
+    #: cache replacement, 5.8-6.6 migration) and memory.max may be set below usage.
+    usage_within_limit: bool
+    #: memory.stat: "charge-type" (3.17: cache/rss counted at commit and uncharge) or "state"
+    #: (6.x: anon/file/shmem/... counted where pages are mapped, cached and swapped)
+    stats: str
+    #: v1 limit writes: res_counter rounds up to a page (3.17), page_counter_memparse rounds down
+    limit_round_up: bool
+    #: what an unlimited v1 limit reads as (RES_COUNTER_MAX vs PAGE_COUNTER_MAX pages)
+    v1_unlimited_bytes: int
+    #: 6.12: writing memory.peak / memory.swap.peak restarts the peak the writer sees
+    peak_writable: bool
+    #: memory.swap.peak exists (6.5 on)
+    swap_peak: bool
+    #: v1 move_charge_at_immigrate moves charges (deprecated in 6.x but still working in 6.1)
+    charge_moving: bool
+    #: v2 memory.stat: the state keys in the kernel's order (memory_stats[]), then the events
+    #: (pgscan, pgsteal, then memcg_vm_event_stat[] less pgpgin/pgpgout); Debian's config
+    v2_stat_keys: tuple[str, ...] = ()
+    v2_stat_events: tuple[str, ...] = ()
+    #: memory.events keys in order
+    v2_events_keys: tuple[str, ...] = ()
+    #: v1 memory.stat keys before the LRU lists (memcg1_stats, then memcg1_events)
+    v1_stat_keys: tuple[str, ...] = ()
+    v1_stat_events: tuple[str, ...] = ()
+    #: v1 memory.oom_control prints an oom_kill count (4.13 on)
+    v1_oom_kill_line: bool = False
     #: swap cluster read-ahead: 1 << page_cluster pages
-    page_cluster: int
-    #: a page charge below this order that made reclaim progress is retried
-    costly_order_pages: int
+    page_cluster: int = 3
+    #: PAGE_ALLOC_COSTLY_ORDER in pages: a smaller charge that made reclaim progress is retried
+    costly_order_pages: int = 8
 
+    @property
+    def default_cgroup(self) -> str:
+        return "v2" if "v2" in self.cgroup_versions else "v1"
+
+
+# memory.stat of v2, Debian's configs (THP, ZSWAP, NUMA_BALANCING, MEMCG_KMEM all on)
+V2_STAT_KEYS_6_1 = (
+    "anon", "file", "kernel", "kernel_stack", "pagetables", "percpu", "sock", "vmalloc", "shmem",
+    "zswap", "zswapped", "file_mapped", "file_dirty", "file_writeback", "swapcached", "anon_thp",
+    "file_thp", "shmem_thp", "inactive_anon", "active_anon", "inactive_file", "active_file",
+    "unevictable", "slab_reclaimable", "slab_unreclaimable", "slab", "workingset_refault_anon",
+    "workingset_refault_file", "workingset_activate_anon", "workingset_activate_file",
+    "workingset_restore_anon", "workingset_restore_file", "workingset_nodereclaim")
+V2_STAT_EVENTS_6_1 = (
+    "pgscan", "pgsteal", "pgscan_kswapd", "pgscan_direct", "pgsteal_kswapd", "pgsteal_direct",
+    "pgfault", "pgmajfault", "pgrefill", "pgactivate", "pgdeactivate", "pglazyfree",
+    "pglazyfreed", "zswpin", "zswpout", "thp_fault_alloc", "thp_collapse_alloc")
+V2_STAT_KEYS_6_12 = V2_STAT_KEYS_6_1
+V2_STAT_EVENTS_6_12 = V2_STAT_EVENTS_6_1
 
 PROFILES: dict[str, KernelProfile] = {
     "3.17": KernelProfile(
@@ -33,10 +113,82 @@ PROFILES: dict[str, KernelProfile] = {
         cgroup_versions=("v1",),
         charge_batch=32,
         reclaim_retries=5,
-        bypass_to_root=True,
-        try_commit_cancel=True,
+        counter="res_counter",
+        charge_loop="3.17",
+        charge_at_instantiation=False,
+        migrate="transfer-with-stats",
+        replace_page_cache="migrate",
+        swapout_uncharges_memory=False,
+        uncharge_swap_at_slot_free=False,
+        offline="reparent",
+        usage_within_limit=True,
+        stats="charge-type",
+        limit_round_up=True,
+        v1_unlimited_bytes=ULLONG_MAX,
+        peak_writable=False,
+        swap_peak=False,
+        charge_moving=True,
         page_cluster=3,
         costly_order_pages=8,
+        v1_stat_keys=("cache", "rss", "rss_huge", "mapped_file", "writeback", "swap"),
+        v1_stat_events=("pgpgin", "pgpgout", "pgfault", "pgmajfault"),
+    ),
+    "6.1": KernelProfile(
+        name="6.1",
+        cgroup_versions=("v1", "v2"),
+        charge_batch=64,
+        reclaim_retries=16,
+        counter="page_counter",
+        charge_loop="6.x",
+        charge_at_instantiation=True,
+        migrate="force-charge",
+        replace_page_cache="migrate",
+        swapout_uncharges_memory=True,
+        uncharge_swap_at_slot_free=True,
+        offline="keep",
+        usage_within_limit=False,
+        stats="state",
+        limit_round_up=False,
+        v1_unlimited_bytes=PAGE_COUNTER_MAX_BYTES,
+        peak_writable=False,
+        swap_peak=False,
+        charge_moving=True,
+        page_cluster=3,
+        costly_order_pages=8,
+        v1_stat_keys=("cache", "rss", "rss_huge", "shmem", "mapped_file", "dirty", "writeback",
+                      "workingset_refault_anon", "workingset_refault_file", "swap"),
+        v1_stat_events=("pgpgin", "pgpgout", "pgfault", "pgmajfault"),
+        v1_oom_kill_line=True,
+        v2_stat_keys=V2_STAT_KEYS_6_1,
+        v2_stat_events=V2_STAT_EVENTS_6_1,
+        v2_events_keys=("low", "high", "max", "oom", "oom_kill", "oom_group_kill"),
+    ),
+    "6.12": KernelProfile(
+        name="6.12",
+        cgroup_versions=("v2",),
+        charge_batch=64,
+        reclaim_retries=16,
+        counter="page_counter",
+        charge_loop="6.x",
+        charge_at_instantiation=True,
+        migrate="transfer",
+        replace_page_cache="force-charge",
+        swapout_uncharges_memory=True,
+        uncharge_swap_at_slot_free=True,
+        offline="keep",
+        usage_within_limit=False,
+        stats="state",
+        limit_round_up=False,
+        v1_unlimited_bytes=PAGE_COUNTER_MAX_BYTES,
+        peak_writable=True,
+        swap_peak=True,
+        charge_moving=False,
+        page_cluster=3,
+        costly_order_pages=8,
+        v2_stat_keys=V2_STAT_KEYS_6_12,
+        v2_stat_events=V2_STAT_EVENTS_6_12,
+        v2_events_keys=("low", "high", "max", "oom", "oom_kill", "oom_group_kill",
+                        "sock_throttled"),
     ),
 }
 

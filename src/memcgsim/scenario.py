@@ -5,13 +5,15 @@ a mistake raises ScenarioError with file:line:column and what is wrong. `run_sce
 steps on a Machine and returns a `RunResult` with the reports, the expectations and the exit
 status. Nothing here prints.
 
-This version runs the "3.17" profile with cgroup v1; a file that asks for another kernel is
-refused at load time with a message that says so.
+Every kernel profile runs: "3.17" (cgroup v1), "6.1" (v1 or v2) and "6.12" (v2). Which files
+a scenario may write and expect is read off the model of the same kernel and interface, so the
+validator and the run always agree.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,36 +27,40 @@ UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "ki": 1 << 10, "m": 1 << 2
          "t": 1 << 40, "tib": 1 << 40, "ti": 1 << 40}
 SIZE_RE = re.compile(r"^\s*(\d+)\s*([A-Za-z]*)\s*$")
 
-#: the v1 files a scenario may write, and read in `expect` (3.17)
-V1_WRITABLE = {"memory.limit_in_bytes", "memory.memsw.limit_in_bytes",
-               "memory.soft_limit_in_bytes", "memory.use_hierarchy", "memory.swappiness",
-               "memory.move_charge_at_immigrate", "memory.oom_control", "memory.force_empty",
-               "memory.max_usage_in_bytes", "memory.memsw.max_usage_in_bytes",
-               "memory.failcnt", "memory.memsw.failcnt"}
-V1_READABLE = {"memory.usage_in_bytes", "memory.max_usage_in_bytes", "memory.limit_in_bytes",
-               "memory.soft_limit_in_bytes", "memory.failcnt", "memory.stat",
-               "memory.use_hierarchy", "memory.swappiness", "memory.move_charge_at_immigrate",
-               "memory.oom_control", "memory.numa_stat", "memory.memsw.usage_in_bytes",
-               "memory.memsw.max_usage_in_bytes", "memory.memsw.limit_in_bytes",
-               "memory.memsw.failcnt"}
-V2_FILES = {"memory.current", "memory.min", "memory.low", "memory.high", "memory.max",
-            "memory.peak", "memory.reclaim", "memory.oom.group", "memory.events",
-            "memory.events.local", "memory.swap.current", "memory.swap.high",
-            "memory.swap.max", "memory.swap.peak", "memory.swap.events",
-            "cgroup.subtree_control", "memory.zswap.current", "memory.zswap.max"}
-#: keyed files: expect reads FILE.KEY
-KEYED = {"memory.stat", "memory.oom_control", "memory.numa_stat"}
-V2_KEYED = {"memory.events", "memory.events.local", "memory.swap.events", "memory.stat"}
-_STAT = ["cache", "rss", "rss_huge", "mapped_file", "writeback", "swap", "pgpgin", "pgpgout",
-         "pgfault", "pgmajfault", "inactive_anon", "active_anon", "inactive_file",
-         "active_file", "unevictable"]
-_NUMA = ["total", "file", "anon", "unevictable"]
-V1_KEYS = {
-    "memory.stat": set(_STAT) | {f"total_{k}" for k in _STAT}
-    | {"hierarchical_memory_limit", "hierarchical_memsw_limit"},
-    "memory.oom_control": {"oom_kill_disable", "under_oom"},
-    "memory.numa_stat": set(_NUMA) | {f"hierarchical_{k}" for k in _NUMA},
-}
+#: files that hold "key value" lines: expect reads FILE.KEY
+KEYED = {"memory.stat", "memory.oom_control", "memory.numa_stat", "memory.events",
+         "memory.events.local", "memory.swap.events"}
+
+
+@functools.cache
+def _interface(kernel: str, cgroup: str, swap_accounting: bool):
+    """(readable files, writable files, {keyed file: its keys}) of a non-root cgroup under
+    this kernel and interface, read off a small model (so they always agree with it)."""
+    from .machine import Machine
+
+    m = Machine(512, swap_pages=64, profile=kernel, cgroup=cgroup,
+                swap_accounting=swap_accounting)
+    m.mkdir("/x")
+    fs = m.fs
+    readable = frozenset(fs.readable("/x"))
+    writable = frozenset(n for n in fs.files("/x") if n in fs._write)
+    keys = {}
+    for name in KEYED & readable:
+        ks = set()
+        for line in fs.read("/x", name).splitlines():
+            ks.add(line.split()[0].split("=")[0])
+        keys[name] = frozenset(ks)
+    return readable, writable, keys
+
+
+def _other_interface(cgroup: str):
+    other = "v2" if cgroup == "v1" else "v1"
+    kernel = "6.12" if other == "v2" else "3.17"
+    r, w, _ = _interface(kernel, other, True)
+    r6, w6, _ = _interface("6.1", other, True)
+    return r | w | r6 | w6
+
+
 #: the largest machine the model will build (its state is about 31 bytes a page)
 MAX_MEMORY = 256 << 30
 
@@ -343,9 +349,6 @@ def _machine(node: Node) -> MachineSpec:
             kernel = str(v.value)
             if kernel not in ("3.17", "6.1", "6.12"):
                 raise _err(v, f"kernel {v.value!r}: want \"3.17\", \"6.1\" or \"6.12\"")
-            if kernel not in PROFILES:
-                raise _err(v, f"kernel \"{kernel}\" is not modelled yet by this version of "
-                              f"memcgsim; available: {', '.join(sorted(PROFILES))}")
             kw["kernel"] = kernel
         elif key == "cgroup":
             if v.value not in ("v1", "v2"):
@@ -365,10 +368,10 @@ def _machine(node: Node) -> MachineSpec:
             if not isinstance(v.value, bool):
                 raise _err(v, f"swap_accounting: want true or false, not {v.value!r}")
             kw["swap_accounting"] = v.value
-    if "kernel" not in kw and "6.12" not in PROFILES:
-        raise _err(node, "machine.kernel is missing and the default \"6.12\" is not modelled "
-                         f"yet; say kernel: \"3.17\" (available: {', '.join(sorted(PROFILES))})")
     spec = MachineSpec(**kw)
+    if "swap_accounting" in kw and spec.cgroup == "v2":
+        raise _err(node.value["swap_accounting"][1], "swap_accounting is a cgroup v1 setting "
+                   "(v2 always accounts swap in memory.swap.current)")
     allowed = PROFILES[spec.kernel].cgroup_versions
     if spec.cgroup not in allowed:
         where = node.value["cgroup"][1] if "cgroup" in node.value else node
@@ -382,12 +385,14 @@ def _machine(node: Node) -> MachineSpec:
 
 def _file_ok(node: Node, name: str, machine: MachineSpec, writable: bool) -> None:
     v1 = machine.cgroup == "v1"
-    known = (V1_WRITABLE if writable else V1_READABLE | {"tasks", "cgroup.procs"}) if v1 \
-        else V2_FILES
+    readable, writable_files, _ = _interface(machine.kernel, machine.cgroup,
+                                             machine.swap_accounting)
+    known = writable_files if writable else readable
     if name in known:
         return
-    other = V2_FILES if v1 else V1_READABLE | V1_WRITABLE
-    if name in other:
+    if writable and name in readable:
+        raise _err(node, f"{name} is read-only")
+    if name in _other_interface(machine.cgroup) and name not in readable | writable_files:
         raise _err(node, f"{name} is a cgroup {'v2' if v1 else 'v1'} file; this scenario "
                          f"uses cgroup {machine.cgroup}")
     kind = "writable " if writable else ""
@@ -651,15 +656,15 @@ def _expect(a, args, machine, cgroups, tasks, vals) -> list:
     for key, (kk, kv) in a.items():
         if key == "cgroup":
             continue
-        keyed = KEYED if machine.cgroup == "v1" else V2_KEYED
-        fname = next((f for f in sorted(keyed | V2_KEYED, key=len, reverse=True)
+        fname = next((f for f in sorted(KEYED, key=len, reverse=True)
                       if key.startswith(f + ".")), key)
         _file_ok(kk, fname, machine, writable=False)
-        if fname in keyed and fname == key:
+        _, _, file_keys = _interface(machine.kernel, machine.cgroup, machine.swap_accounting)
+        if fname in KEYED and fname == key:
             raise _err(kk, f"{key} has many values: name one, as {key}.KEY")
         sub = key[len(fname) + 1:]
-        if machine.cgroup == "v1" and fname in V1_KEYS and sub not in V1_KEYS[fname]:
-            raise _err(kk, f"{fname} has no key {sub!r}" + _did_you_mean(sub, V1_KEYS[fname]))
+        if fname in file_keys and sub not in file_keys[fname]:
+            raise _err(kk, f"{fname} has no key {sub!r}" + _did_you_mean(sub, file_keys[fname]))
         checks.append(_check(key, kv))
     if not checks:
         raise _err(args, "expect: name at least one file to check")
@@ -759,12 +764,16 @@ def run_scenario(sc: Scenario, check_every_step: bool = False, on_step=None,
     ms = sc.machine
     m = Machine(ms.memory // PAGE, swap_pages=ms.swap // PAGE, cpus=ms.cpus, nodes=ms.nodes,
                 profile=ms.kernel, swap_accounting=ms.swap_accounting, thp=ms.thp,
-                vectorized=not trace)
+                vectorized=not trace, cgroup=ms.cgroup)
     result = RunResult(sc)
     runner = _Runner(m, result)
     try:
         for path, files, _where in sc.cgroups:
             m.mkdir(path)
+            if m.k.cgroup_v2:
+                # as anyone setting up a v2 tree does: the parent hands memory to its children
+                parent = path.rsplit("/", 1)[0] or "/"
+                m.write_file(parent, "cgroup.subtree_control", "+memory")
             for name, text, fwhere in files:
                 ret = m.write_file(path, name, text)
                 if ret:
@@ -798,16 +807,16 @@ def run_scenario(sc: Scenario, check_every_step: bool = False, on_step=None,
 def _sample(m, index: int, series: dict) -> None:
     """Memory and swap of every cgroup after a step, for plots."""
     from .mm.memcontrol import MEM_CGROUP_STAT_SWAP, mem_cgroup_usage
-    from .mm.res_counter import RES_COUNTER_MAX
+    from .mm.page_counter import PAGE_COUNTER_MAX
 
     for path, memcg in m.k.memcg_by_name.items():
         if path == "/":
             continue
         limit = memcg.res.limit
+        swap = memcg.swap.usage if m.k.cgroup_v2 else memcg.stat[MEM_CGROUP_STAT_SWAP]
         series.setdefault(path, []).append(
-            (index, mem_cgroup_usage(m.k, memcg, swap=False) * PAGE,
-             memcg.stat[MEM_CGROUP_STAT_SWAP] * PAGE,
-             None if limit >= RES_COUNTER_MAX else limit * PAGE))
+            (index, mem_cgroup_usage(m.k, memcg, swap=False) * PAGE, swap * PAGE,
+             None if limit >= PAGE_COUNTER_MAX else limit * PAGE))
 
 
 class _Runner:
@@ -938,12 +947,9 @@ class _Runner:
             if path not in self.m.k.memcg_by_name:
                 continue
             snap[path] = {name: self.m.read_file(path, name)
-                          for name in sorted(V1_READABLE) if self._readable(name)}
+                          for name in self.m.fs.readable(path) if name.startswith("memory.")}
         self.result.reports.append({"label": step.args["label"], "step": len(
             self.result.steps) - 1, "line": step.where.line, "cgroups": snap})
-
-    def _readable(self, name: str) -> bool:
-        return self.m.k.do_swap_account or "memsw" not in name
 
     def do_expect(self, step, _):
         a = step.args

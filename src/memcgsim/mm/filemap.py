@@ -9,7 +9,7 @@ from .locking import Lock, Unlock, page_lock, tree_lock
 from .memcontrol import (
     mem_cgroup_cancel_charge,
     mem_cgroup_commit_charge,
-    mem_cgroup_migrate,
+    mem_cgroup_replace_folio,
     mem_cgroup_try_charge,
 )
 from .mm_struct import PTE_PRESENT
@@ -183,6 +183,6 @@ def replace_page_cache_page(k, old: int, new: int, gfp_mask: int):
     mapping.i_pages[index] = PTE_PRESENT | new
     mapping.nrpages += 1
     yield Unlock(tree_lock(mapping.id))
-    mem_cgroup_migrate(k, old, new, True)
+    mem_cgroup_replace_folio(k, old, new)
     page_cache_release(k, old)
     return 0

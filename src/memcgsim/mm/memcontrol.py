@@ -13,7 +13,14 @@ import functools
 from collections.abc import Iterable
 
 from ..errors import Errno
-from .gfp import __GFP_NOFAIL, __GFP_NORETRY, __GFP_WAIT
+from .gfp import (
+    __GFP_HIGH,
+    __GFP_NOFAIL,
+    __GFP_NORETRY,
+    __GFP_RETRY_MAYFAIL,
+    __GFP_WAIT,
+    GFP_KERNEL,
+)
 from .mm_types import (
     HPAGE_PMD_NR,
     LRU_NAMES,
@@ -27,6 +34,7 @@ from .mm_types import (
     page_lru,
 )
 from .page_cgroup import PCG_MEM, PCG_MEMSW, PCG_USED
+from .page_counter import PageCounter
 from .res_counter import ResCounter
 
 # enum mem_cgroup_stat_index (3.17)
@@ -41,6 +49,10 @@ MEM_CGROUP_STAT_INDEX = {name: i for i, name in enumerate(MEM_CGROUP_STAT_NAMES)
  MEM_CGROUP_EVENTS_PGMAJFAULT) = range(4)
 MEM_CGROUP_EVENTS_NSTATS = 4
 MEM_CGROUP_EVENTS_NAMES = ("pgpgin", "pgpgout", "pgfault", "pgmajfault")
+
+# enum memcg_memory_event (6.x)
+MEMCG_EVENT_NAMES = ("low", "high", "max", "oom", "oom_kill", "oom_group_kill",
+                     "swap_high", "swap_max", "swap_fail")
 
 
 # ------------------------------------------------------------------------------------------
@@ -97,29 +109,59 @@ class Lruvec:
 
 
 class MemCgroup:
-    """struct mem_cgroup: counters, statistics, lruvecs and the v1 knobs."""
+    """struct mem_cgroup: counters, statistics, lruvecs, events and the v1 knobs."""
 
-    def __init__(self, memcg_id: int, name: str, parent: MemCgroup | None, nr_nodes: int):
+    def __init__(self, memcg_id: int, name: str, parent: MemCgroup | None, nr_nodes: int,
+                 profile=None):
         self.id = memcg_id
         self.name = name
         #: the cgroup parent (css.parent); parent_mem_cgroup() follows res.parent instead
         self.parent = parent
         self.children: list[MemCgroup] = []
         self.online = True
-        self.use_hierarchy = parent.use_hierarchy if parent is not None else False
+        page_counters = profile is not None and profile.counter == "page_counter"
+        if page_counters:
+            # page_counter era: every memcg hangs off its parent, root included
+            self.use_hierarchy = True
+        else:
+            self.use_hierarchy = parent.use_hierarchy if parent is not None else False
         # css_online: hang the counters off the parent's when it is hierarchical; under a flat
         # parent the chain ends here (3.17 after the revert of "use root_mem_cgroup res_counter")
         top = parent if (parent is not None and parent.use_hierarchy) else None
-        self.res = ResCounter(f"{name}.res", top.res if top else None, owner=self)
-        self.memsw = ResCounter(f"{name}.memsw", top.memsw if top else None, owner=self)
-        self.kmem = ResCounter(f"{name}.kmem", top.kmem if top else None, owner=self)
+        if page_counters:
+            self.res = PageCounter(f"{name}.memory", top.res if top else None, owner=self,
+                                   protection_support=True)
+            #: the v2 swap counter (swap.current, swap.max)
+            self.swap = PageCounter(f"{name}.swap", top.swap if top else None, owner=self)
+            self.memsw = PageCounter(f"{name}.memsw", top.memsw if top else None, owner=self)
+            self.kmem = PageCounter(f"{name}.kmem", top.kmem if top else None, owner=self)
+        else:
+            self.res = ResCounter(f"{name}.res", top.res if top else None, owner=self)
+            self.swap = None
+            self.memsw = ResCounter(f"{name}.memsw", top.memsw if top else None, owner=self)
+            self.kmem = ResCounter(f"{name}.kmem", top.kmem if top else None, owner=self)
+        #: memcg->memory, the name of res from 3.19 on
+        self.memory = self.res
+        #: v1 soft_limit_in_bytes, in pages (a res_counter field in 3.17, memcg's from 3.19)
+        self.soft_limit = self.res.limit
         self.stat = [0] * MEM_CGROUP_STAT_NSTATS
         self.events = [0] * MEM_CGROUP_EVENTS_NSTATS
+        #: memory_events[] (counted here and in every ancestor below root) and
+        #: memory_events_local[], by name: low, high, max, oom, oom_kill, oom_group_kill,
+        #: swap_high, swap_max, swap_fail
+        self.memory_events: dict[str, int] = dict.fromkeys(MEMCG_EVENT_NAMES, 0)
+        self.memory_events_local: dict[str, int] = dict.fromkeys(MEMCG_EVENT_NAMES, 0)
+        #: vm events counted per memcg (6.x memory.stat: pgfault, pgscan, pswpout, ...)
+        self.vm_events: dict[str, int] = {}
         self.nr_page_events = 0
         self.lruvecs = [Lruvec(self, n) for n in range(nr_nodes)]
         self.swappiness = 60
         self.move_charge_at_immigrate = 0
         self.oom_kill_disable = False
+        self.oom_group = False
+        #: v2 cgroup.subtree_control: controllers this cgroup enables for its children (the
+        #: root starts with memory enabled, as after boot with systemd)
+        self.subtree_control: set[str] = {"memory"} if parent is None else set()
         self.under_oom = 0
         #: css references taken by swap records (css_get in mem_cgroup_swapout)
         self.swap_css_refs = 0
@@ -174,14 +216,17 @@ class MemcgStock:
 
 
 def mem_cgroup_charge_statistics(k, memcg: MemCgroup, pfn: int, nr_pages: int) -> None:
-    """Charge-type counters and page events for nr_pages (negative on the uncharge side)."""
-    flags = int(k.mem_map.flags[pfn])
-    if flags & PG_anon:
-        memcg.stat[MEM_CGROUP_STAT_RSS] += nr_pages
-    else:
-        memcg.stat[MEM_CGROUP_STAT_CACHE] += nr_pages
-    if flags & PG_head:
-        memcg.stat[MEM_CGROUP_STAT_RSS_HUGE] += nr_pages
+    """Charge-type counters (3.17) and page events for nr_pages (negative on the uncharge
+    side). From 5.8 the page is not yet anon or cache when it is charged, and only the page
+    events are counted here."""
+    if k.profile.stats == "charge-type":
+        flags = int(k.mem_map.flags[pfn])
+        if flags & PG_anon:
+            memcg.stat[MEM_CGROUP_STAT_RSS] += nr_pages
+        else:
+            memcg.stat[MEM_CGROUP_STAT_CACHE] += nr_pages
+        if flags & PG_head:
+            memcg.stat[MEM_CGROUP_STAT_RSS_HUGE] += nr_pages
     # pagein of a big page is one event: ignore the size
     if nr_pages > 0:
         memcg.events[MEM_CGROUP_EVENTS_PGPGIN] += 1
@@ -196,6 +241,28 @@ def mem_cgroup_update_page_stat(k, pfn: int, idx: int, val: int) -> None:
     if not k.pc.flags[pfn] & PCG_USED:
         return
     k.memcg_by_id[int(k.pc.memcg[pfn])].stat[idx] += val
+
+
+def mem_cgroup_charge_anon_bulk(k, memcg: MemCgroup, nr_pages: int) -> None:
+    """mem_cgroup_charge_statistics for nr_pages small anonymous pages committed one by one."""
+    if k.profile.stats == "charge-type":
+        memcg.stat[MEM_CGROUP_STAT_RSS] += nr_pages
+    memcg.events[MEM_CGROUP_EVENTS_PGPGIN] += nr_pages
+    memcg.nr_page_events += nr_pages
+
+
+def memcg_memory_event(memcg: MemCgroup, event: str) -> None:
+    """Count a memory.events event locally, and in this memcg and each ancestor below root."""
+    memcg.memory_events_local[event] += 1
+    m = memcg
+    while m is not None and not m.is_root():
+        m.memory_events[event] += 1
+        m = m.parent_mem_cgroup()
+
+
+def count_memcg_event(memcg: MemCgroup, item: str, nr: int = 1) -> None:
+    """A vm event (pgscan, pswpout, ...) counted on memcg; memory.stat sums the subtree."""
+    memcg.vm_events[item] = memcg.vm_events.get(item, 0) + nr
 
 
 def mem_cgroup_count_vm_event(k, mm, idx: int) -> None:
@@ -325,13 +392,25 @@ def mem_cgroup_margin(k, memcg: MemCgroup) -> int:
 
 
 def _charge_counters(k, memcg: MemCgroup, nr_pages: int):
-    """Charge res (and memsw); return (None, False) or (the memcg over its limit, noswap)."""
-    fail = memcg.res.charge(nr_pages)
+    """Charge memory and memsw; return (None, False) or (the memcg over its limit, noswap).
+
+    3.17 charges res first; from 3.19 memsw is charged first, so a memsw limit failure leaves
+    memory's failcnt alone."""
+    if k.do_swap_account and k.profile.charge_loop != "3.17":
+        fail = memcg.memsw.try_charge(nr_pages)
+        if fail is not None:
+            return fail.owner, True
+        fail = memcg.res.try_charge(nr_pages)
+        if fail is None:
+            return None, False
+        memcg.memsw.uncharge(nr_pages)
+        return fail.owner, False
+    fail = memcg.res.try_charge(nr_pages)
     if fail is not None:
         return fail.owner, False
     if not k.do_swap_account:
         return None, False
-    fail = memcg.memsw.charge(nr_pages)
+    fail = memcg.memsw.try_charge(nr_pages)
     if fail is None:
         return None, False
     memcg.res.uncharge(nr_pages)
@@ -346,6 +425,8 @@ def try_charge(k, memcg: MemCgroup, gfp_mask: int, nr_pages: int) -> tuple[int, 
     committed to root.
     """
     prof = k.profile
+    if prof.charge_loop == "6.x":
+        return try_charge_memcg(k, memcg, gfp_mask, nr_pages)
     batch = max(prof.charge_batch, nr_pages)
     nr_retries = prof.reclaim_retries
     noswap = False
@@ -386,6 +467,125 @@ def try_charge(k, memcg: MemCgroup, gfp_mask: int, nr_pages: int) -> tuple[int, 
         if not gfp_mask & __GFP_NOFAIL:
             return -Errno.ENOMEM, memcg
         return -Errno.EINTR, memcg
+
+
+def try_charge_memcg(k, memcg: MemCgroup, gfp_mask: int, nr_pages: int) -> tuple[int, MemCgroup]:
+    """The 6.x charge loop: 0 or -ENOMEM, never a bypass to root.
+
+    Batch attempt, exact attempt, then rounds of reclaim on the memcg over its limit (a `max`
+    event each), one drain of the per-CPU stocks, MAX_RECLAIM_RETRIES more rounds, and the
+    OOM killer, which runs here, in the charge. A charge that must not fail is forced past the
+    limit."""
+    from .oom_kill import task_is_dying
+
+    prof = k.profile
+    batch = max(prof.charge_batch, nr_pages)
+    nr_retries = prof.reclaim_retries
+    noswap = drained = passed_oom = raised_max_event = False
+    current = k.current
+    if memcg.is_root():
+        return 0, memcg
+    while True:
+        if consume_stock(k, memcg, nr_pages):
+            return 0, memcg
+        over, memsw_failed = _charge_counters(k, memcg, batch)
+        if over is None:
+            if batch > nr_pages:
+                refill_stock(k, memcg, batch - nr_pages)
+            return 0, memcg
+        noswap = noswap or memsw_failed
+        if batch > nr_pages:
+            batch = nr_pages
+            continue
+        if current is not None and current.memcg_oom is not None:
+            return _nomem_or_force(k, memcg, over, gfp_mask, nr_pages, raised_max_event)
+        if not gfp_mask & __GFP_WAIT:
+            return _nomem_or_force(k, memcg, over, gfp_mask, nr_pages, raised_max_event)
+        memcg_memory_event(over, "max")
+        raised_max_event = True
+        nr_reclaimed = vmscan_reclaim(k, over, gfp_mask, noswap)
+        if mem_cgroup_margin(k, over) >= nr_pages:
+            continue
+        if not drained:
+            drain_all_stock(k, over)
+            drained = True
+            continue
+        if gfp_mask & __GFP_NORETRY:
+            return _nomem_or_force(k, memcg, over, gfp_mask, nr_pages, raised_max_event)
+        if nr_reclaimed and nr_pages <= prof.costly_order_pages:
+            continue
+        if gfp_mask & __GFP_RETRY_MAYFAIL:
+            return _nomem_or_force(k, memcg, over, gfp_mask, nr_pages, raised_max_event)
+        if nr_retries:
+            nr_retries -= 1
+            continue
+        if gfp_mask & __GFP_NOFAIL:
+            return _force_charge(k, memcg, over, nr_pages, raised_max_event)
+        if passed_oom and task_is_dying(current):
+            return _nomem_or_force(k, memcg, over, gfp_mask, nr_pages, raised_max_event)
+        if mem_cgroup_oom_6x(k, over, gfp_mask, get_order(nr_pages)):
+            passed_oom = True
+            nr_retries = prof.reclaim_retries
+            if task_is_dying(current):
+                # The model's choice among the orders the kernel allows: the OOM reaper frees
+                # the victim's memory before this retry, so the charge is not attempted again
+                # (the kernel's retry then fails or succeeds by timing; 18 or 35 `max` events)
+                return _nomem_or_force(k, memcg, over, gfp_mask, nr_pages, raised_max_event)
+            continue
+        return _nomem_or_force(k, memcg, over, gfp_mask, nr_pages, raised_max_event)
+
+
+def _nomem_or_force(k, memcg, over, gfp_mask: int, nr_pages: int,
+                    raised_max_event: bool) -> tuple[int, MemCgroup]:
+    if not gfp_mask & (__GFP_NOFAIL | __GFP_HIGH):
+        if k.current is not None:
+            k.current.memcg_nomem = True
+        return -Errno.ENOMEM, memcg
+    return _force_charge(k, memcg, over, nr_pages, raised_max_event)
+
+
+def _force_charge(k, memcg, over, nr_pages: int, raised_max_event: bool):
+    """page_counter_charge past the limit: usage may end above max."""
+    if not raised_max_event:
+        memcg_memory_event(over, "max")
+    memcg.res.charge(nr_pages)
+    if k.do_swap_account:
+        memcg.memsw.charge(nr_pages)
+    return 0, memcg
+
+
+def vmscan_reclaim(k, memcg: MemCgroup, gfp_mask: int, noswap: bool) -> int:
+    """One try_to_free_mem_cgroup_pages round (6.x reclaims once per charge-loop pass)."""
+    from . import vmscan
+
+    return vmscan.try_to_free_mem_cgroup_pages(k, memcg, gfp_mask, noswap)
+
+
+def get_order(nr_pages: int) -> int:
+    """get_order(nr_pages * PAGE_SIZE): the allocation order of nr_pages."""
+    order = 0
+    while (1 << order) < nr_pages:
+        order += 1
+    return order
+
+
+def mem_cgroup_oom_6x(k, memcg: MemCgroup, gfp_mask: int, order: int) -> bool:
+    """mem_cgroup_oom (6.x): True when the OOM killer freed (or is freeing) memory.
+
+    Costly orders never OOM. A v1 memcg with oom_kill_disable records the OOM in a faulting
+    task, which waits at the end of the fault as in 3.17; otherwise the killer runs now."""
+    from .oom_kill import mem_cgroup_out_of_memory_6x
+
+    if order > 3:
+        return False
+    memcg_memory_event(memcg, "oom")
+    current = k.current
+    if memcg.oom_kill_disable:
+        if current is not None and current.memcg_may_oom:
+            current.memcg_oom = memcg
+            current.memcg_oom_order = order
+        return False
+    return mem_cgroup_out_of_memory_6x(k, memcg, order)
 
 
 def get_order_bug(nr_pages: int) -> int:
@@ -469,6 +669,8 @@ def mem_cgroup_try_charge(k, pfn: int, mm, gfp_mask: int) -> tuple[int, MemCgrou
     flags = int(k.mem_map.flags[pfn])
     if flags & PG_swapcache and k.pc.flags[pfn] & PCG_USED:
         return 0, None
+    if k.profile.charge_at_instantiation:
+        return mem_cgroup_charge(k, pfn, mm, gfp_mask), None
     nr_pages = HPAGE_PMD_NR if flags & PG_head else 1
     memcg = None
     if k.do_swap_account and flags & PG_swapcache:
@@ -481,6 +683,84 @@ def mem_cgroup_try_charge(k, pfn: int, mm, gfp_mask: int) -> tuple[int, MemCgrou
     if ret == 0:
         k.inflight[memcg.id] = k.inflight.get(memcg.id, 0) + nr_pages
     return ret, memcg
+
+
+def mem_cgroup_charge(k, pfn: int, mm, gfp_mask: int) -> int:
+    """Charge a page nobody can see yet to mm's memcg, in one step (5.8 on): 0 or -ENOMEM.
+
+    The 3.17-shaped paths call mem_cgroup_try_charge, which lands here on these profiles and
+    hands back no memcg, so that their commit and cancel have nothing left to do: a page whose
+    insertion fails is uncharged when it is freed."""
+    memcg = get_mem_cgroup_from_mm(k, mm)
+    return _charge_memcg(k, pfn, memcg, gfp_mask)
+
+
+def _charge_memcg(k, pfn: int, memcg: MemCgroup, gfp_mask: int) -> int:
+    nr_pages = k.mem_map.nr_pages_of(pfn)
+    ret, memcg = try_charge(k, memcg, gfp_mask, nr_pages)
+    if ret:
+        return ret
+    commit_charge(k, pfn, memcg, False)
+    mem_cgroup_charge_statistics(k, memcg, pfn, nr_pages)
+    return 0
+
+
+@traced
+def mem_cgroup_swapin_charge_page(k, pfn: int, mm, entry: int) -> int:
+    """Charge a page entering the swap cache from a swap read (5.8 on; read-ahead pages too):
+    to the memcg recorded for the slot if it is online, else to mm's. 0 or -ENOMEM; a no-op
+    where pages are charged at the fault (3.17)."""
+    if not k.profile.charge_at_instantiation:
+        return 0
+    memcg = k.memcg_by_id.get(k.swap_cgroup.lookup(entry))
+    if memcg is None or not memcg.online:
+        memcg = get_mem_cgroup_from_mm(k, mm)
+    return _charge_memcg(k, pfn, memcg, GFP_KERNEL)
+
+
+@traced
+def mem_cgroup_swapin_uncharge_swap(k, entry: int) -> None:
+    """v1, after a swapped-in page entered the swap cache: the page holds memory+swap now, so
+    drop the slot's duplicate memsw charge (v2 keeps swap charged until the slot is freed)."""
+    if k.profile.charge_at_instantiation and k.do_swap_account:
+        mem_cgroup_uncharge_swap(k, entry)
+
+
+def mem_cgroup_id_get_online(memcg: MemCgroup) -> MemCgroup:
+    """The memcg itself, or its closest online ancestor: who a swap slot is charged to."""
+    while not memcg.online:
+        memcg = memcg.parent
+    return memcg
+
+
+@traced
+def mem_cgroup_try_charge_swap(k, pfn: int, entry: int) -> int:
+    """v2, when a page gets a swap slot: charge the swap counter of the page's memcg (its
+    closest online ancestor) and record it for the slot. -ENOMEM at swap.max (events max and
+    fail), and entry 0 (no slot) counts a fail event. A no-op with memsw accounting (v1) or a
+    3.17 kernel, where the slot takes the page's charge at swapout."""
+    if k.do_swap_account or not k.cgroup_v2:
+        return 0
+    pcf = int(k.pc.flags[pfn])
+    if not pcf & PCG_USED:
+        return 0
+    memcg = k.memcg_by_id[int(k.pc.memcg[pfn])]
+    if not entry:
+        memcg_memory_event(memcg, "swap_fail")
+        return 0
+    memcg = mem_cgroup_id_get_online(memcg)
+    nr_pages = k.mem_map.nr_pages_of(pfn)
+    if not memcg.is_root():
+        fail = memcg.swap.try_charge(nr_pages)
+        if fail is not None:
+            memcg_memory_event(fail.owner, "swap_max")
+            memcg_memory_event(fail.owner, "swap_fail")
+            return -Errno.ENOMEM
+    oldid = k.swap_cgroup.record(entry, memcg.id)
+    k.bug_on(oldid != 0, pfn, f"swap_cgroup_record(entry {entry}) found id {oldid}")
+    memcg.swap_css_refs += nr_pages
+    memcg.stat[MEM_CGROUP_STAT_SWAP] += nr_pages
+    return 0
 
 
 def commit_charge(k, pfn: int, memcg: MemCgroup, lrucare: bool) -> None:
@@ -555,9 +835,10 @@ def _uncharge_batch(k, memcg: MemCgroup, pgpgout: int, nr_mem: int, nr_memsw: in
             memcg.res.uncharge(nr_mem)
         if nr_memsw:
             memcg.memsw.uncharge(nr_memsw)
-    memcg.stat[MEM_CGROUP_STAT_RSS] -= nr_anon
-    memcg.stat[MEM_CGROUP_STAT_CACHE] -= nr_file
-    memcg.stat[MEM_CGROUP_STAT_RSS_HUGE] -= nr_huge
+    if k.profile.stats == "charge-type":
+        memcg.stat[MEM_CGROUP_STAT_RSS] -= nr_anon
+        memcg.stat[MEM_CGROUP_STAT_CACHE] -= nr_file
+        memcg.stat[MEM_CGROUP_STAT_RSS_HUGE] -= nr_huge
     memcg.events[MEM_CGROUP_EVENTS_PGPGOUT] += pgpgout
     memcg.nr_page_events += nr_anon + nr_file
 
@@ -633,6 +914,14 @@ def mem_cgroup_migrate(k, oldpage: int, newpage: int, lrucare: bool) -> None:
         nr_pages = HPAGE_PMD_NR
         k.bug_on(not mm.flags[newpage] & PG_head, newpage, "!PageTransHuge(newpage)")
     memcg = k.memcg_by_id[int(pc.memcg[oldpage])]
+    if k.profile.migrate == "force-charge":
+        _force_charge_new(k, memcg, newpage, nr_pages, lrucare)
+        return
+    if k.profile.migrate == "transfer":
+        pc.memcg[newpage] = pc.memcg[oldpage]
+        pc.flags[newpage] = pcf
+        pc.flags[oldpage] = 0
+        return
     isolated = lock_page_lru(k, oldpage) if lrucare else False
     pc.flags[oldpage] = 0
     if lrucare:
@@ -640,6 +929,30 @@ def mem_cgroup_migrate(k, oldpage: int, newpage: int, lrucare: bool) -> None:
     mem_cgroup_charge_statistics(k, memcg, oldpage, -nr_pages)
     commit_charge(k, newpage, memcg, lrucare)
     mem_cgroup_charge_statistics(k, memcg, newpage, nr_pages)
+
+
+def _force_charge_new(k, memcg: MemCgroup, newpage: int, nr_pages: int, lrucare: bool) -> None:
+    """Charge newpage to memcg past any limit (the old page stays charged until freed)."""
+    if not memcg.is_root():
+        memcg.res.charge(nr_pages)
+        if k.do_swap_account:
+            memcg.memsw.charge(nr_pages)
+    commit_charge(k, newpage, memcg, lrucare)
+    mem_cgroup_charge_statistics(k, memcg, newpage, nr_pages)
+
+
+@traced
+def mem_cgroup_replace_folio(k, old: int, new: int) -> None:
+    """Page cache replacement (FUSE splice). Through mem_cgroup_migrate with lrucare until
+    6.6; from 6.7 new is force-charged to old's memcg and old is uncharged when freed."""
+    if k.profile.replace_page_cache == "migrate":
+        mem_cgroup_migrate(k, old, new, True)
+        return
+    pc = k.pc
+    if pc.flags[new] & PCG_USED or not pc.flags[old] & PCG_USED:
+        return
+    memcg = k.memcg_by_id[int(pc.memcg[old])]
+    _force_charge_new(k, memcg, new, k.mem_map.nr_pages_of(old), True)
 
 
 @traced
@@ -655,6 +968,23 @@ def mem_cgroup_swapout(k, pfn: int, entry: int) -> None:
         return
     k.bug_on(not pcf & PCG_MEMSW, pfn, "!(pc->flags & PCG_MEMSW)")
     memcg = k.memcg_by_id[int(pc.memcg[pfn])]
+    if k.profile.swapout_uncharges_memory:
+        # 6.x: the page gives up its whole charge now; the slot is charged to the closest
+        # online ancestor, whose memsw takes the page's memsw charge
+        swap_memcg = mem_cgroup_id_get_online(memcg)
+        oldid = k.swap_cgroup.record(entry, swap_memcg.id)
+        k.bug_on(oldid != 0, pfn, f"swap_cgroup_record(entry {entry}) found id {oldid}")
+        swap_memcg.swap_css_refs += 1
+        mem_cgroup_swap_statistics(swap_memcg, True)
+        pc.flags[pfn] = 0
+        if not memcg.is_root():
+            memcg.res.uncharge(1)
+        if swap_memcg is not memcg:
+            if not swap_memcg.is_root():
+                swap_memcg.memsw.charge(1)
+            memcg.memsw.uncharge(1)
+        mem_cgroup_charge_statistics(k, memcg, pfn, -1)
+        return
     oldid = k.swap_cgroup.record(entry, memcg.id)
     k.bug_on(oldid != 0, pfn, f"swap_cgroup_record(entry {entry}) found id {oldid}")
     pc.flags[pfn] = pcf & ~PCG_MEMSW
@@ -670,7 +1000,10 @@ def mem_cgroup_uncharge_swap(k, entry: int) -> None:
     if memcg is None:
         return
     if not memcg.is_root():
-        memcg.memsw.uncharge(1)
+        if k.do_swap_account:
+            memcg.memsw.uncharge(1)
+        elif memcg.swap is not None:
+            memcg.swap.uncharge(1)
     mem_cgroup_swap_statistics(memcg, False)
     memcg.swap_css_refs -= 1
 
@@ -737,6 +1070,11 @@ def mem_cgroup_usage(k, memcg: MemCgroup, swap: bool) -> int:
     so root reports the cache + rss (+ swap) of the whole tree."""
     if not memcg.is_root():
         return memcg.memsw.usage if swap else memcg.res.usage
+    if k.profile.stats == "state":
+        from .vmstat import memcg_page_state
+
+        state = memcg_page_state(k, memcg)
+        return state["file"] + state["anon"] + (state["swap"] if swap else 0)
     stats = [MEM_CGROUP_STAT_CACHE, MEM_CGROUP_STAT_RSS]
     if swap:
         stats.append(MEM_CGROUP_STAT_SWAP)
@@ -785,3 +1123,113 @@ def memcg_stat_show(k, memcg: MemCgroup, page_size: int = 4096) -> list[tuple[st
         out.append((f"total_{LRU_NAMES[lru]}",
                     sum(mem_cgroup_nr_lru_pages(m, lru) for m in tree) * page_size))
     return out
+
+
+# ------------------------------------------------------------------------------------------
+# memory.stat (v2, 6.x)
+
+#: v2 memory.stat keys that are LRU list sizes
+_LRU_KEYS = dict(zip(LRU_NAMES, range(NR_LRU_LISTS), strict=True))
+
+
+def memcg_events(memcg: MemCgroup, item: str) -> int:
+    """A vm event summed over the subtree (offline children included), as rstat shows it."""
+    if item in ("pgfault", "pgmajfault", "pgpgin", "pgpgout"):
+        idx = MEM_CGROUP_EVENTS_NAMES.index(item)
+        return sum(m.events[idx] for m in memcg.subtree())
+    return sum(m.vm_events.get(item, 0) for m in memcg.subtree())
+
+
+def memory_stat_format(k, memcg: MemCgroup, local=None,
+                       page_size: int = 4096) -> list[tuple[str, int]]:
+    """The lines of v2 memory.stat, as (key, value): bytes for sizes, counts for events.
+
+    Kernel memory (kernel, pagetables, slab, percpu, sock, vmalloc) and zswap are not modelled
+    here and read 0."""
+    from .vmstat import memcg_page_state
+
+    state = memcg_page_state(k, memcg, local)
+    out: list[tuple[str, int]] = []
+    for key in k.profile.v2_stat_keys:
+        if key in state:
+            out.append((key, state[key] * page_size))
+        elif key in _LRU_KEYS:
+            lru = _LRU_KEYS[key]
+            out.append((key, sum(mem_cgroup_nr_lru_pages(m, lru) for m in memcg.subtree())
+                        * page_size))
+        elif key.startswith("workingset_"):
+            out.append((key, memcg_events(memcg, key)))
+        else:
+            out.append((key, 0))
+    for key in k.profile.v2_stat_events:
+        if key in ("pgscan", "pgsteal"):
+            val = sum(memcg_events(memcg, f"{key}_{how}")
+                      for how in ("kswapd", "direct", "khugepaged", "proactive"))
+        else:
+            val = memcg_events(memcg, key)
+        out.append((key, val))
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# v2 control file writes
+
+
+def memory_high_write(k, memcg: MemCgroup, high: int) -> int:
+    """memory.high: set it, then reclaim down to it (never an OOM kill)."""
+    memcg.res.set_high(high)
+    drained = False
+    nr_retries = k.profile.reclaim_retries
+    while True:
+        nr_pages = memcg.res.usage
+        if nr_pages <= high:
+            break
+        if not drained:
+            drain_all_stock(k, memcg)
+            drained = True
+            continue
+        if not vmscan_reclaim(k, memcg, GFP_KERNEL, False) and not nr_retries:
+            break
+        if not nr_retries:
+            break
+        nr_retries -= 1
+    return 0
+
+
+def memory_max_write(k, memcg: MemCgroup, max_pages: int) -> int:
+    """memory.max: set it at once (no -EBUSY), then reclaim, then OOM-kill until under it."""
+    from .oom_kill import mem_cgroup_out_of_memory_6x
+
+    memcg.res.max = max_pages
+    drained = False
+    nr_reclaims = k.profile.reclaim_retries
+    while True:
+        nr_pages = memcg.res.usage
+        if nr_pages <= max_pages:
+            break
+        if not drained:
+            drain_all_stock(k, memcg)
+            drained = True
+            continue
+        if nr_reclaims:
+            if not vmscan_reclaim(k, memcg, GFP_KERNEL, False):
+                nr_reclaims -= 1
+            continue
+        memcg_memory_event(memcg, "oom")
+        if not mem_cgroup_out_of_memory_6x(k, memcg, 0):
+            break
+    return 0
+
+
+def memory_reclaim(k, memcg: MemCgroup, nr_to_reclaim: int) -> int:
+    """memory.reclaim: proactive reclaim of nr_to_reclaim pages; -EAGAIN when it falls short."""
+    nr_reclaimed = 0
+    nr_retries = k.profile.reclaim_retries
+    while nr_reclaimed < nr_to_reclaim:
+        reclaimed = vmscan_reclaim(k, memcg, GFP_KERNEL, False)
+        if not reclaimed:
+            if not nr_retries:
+                return -Errno.EAGAIN
+            nr_retries -= 1
+        nr_reclaimed += reclaimed
+    return 0

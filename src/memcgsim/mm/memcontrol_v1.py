@@ -21,6 +21,7 @@ from .memcontrol import (
 from .mm_struct import PTE_HUGE, PTE_PRESENT, PTE_SWAP, PTE_VAL_MASK
 from .mm_types import HPAGE_PMD_NR, PG_anon, PG_lru
 from .page_cgroup import PCG_USED
+from .page_counter import PageCounter
 
 MOVE_CHARGE_TYPE_ANON = 1 << 0
 MOVE_CHARGE_TYPE_FILE = 1 << 1
@@ -200,7 +201,8 @@ def mem_cgroup_attach_task(k, task, to: MemCgroup) -> int:
     from_ = task.memcg
     if from_ is to:
         return 0
-    flags = to.move_charge_at_immigrate
+    # v2 never moves charges: "a memory area stays charged to the cgroup which instantiated it"
+    flags = to.move_charge_at_immigrate if k.profile.charge_moving and not k.cgroup_v2 else 0
     mm = task.mm
     if flags and mm is not None and mm.owner is task:
         mc = MoveCharge(from_, to, flags)
@@ -253,13 +255,27 @@ def mem_cgroup_reparent_charges(k, memcg: MemCgroup) -> None:
 
 
 def mem_cgroup_rmdir(k, memcg: MemCgroup) -> int:
-    """rmdir: -EBUSY while tasks or child cgroups remain; else offline and reparent."""
+    """rmdir: -EBUSY while tasks or child cgroups remain; else offline the memcg.
+
+    3.17 reparents every charge to the parent and the memcg is gone. From 3.19 the pages keep
+    their (now offline) memcg, which lingers, still counted in its ancestors, until its last
+    page is freed; only the stocks are drained and the protection reset (css_offline)."""
     if memcg.is_root():
         return -Errno.EBUSY
-    if memcg.children or any(t.memcg is memcg and t.state == "alive"
-                             for t in k.tasks.values()):
+    if any(c.online for c in memcg.children) or any(
+            t.memcg is memcg and t.state == "alive" for t in k.tasks.values()):
         return -Errno.EBUSY
     memcg.online = False
+    if k.profile.offline == "keep":
+        if isinstance(memcg.res, PageCounter):
+            memcg.res.set_min(0)
+            memcg.res.set_low(0)
+        drain_all_stock(k, memcg)
+        del k.memcg_by_name[memcg.name]
+        for t in k.tasks.values():
+            if t.memcg is memcg:
+                t.memcg = memcg.parent
+        return 0
     mem_cgroup_reparent_charges(k, memcg)
     memcg.parent.children.remove(memcg)
     del k.memcg_by_name[memcg.name]
@@ -268,3 +284,56 @@ def mem_cgroup_rmdir(k, memcg: MemCgroup) -> int:
             t.memcg = memcg.parent
     return 0
 
+
+
+# ------------------------------------------------------------------------------------------
+# memory.stat (v1 on 6.x): state counters under the old names
+
+#: v1 name -> the state item (mm/vmstat.py) or vm event it reads
+MEMCG1_STAT_ITEMS = {"cache": "file", "rss": "anon", "rss_huge": "anon_thp", "shmem": "shmem",
+                     "mapped_file": "file_mapped", "dirty": "file_dirty",
+                     "writeback": "file_writeback", "swap": "swap"}
+
+
+def memcg1_stat_format(k, memcg: MemCgroup, local=None,
+                       page_size: int = 4096) -> list[tuple[str, int]]:
+    """The lines of a 6.x kernel's v1 memory.stat: local values, the hierarchical limits, then
+    total_* over the subtree."""
+    from .memcontrol import MEM_CGROUP_EVENTS_NAMES, mem_cgroup_nr_lru_pages, memcg_events
+    from .mm_types import LRU_NAMES, NR_LRU_LISTS
+    from .vmstat import memcg_page_state_local
+
+    local = memcg_page_state_local(k) if local is None else local
+    keys = [key for key in k.profile.v1_stat_keys if key != "swap" or k.do_swap_account]
+
+    def stat(group, key: str) -> int:
+        if key in MEMCG1_STAT_ITEMS:
+            return sum(local[m.id][MEMCG1_STAT_ITEMS[key]] for m in group) * page_size
+        return sum(m.vm_events.get(key, 0) for m in group)
+
+    out: list[tuple[str, int]] = []
+    own = (memcg,)
+    for key in keys:
+        out.append((key, stat(own, key)))
+    for key in k.profile.v1_stat_events:
+        out.append((key, memcg.events[MEM_CGROUP_EVENTS_NAMES.index(key)]))
+    for lru in range(NR_LRU_LISTS):
+        out.append((LRU_NAMES[lru], mem_cgroup_nr_lru_pages(memcg, lru) * page_size))
+    memory, memsw = memcg.res.limit, memcg.memsw.limit
+    m = memcg
+    while m is not None:
+        memory = min(memory, m.res.limit)
+        memsw = min(memsw, m.memsw.limit)
+        m = m.parent
+    out.append(("hierarchical_memory_limit", memory * page_size))
+    if k.do_swap_account:
+        out.append(("hierarchical_memsw_limit", memsw * page_size))
+    tree = tuple(memcg.subtree())
+    for key in keys:
+        out.append((f"total_{key}", stat(tree, key)))
+    for key in k.profile.v1_stat_events:
+        out.append((f"total_{key}", memcg_events(memcg, key)))
+    for lru in range(NR_LRU_LISTS):
+        out.append((f"total_{LRU_NAMES[lru]}",
+                    sum(mem_cgroup_nr_lru_pages(m, lru) for m in tree) * page_size))
+    return out

@@ -1,10 +1,16 @@
-"""mm/oom_kill.c, as far as the memcg OOM of a 3.17 user fault needs it.
+"""mm/oom_kill.c, as far as the memcg and global OOM killers need it.
 
-A user fault whose charge fails records the memcg in the task (mem_cgroup_oom); at the end of
-the fault, mem_cgroup_oom_synchronize kills the task with the highest badness in that memcg's
-hierarchy, unless the memcg has oom_kill_disable set (then the task would sleep until the memcg
-has room again; the model reports it as waiting). The killed task exits, freeing its memory, and
-the faulting task retries. A charge from a system call (read, write) never OOMs: it gets -ENOMEM.
+3.17: a user fault whose charge fails records the memcg in the task (mem_cgroup_oom); at the
+end of the fault, mem_cgroup_oom_synchronize kills the task with the highest badness in that
+memcg's hierarchy, unless the memcg has oom_kill_disable set (then the task would sleep until the
+memcg has room again; the model reports it as waiting). The killed task exits, freeing its
+memory, and the faulting task retries. A charge from a system call (read, write) never OOMs.
+
+6.x: the killer runs inside the charge, for any charge that may sleep (mem_cgroup_out_of_memory
+from try_charge_memcg); v1's oom_kill_disable still defers to the end of the fault. A victim
+other than the charging task exits at once (its memory is freed, as the OOM reaper and its exit
+do); the charging task itself, if chosen, is marked dying and torn down when its system call or
+fault returns. memory.oom.group kills every task of the group.
 """
 
 from __future__ import annotations
@@ -43,6 +49,94 @@ def mem_cgroup_out_of_memory(k, memcg, current):
     return chosen
 
 
+def task_is_dying(task) -> bool:
+    """An OOM victim, or a task with SIGKILL pending, or one exiting."""
+    return task is not None and (task.memdie or task.fatal_signal or task.exiting)
+
+
+def mem_cgroup_get_max(k, memcg) -> int:
+    """The memory the memcg OOM killer scales oom_score_adj by: max plus the swap it may use."""
+    from .page_counter import PAGE_COUNTER_MAX
+
+    total_swap = max(k.swap.nr_slots - 1, 0)
+    limit = memcg.res.limit
+    if limit >= PAGE_COUNTER_MAX:
+        limit = k.nr_pages
+    if memcg.swappiness:
+        if k.do_swap_account:
+            limit = min(limit + total_swap, memcg.memsw.limit)
+        elif memcg.swap is not None:
+            limit += min(memcg.swap.limit, total_swap)
+    return limit
+
+
+def mem_cgroup_out_of_memory_6x(k, memcg, order: int) -> bool:
+    """out_of_memory for memcg's hierarchy, from the charge: True when memory was (or is
+    being) freed: a victim killed, one already dying, or the charger itself dying."""
+    from .memcontrol import mem_cgroup_margin
+
+    current = k.current
+    if mem_cgroup_margin(k, memcg) >= (1 << order):
+        return True
+    if task_is_dying(current):
+        return True
+    totalpages = mem_cgroup_get_max(k, memcg)
+    chosen, chosen_points = None, 0
+    for task in k.tasks.values():
+        if task.state != "alive" or not memcg.same_or_subtree(task.memcg):
+            continue
+        if task.memdie:
+            return True            # a victim is on its way out: wait for it
+        points = oom_badness(task, totalpages)
+        if points > chosen_points:
+            chosen, chosen_points = task, points
+    if chosen is None:
+        return False
+    group = mem_cgroup_get_oom_group(chosen, memcg)
+    kill_victim(k, chosen)
+    if group is not None:
+        from .memcontrol import memcg_memory_event
+
+        memcg_memory_event(group, "oom_group_kill")
+        for task in list(k.tasks.values()):
+            if (task.state == "alive" and not task.memdie and group.same_or_subtree(task.memcg)
+                    and task.oom_score_adj != OOM_SCORE_ADJ_MIN):
+                kill_victim(k, task)
+    return True
+
+
+def mem_cgroup_get_oom_group(victim, oom_domain):
+    """The highest memcg with memory.oom.group set between the victim's and the OOM domain."""
+    group = None
+    m = victim.memcg
+    while m is not None:
+        if m.oom_group:
+            group = m
+        if m is oom_domain:
+            break
+        m = m.parent
+    return group
+
+
+def kill_victim(k, victim) -> None:
+    """__oom_kill_process: SIGKILL, TIF_MEMDIE, an oom_kill event in the victim's memcg. The
+    task that is charging is torn down when it returns (finish_oom_kill); any other exits now."""
+    from .memcontrol import memcg_memory_event
+
+    memcg_memory_event(victim.mm.owner.memcg if victim.mm.owner else victim.memcg, "oom_kill")
+    if victim is k.current:
+        victim.memdie = True
+        victim.fatal_signal = True
+        return
+    oom_kill_process(k, victim, counted=True)
+
+
+def finish_oom_kill(k, task) -> None:
+    """The charging task was chosen: it exits on its way back to user space."""
+    if task.state == "alive" and task.memdie:
+        oom_kill_process(k, task, counted=True)
+
+
 def mem_cgroup_oom_synchronize(k, current) -> str:
     """End of a faulting task's OOM: 'killed' (a victim was killed; retry the fault),
     'waiting' (oom_kill_disable), or 'none' (no task to kill)."""
@@ -60,11 +154,15 @@ def mem_cgroup_oom_synchronize(k, current) -> str:
     return "killed"
 
 
-def oom_kill_process(k, victim) -> None:
+def oom_kill_process(k, victim, counted: bool = False) -> None:
     """SIGKILL the victim: it is marked TIF_MEMDIE (its charges may bypass the limit while it
     exits) and exits at once, unmapping everything it had."""
     from .fork import exit_mmap
     from .locking import run_path
+    from .memcontrol import memcg_memory_event
+
+    if not counted:
+        memcg_memory_event(victim.memcg, "oom_kill")
 
     victim.memdie = True
     victim.fatal_signal = True

@@ -174,6 +174,25 @@ class PageCounter:
         """page_counter_set_high: memory.high is only read by memcg's throttling, never here."""
         self.high = nr
 
+    # The res_counter vocabulary memcg code of both eras reads (3.17's limit, max_usage and
+    # margin are page_counter's max, watermark and mem_cgroup_margin's arithmetic).
+    @property
+    def limit(self) -> int:
+        return self.max
+
+    @property
+    def max_usage(self) -> int:
+        return self.watermark
+
+    def margin(self) -> int:
+        return max(0, self.max - self.usage)
+
+    def fits(self, nr: int) -> bool:
+        """Whether try_charge(nr) would succeed, touching nothing (failcnt included)."""
+        return all(c.usage + nr <= c.max for c in self.chain())
+
+    set_limit = set_max
+
     def reset_watermark(self) -> None:
         """page_counter_reset_watermark: both peaks restart from the current usage (v1
         max_usage_in_bytes write)."""

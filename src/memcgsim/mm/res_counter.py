@@ -15,9 +15,9 @@ RES_COUNTER_MAX = ((1 << 64) - 1) // 4096
 
 
 class ResCounter:
-    """One res_counter: usage, limit, max_usage, failcnt, soft_limit and the parent pointer."""
+    """One res_counter: usage, limit, max_usage, failcnt and the parent pointer."""
 
-    __slots__ = ("name", "owner", "usage", "max_usage", "limit", "failcnt", "soft_limit",
+    __slots__ = ("name", "owner", "usage", "max_usage", "limit", "failcnt",
                  "parent", "underflows")
 
     def __init__(self, name: str, parent: ResCounter | None = None, owner=None):
@@ -28,7 +28,6 @@ class ResCounter:
         self.usage = 0
         self.max_usage = 0
         self.limit = RES_COUNTER_MAX
-        self.soft_limit = RES_COUNTER_MAX
         self.failcnt = 0
         #: (amount asked, usage found) of each underflowing uncharge: a double uncharge somewhere
         self.underflows: list[tuple[int, int]] = []
@@ -56,6 +55,9 @@ class ResCounter:
                 c.max_usage = c.usage
             done.append(c)
         return None
+
+    #: the name page_counter gives the same verb, so memcg code can call either counter
+    try_charge = charge
 
     def charge_nofail(self, nr: int) -> ResCounter | None:
         """res_counter_charge_nofail: charge every level; return the first that went over."""

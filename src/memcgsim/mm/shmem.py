@@ -139,7 +139,7 @@ def shmem_writepage(k, pfn: int):
     mapping = k.mappings.get(int(mm.mapping[pfn]))
     if mapping is None or not mapping.shmem:
         return False
-    swap = get_swap_page(k) if k.swap.nr_slots else 0
+    swap = get_swap_page(k, pfn)
     if not swap:
         set_page_dirty(k, pfn)
         return False

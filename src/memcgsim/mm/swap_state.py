@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from .locking import Lock, Unlock, page_lock
+from .memcontrol import mem_cgroup_swapin_charge_page, mem_cgroup_swapin_uncharge_swap
 from .mm_types import PG_active, PG_head, PG_locked, PG_swapbacked, PG_swapcache
 from .page_writeback import SetPageDirty
+
+
+def current_mm(k):
+    return k.current.mm if k.current is not None else None
 
 
 def __add_to_swap_cache(k, pfn: int, entry: int) -> None:
@@ -49,7 +54,7 @@ def add_to_swap(k, pfn: int) -> bool:
     """Give a locked anonymous page a swap slot and put it in the swap cache (reclaim)."""
     from .swapfile import get_swap_page, swapcache_free
 
-    entry = get_swap_page(k)
+    entry = get_swap_page(k, pfn)
     if not entry:
         return False
     if k.mem_map.flags[pfn] & PG_head:      # reclaim splits THPs before it gets here
@@ -88,8 +93,9 @@ def lookup_swap_cache(k, entry: int) -> int:
 def read_swap_cache_async(k, entry: int, node: int):
     """Path: find or read the page of a slot into the swap cache; return it referenced, or -1.
 
-    A page read here is uncharged (3.17): it sits in swap cache, on the inactive anon list,
-    with no mapping, until a fault commits it or it is reclaimed again.
+    A page read here is uncharged in 3.17: it sits in swap cache, on the inactive anon list,
+    with no mapping, until a fault commits it or it is reclaimed again. From 5.8 it is charged
+    before it enters the swap cache (to the slot's recorded memcg), and fails if that fails.
     """
     from .page_alloc import alloc_pages_node
     from .swap import lru_cache_add_anon, page_cache_get
@@ -109,11 +115,20 @@ def read_swap_cache_async(k, entry: int, node: int):
     yield Lock(page_lock(new))
     mm = k.mem_map
     mm.flags[new] |= PG_swapbacked
+    if mem_cgroup_swapin_charge_page(k, new, current_mm(k), entry):
+        from .swap import put_page
+        from .swapfile import swapcache_free
+
+        yield Unlock(page_lock(new))
+        put_page(k, new)
+        swapcache_free(k, entry)
+        return -1
     # swapcache_prepare already holds SWAP_HAS_CACHE: insert without taking it again
     page_cache_get(k, new)
     mm.flags[new] |= PG_swapcache
     mm.private[new] = entry
     k.swap.cache[entry] = new
+    mem_cgroup_swapin_uncharge_swap(k, entry)
     mm.flags[new] &= ~PG_active
     lru_cache_add_anon(k, new)
     # swap_readpage: the device is synchronous, the read completes and unlocks the page

@@ -38,8 +38,19 @@ def _swap_count(v: int) -> int:
     return v & ~SWAP_HAS_CACHE
 
 
-def get_swap_page(k) -> int:
-    """Allocate a slot for the swap cache (SWAP_HAS_CACHE set); 0 when swap is full."""
+def get_swap_page(k, page: int) -> int:
+    """Allocate a slot for page's swap cache entry (SWAP_HAS_CACHE set); 0 when swap is full
+    or (v2) the page's memcg may not swap more."""
+    from .memcontrol import mem_cgroup_try_charge_swap
+
+    entry = _scan_swap_map(k)
+    if mem_cgroup_try_charge_swap(k, page, entry):
+        swapcache_free(k, entry)
+        return 0
+    return entry
+
+
+def _scan_swap_map(k) -> int:
     si = k.swap
     if si.inuse_pages >= si.nr_slots:
         return 0
@@ -58,8 +69,8 @@ def get_swap_page(k) -> int:
 
 def swap_entry_free(k, entry: int, usage: int) -> int:
     """Drop one map reference (usage 1) or the swap cache's (SWAP_HAS_CACHE); return what is
-    left. The memsw charge of the slot goes when no pte or shmem entry refers to it any more,
-    even while the swap cache still holds the slot (3.17)."""
+    left. The swap charge of the slot goes when no pte or shmem entry refers to it any more,
+    even while the swap cache still holds the slot (3.17), or when the slot is free (6.x)."""
     from .memcontrol import mem_cgroup_uncharge_swap
 
     si = k.swap
@@ -76,9 +87,9 @@ def swap_entry_free(k, entry: int, usage: int) -> int:
         k.warn("swap", f"swap_free of slot {entry} with no map count")
     else:
         count -= 1
-    if not count:
-        mem_cgroup_uncharge_swap(k, entry)
     v = count | has_cache
+    if not (v if k.profile.uncharge_swap_at_slot_free else count):
+        mem_cgroup_uncharge_swap(k, entry)
     si.swap_map[entry] = v
     if not v:
         si.inuse_pages -= 1

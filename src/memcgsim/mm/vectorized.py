@@ -15,11 +15,11 @@ import numpy as np
 from .locking import run_path
 from .memcontrol import (
     MEM_CGROUP_EVENTS_PGFAULT,
-    MEM_CGROUP_EVENTS_PGPGIN,
     MEM_CGROUP_EVENTS_PGPGOUT,
     MEM_CGROUP_STAT_RSS,
     _charge_counters,
     get_mem_cgroup_from_mm,
+    mem_cgroup_charge_anon_bulk,
     refill_stock,
 )
 from .memory import anon_vma_prepare, handle_mm_fault, zap_pte_range
@@ -117,9 +117,7 @@ def _fault_anon_run(k, task, vma, start: int, n: int) -> int:
     first = k.take_lru_seqs(n)
     mem.lru_seq[pfns] = np.arange(first, first + n, dtype=np.uint32)
     memcg.lruvecs[node].lru_size[LRU_UNEVICTABLE if locked else LRU_ACTIVE_ANON] += n
-    memcg.stat[MEM_CGROUP_STAT_RSS] += n
-    memcg.events[MEM_CGROUP_EVENTS_PGPGIN] += n
-    memcg.nr_page_events += n
+    mem_cgroup_charge_anon_bulk(k, memcg, n)
     if mm.owner is not None:
         mm.owner.memcg.events[MEM_CGROUP_EVENTS_PGFAULT] += n
     mm.rss_stat[MM_ANONPAGES] += n
@@ -202,7 +200,8 @@ def _uncharge_bulk(k, pfns: np.ndarray) -> None:
                 memcg.res.uncharge(nr_mem)
             if nr_memsw:
                 memcg.memsw.uncharge(nr_memsw)
-        memcg.stat[MEM_CGROUP_STAT_RSS] -= nr
+        if k.profile.stats == "charge-type":
+            memcg.stat[MEM_CGROUP_STAT_RSS] -= nr
         memcg.events[MEM_CGROUP_EVENTS_PGPGOUT] += nr
         memcg.nr_page_events += nr
     pc.flags[used] = 0
