@@ -83,8 +83,9 @@ def page_counter_memparse(text: str, max_token: str) -> int:
     if buf == max_token:
         return PAGE_COUNTER_MAX
     val, rest = memparse(buf)
-    if rest or not buf or buf[0] in "+-":
-        raise ParseError(text)
+    if rest:
+        raise ParseError(text)        # signs, "MAX", "1KB", two values...
+    # (an empty write parses as 0 bytes: `echo > memory.max` sets the limit to 0)
     return min(val // PAGE_SIZE, PAGE_COUNTER_MAX)
 
 
@@ -175,7 +176,7 @@ class _Files:
         memcg = self._lookup(path, name)
         fn = self._write.get(name)
         if fn is None:
-            return -Errno.EINVAL
+            return -Errno.EACCES        # kernfs refuses to open a read-only file for writing
         try:
             return fn(memcg, text)
         except ParseError:
@@ -306,10 +307,7 @@ class CgroupV1(_Files):
         return memcontrol_v1.mem_cgroup_resize_limit(self.k, memcg, pages, memsw)
 
     def _set_soft_limit(self, memcg, text: str) -> int:
-        pages = self._parse_limit(text)
-        if memcg.is_root() and self.k.profile.counter == "page_counter":
-            return -Errno.EINVAL
-        memcg.soft_limit = pages
+        memcg.soft_limit = self._parse_limit(text)
         return 0
 
     @staticmethod
@@ -340,7 +338,7 @@ class CgroupV1(_Files):
 
     def _set_swappiness(self, memcg, text: str) -> int:
         val = kstrtoull(text)
-        if val > 100:
+        if val > self.k.profile.max_swappiness:
             return -Errno.EINVAL
         if memcg.is_root():
             self.vm_swappiness = val
@@ -475,7 +473,8 @@ class CgroupV2(_Files):
 
     @staticmethod
     def _controllers(names) -> str:
-        return " ".join(c for c in CONTROLLERS if c in names) + "\n"
+        text = " ".join(c for c in CONTROLLERS if c in names)
+        return text + "\n" if text else ""
 
     def _available(self, memcg) -> str:
         if memcg.is_root():
@@ -519,13 +518,32 @@ class CgroupV2(_Files):
 
     def _reclaim(self, memcg, text: str) -> int:
         buf = text.strip()
-        val, rest = memparse(buf)
-        if rest.strip() or not buf or buf[0] in "+-":
-            raise ParseError(text)
-        return memcontrol.memory_reclaim(self.k, memcg, val // PAGE_SIZE)
+        swappiness = None
+        if self.k.profile.reclaim_syntax == "6.1":
+            nr = page_counter_memparse(buf, "")
+        else:
+            val, rest = memparse(buf)
+            if rest == buf:
+                raise ParseError(text)          # no size at all
+            nr = val // PAGE_SIZE
+            for tok in rest.split(" "):
+                if not tok:
+                    continue
+                if not tok.startswith("swappiness="):
+                    raise ParseError(text)
+                swappiness = kstrtoint(tok[len("swappiness="):])
+                if not 0 <= swappiness <= 200:
+                    raise ParseError(text)
+        return memcontrol.memory_reclaim(self.k, memcg, nr, swappiness)
 
     def _attach(self, memcg, text: str) -> int:
-        task = self._find_pid(text)
+        try:
+            pid = kstrtoint(text)
+        except OverflowError:
+            raise ParseError(text) from None
+        if pid < 0:
+            raise ParseError(text)
+        task = self._find_pid(str(pid))
         if task is None:
             return -Errno.ESRCH
         if not memcg.is_root() and memcg.subtree_control:
@@ -535,16 +553,20 @@ class CgroupV2(_Files):
 
     def _set_subtree_control(self, memcg, text: str) -> int:
         enable, disable = set(), set()
-        for tok in text.split():
+        for tok in text.strip().split(" "):
+            if not tok:
+                continue
             if tok[:1] not in "+-" or tok[1:] not in CONTROLLERS:
                 return -Errno.EINVAL
+            # the last occurrence of a controller wins
             (enable if tok[0] == "+" else disable).add(tok[1:])
-        if enable & disable:
-            return -Errno.EINVAL
+            (disable if tok[0] == "+" else enable).discard(tok[1:])
+        enable -= memcg.subtree_control
+        disable &= memcg.subtree_control
         available = set(CONTROLLERS) if memcg.is_root() else memcg.parent.subtree_control
         if not enable <= available:
             return -Errno.ENOENT
-        if (enable - memcg.subtree_control and not memcg.is_root()
+        if (enable and not memcg.is_root()
                 and any(t.memcg is memcg and t.state == "alive" for t in self.k.tasks.values())):
             return -Errno.EBUSY
         for c in memcg.children:

@@ -27,11 +27,13 @@ class Errno(enum.IntEnum):
     EINTR = 4
     EAGAIN = 11
     ENOMEM = 12
+    EACCES = 13
     EBUSY = 16
     EEXIST = 17
     EINVAL = 22
     ENOSPC = 28
     ERANGE = 34
+    EOPNOTSUPP = 95
 
 
 class MemcgsimError(Exception):

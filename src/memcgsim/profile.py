@@ -82,6 +82,11 @@ class KernelProfile:
     v1_stat_events: tuple[str, ...] = ()
     #: v1 memory.oom_control prints an oom_kill count (4.13 on)
     v1_oom_kill_line: bool = False
+    #: memory.reclaim: "6.1" (page_counter_memparse, an empty write reclaims everything) or
+    #: "6.12" (a size, then optional swappiness=N; an empty write is -EINVAL)
+    reclaim_syntax: str = "6.1"
+    #: the largest memory.swappiness (200 from 5.8)
+    max_swappiness: int = 100
     #: swap cluster read-ahead: 1 << page_cluster pages
     page_cluster: int = 3
     #: PAGE_ALLOC_COSTLY_ORDER in pages: a smaller charge that made reclaim progress is retried
@@ -92,9 +97,11 @@ class KernelProfile:
         return "v2" if "v2" in self.cgroup_versions else "v1"
 
 
-# memory.stat of v2, Debian's configs (THP, ZSWAP, NUMA_BALANCING, MEMCG_KMEM all on)
+# memory.stat of v2 as Debian's amd64 kernels print it (THP, ZSWAP, NUMA_BALANCING, MEMCG_KMEM
+# on), read in the 6.1.192 and 6.12.117 sources
 V2_STAT_KEYS_6_1 = (
-    "anon", "file", "kernel", "kernel_stack", "pagetables", "percpu", "sock", "vmalloc", "shmem",
+    "anon", "file", "kernel", "kernel_stack", "pagetables", "sec_pagetables", "percpu", "sock",
+    "vmalloc", "shmem",
     "zswap", "zswapped", "file_mapped", "file_dirty", "file_writeback", "swapcached", "anon_thp",
     "file_thp", "shmem_thp", "inactive_anon", "active_anon", "inactive_file", "active_file",
     "unevictable", "slab_reclaimable", "slab_unreclaimable", "slab", "workingset_refault_anon",
@@ -104,8 +111,15 @@ V2_STAT_EVENTS_6_1 = (
     "pgscan", "pgsteal", "pgscan_kswapd", "pgscan_direct", "pgsteal_kswapd", "pgsteal_direct",
     "pgfault", "pgmajfault", "pgrefill", "pgactivate", "pgdeactivate", "pglazyfree",
     "pglazyfreed", "zswpin", "zswpout", "thp_fault_alloc", "thp_collapse_alloc")
-V2_STAT_KEYS_6_12 = V2_STAT_KEYS_6_1
-V2_STAT_EVENTS_6_12 = V2_STAT_EVENTS_6_1
+V2_STAT_KEYS_6_12 = V2_STAT_KEYS_6_1 + (
+    "pgdemote_kswapd", "pgdemote_direct", "pgdemote_khugepaged", "pgpromote_success")
+V2_STAT_EVENTS_6_12 = (
+    "pgscan", "pgsteal", "pgscan_kswapd", "pgscan_direct", "pgscan_khugepaged",
+    "pgsteal_kswapd", "pgsteal_direct", "pgsteal_khugepaged", "pgfault", "pgmajfault",
+    "pgrefill", "pgactivate", "pgdeactivate", "pglazyfree", "pglazyfreed", "swpin_zero",
+    "swpout_zero", "zswpin", "zswpout", "zswpwb", "thp_fault_alloc", "thp_collapse_alloc",
+    "thp_swpout", "thp_swpout_fallback", "numa_pages_migrated", "numa_pte_updates",
+    "numa_hint_faults")
 
 PROFILES: dict[str, KernelProfile] = {
     "3.17": KernelProfile(
@@ -162,6 +176,7 @@ PROFILES: dict[str, KernelProfile] = {
         v2_stat_keys=V2_STAT_KEYS_6_1,
         v2_stat_events=V2_STAT_EVENTS_6_1,
         v2_events_keys=("low", "high", "max", "oom", "oom_kill", "oom_group_kill"),
+        max_swappiness=200,
     ),
     "6.12": KernelProfile(
         name="6.12",
@@ -187,8 +202,9 @@ PROFILES: dict[str, KernelProfile] = {
         costly_order_pages=8,
         v2_stat_keys=V2_STAT_KEYS_6_12,
         v2_stat_events=V2_STAT_EVENTS_6_12,
-        v2_events_keys=("low", "high", "max", "oom", "oom_kill", "oom_group_kill",
-                        "sock_throttled"),
+        v2_events_keys=("low", "high", "max", "oom", "oom_kill", "oom_group_kill"),
+        max_swappiness=200,
+        reclaim_syntax="6.12",
     ),
 }
 

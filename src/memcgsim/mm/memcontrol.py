@@ -1221,8 +1221,10 @@ def memory_max_write(k, memcg: MemCgroup, max_pages: int) -> int:
     return 0
 
 
-def memory_reclaim(k, memcg: MemCgroup, nr_to_reclaim: int) -> int:
-    """memory.reclaim: proactive reclaim of nr_to_reclaim pages; -EAGAIN when it falls short."""
+def memory_reclaim(k, memcg: MemCgroup, nr_to_reclaim: int, swappiness: int | None = None) -> int:
+    """memory.reclaim: proactive reclaim of nr_to_reclaim pages; -EAGAIN after
+    MAX_RECLAIM_RETRIES rounds that reclaim nothing. (swappiness=, 6.12, is accepted; the
+    model's reclaim does not weigh anon against file yet.)"""
     nr_reclaimed = 0
     nr_retries = k.profile.reclaim_retries
     while nr_reclaimed < nr_to_reclaim:

@@ -36,6 +36,8 @@ def mem_cgroup_resize_limit(k, memcg: MemCgroup, val: int, memsw: bool) -> int:
     """Set limit_in_bytes (or memsw.limit_in_bytes) in pages: reclaim while usage is above the
     new limit, giving up with -EBUSY after MEM_CGROUP_RECLAIM_RETRIES rounds per descendant
     that did not lower usage; -EINVAL if the memory limit would exceed the memsw limit."""
+    if k.profile.counter == "page_counter":
+        return mem_cgroup_resize_max(k, memcg, val, memsw)
     counter = memcg.memsw if memsw else memcg.res
     retry_count = k.profile.reclaim_retries * sum(1 for _ in memcg.subtree())
     oldusage = counter.usage
@@ -54,10 +56,34 @@ def mem_cgroup_resize_limit(k, memcg: MemCgroup, val: int, memsw: bool) -> int:
     return ret
 
 
+def mem_cgroup_resize_max(k, memcg: MemCgroup, val: int, memsw: bool) -> int:
+    """The page_counter era's resize: set the limit, or drain the stocks once and then reclaim
+    until it fits; -EBUSY on the first reclaim pass that frees nothing, -EINVAL if the memory
+    limit would exceed the memsw limit. (No retry count: reclaim progress alone decides.)"""
+    counter = memcg.memsw if memsw else memcg.res
+    drained = False
+    while True:
+        if memsw and memcg.res.limit > val or not memsw and memcg.memsw.limit < val:
+            return -Errno.EINVAL
+        if not counter.set_max(val):
+            return 0
+        if not drained:
+            drain_all_stock(k, memcg)
+            drained = True
+            continue
+        from . import vmscan
+
+        if not vmscan.try_to_free_mem_cgroup_pages(k, memcg, GFP_KERNEL, noswap=memsw):
+            return -Errno.EBUSY
+
+
 def mem_cgroup_force_empty(k, memcg: MemCgroup) -> int:
-    """Reclaim everything reclaimable; 0 even if usage remains (5 rounds without progress)."""
+    """Reclaim everything reclaimable; 0 even if usage remains (reclaim_retries rounds without
+    progress). From 3.19 the stocks are drained first."""
     from . import vmscan
 
+    if k.profile.counter == "page_counter":
+        drain_all_stock(k, memcg)
     nr_retries = k.profile.reclaim_retries
     while nr_retries and memcg.res.usage > 0:
         if not vmscan.try_to_free_mem_cgroup_pages(k, memcg, GFP_KERNEL, False):
