@@ -387,11 +387,12 @@ class Machine:
         return pte & PTE_VAL_MASK if pte & PTE_SWAP else 0
 
     def stat(self, path: str) -> dict[str, int]:
-        """memory.stat of the memcg as a dict (bytes and counts, 3.17 keys)."""
-        return dict(memcontrol.memcg_stat_show(self.k, self.memcg(path)))
+        """memory.stat of the memcg as a dict (bytes and counts, the interface's keys)."""
+        text = self.fs.read(path, "memory.stat")
+        return {key: int(val) for key, val in (line.split() for line in text.splitlines())}
 
     def usage(self, path: str) -> int:
-        """memory.usage_in_bytes, in pages."""
+        """memory.usage_in_bytes (v1) or memory.current (v2), in pages; on root, v1's sum."""
         return memcontrol.mem_cgroup_usage(self.k, self.memcg(path), swap=False)
 
     def memsw_usage(self, path: str) -> int:

@@ -67,6 +67,8 @@ def _counter_snapshot(k) -> dict:
     for m in k.memcg_by_id.values():
         snap[(m.name, "res")] = m.res.usage
         snap[(m.name, "memsw")] = m.memsw.usage
+        if m.swap is not None:
+            snap[(m.name, "swap.usage")] = m.swap.usage
         for name in _TRACED_STATS:
             snap[(m.name, name)] = m.stat[MEM_CGROUP_STAT_INDEX[name]]
     return snap
