@@ -1,8 +1,10 @@
 """Random walks over every path of the Machine facade, with the invariant checker after each step.
 
-A small machine (8 MiB, optional swap, 1-2 CPUs, 1-2 nodes, swap accounting, THP and the
-vectorized fault/zap paths on or off) gets the cgroups /a, /b and /a/c with optional limits (and
-optionally use_hierarchy on /a), a few first tasks, then a random sequence of task,
+A small machine (a kernel profile and interface: 3.17 v1, 6.1 v1, 6.1 v2 or 6.12 v2; 8 MiB,
+optional swap, 1-2 CPUs, 1-2 nodes, swap accounting, THP and the vectorized fault/zap paths on or
+off) gets the cgroups /a, /b and /a/c with optional limits (and optionally use_hierarchy on /a;
+on v2 /a hands memory to /a/c and so holds no tasks: a task meant for /a goes to /a/c), a few
+first tasks, then a random sequence of task,
 anonymous-memory, file, reclaim, migration, limit and cgroup-file operations (charge moving,
 force_empty, rmdir with reparenting). After every step `check(k)` must be empty, and the
 properties this test tracks itself (`tracked_properties`) must hold as well.
@@ -46,11 +48,13 @@ from memcgsim.mm.mm_types import (
     PG_swapbacked,
 )
 from memcgsim.mm.page_cgroup import PCG_MEMSW, PCG_USED
+from memcgsim.mm.page_counter import PAGE_COUNTER_MAX
 from memcgsim.mm.res_counter import RES_COUNTER_MAX
 
 MEMORY_PAGES = 2048
 CGROUPS = ("/", "/a", "/b", "/a/c")
 LIMITED = CGROUPS[1:]
+KINDS = (("3.17", "v1"), ("6.1", "v1"), ("6.1", "v2"), ("6.12", "v2"))
 FILE_NAMES = ("/data/f0", "/data/f1", "/data/f2", "/dev/shm/f0", "/dev/shm/f1")
 
 limits = st.sampled_from([None, 16, 64, 128, 256, 600])
@@ -150,11 +154,25 @@ class MemcgStateMachine(RuleBasedStateMachine):
     def _lru_pfns(self) -> np.ndarray:
         return np.flatnonzero(self.k.mem_map.flags & PG_lru)
 
+    @property
+    def unlimited(self) -> int:
+        return RES_COUNTER_MAX if self.k.profile.counter == "res_counter" else PAGE_COUNTER_MAX
+
+    def _placed(self, cgroup: str) -> str:
+        """Where a task meant for cgroup can live: on v2 /a has no processes of its own."""
+        return "/a/c" if self.k.cgroup_v2 and cgroup == "/a" else cgroup
+
     def _set_limit(self, path: str, pages: int | None, memsw: bool) -> int:
         """set_limit with what it must return, and the shadow limits kept up to date."""
         memcg = self.m.memcg(path)
-        want = RES_COUNTER_MAX if pages is None else pages
+        want = self.unlimited if pages is None else pages
         res_limit, memsw_limit = self.limits[path]
+        if self.k.cgroup_v2:
+            # memory.max: set at once, then reclaim and OOM-kill down to it; never an error
+            assert self.m.set_limit(path, pages) == 0
+            self._forget_the_dead()
+            self.limits[path] = (want, memsw_limit)
+            return 0
         ret = self.m.set_limit(path, pages, memsw=memsw)
         counter = memcg.memsw if memsw else memcg.res
         # memory.limit may not exceed memsw.limit, nor memsw.limit go below memory.limit
@@ -170,33 +188,39 @@ class MemcgStateMachine(RuleBasedStateMachine):
         return ret
 
     # ------------------------------------------------------------------ setup
-    @initialize(target=tasks, swap_pages=st.sampled_from([0, 128]), cpus=st.integers(1, 2),
+    @initialize(target=tasks, kind=st.sampled_from(KINDS), swap_pages=st.sampled_from([0, 128]),
+                cpus=st.integers(1, 2),
                 nodes=st.integers(1, 2), swap_accounting=st.booleans(), thp=st.booleans(),
                 vectorized=st.booleans(), hierarchy=st.booleans(),
                 cgroup_limits=st.fixed_dictionaries(
                     {path: st.tuples(limits, memsw_slacks) for path in LIMITED}),
                 first_tasks=st.lists(cgroups, min_size=1, max_size=3))
-    def boot(self, swap_pages, cpus, nodes, swap_accounting, thp, vectorized, hierarchy,
+    def boot(self, kind, swap_pages, cpus, nodes, swap_accounting, thp, vectorized, hierarchy,
              cgroup_limits, first_tasks):
         """The machine, its cgroups and limits, and the first tasks (one per cgroup listed)."""
+        profile, cgroup = kind
         self.m = Machine(MEMORY_PAGES, swap_pages=swap_pages, cpus=cpus, nodes=nodes,
-                         swap_accounting=swap_accounting, thp=thp, vectorized=vectorized)
+                         swap_accounting=swap_accounting, thp=thp, vectorized=vectorized,
+                         profile=profile, cgroup=cgroup)
         self.m.mkdir("/a")
         self.m.mkdir("/b")
         if hierarchy:
             assert self.m.set_use_hierarchy("/a", True) == 0
         self.m.mkdir("/a/c")
+        if self.k.cgroup_v2:
+            assert self.m.write_file("/a", "cgroup.subtree_control", "+memory") == 0
         for path in LIMITED:
-            self.limits[path] = (RES_COUNTER_MAX, RES_COUNTER_MAX)
+            self.limits[path] = (self.unlimited, self.unlimited)
             pages, slack = cgroup_limits[path]
             if pages is None:
                 continue
             assert self._set_limit(path, pages, memsw=False) == 0
-            if swap_accounting and slack is not None:
+            if self.k.do_swap_account and slack is not None:
                 assert self._set_limit(path, pages + slack, memsw=True) == 0
         return multiple(*(self._spawn(cgroup, i, i) for i, cgroup in enumerate(first_tasks)))
 
     def _spawn(self, cgroup: str, cpu: int, node: int):
+        cgroup = self._placed(cgroup)
         self.nr_tasks += 1
         task = self.m.spawn(f"t{self.nr_tasks}", cgroup, cpu % self.k.nr_cpus,
                             node % self.k.nr_nodes)
@@ -232,6 +256,7 @@ class MemcgStateMachine(RuleBasedStateMachine):
     @rule(task=tasks, cgroup=cgroups)
     def move_task(self, task, cgroup):
         """With the destination's move_charge_at_immigrate set, the charges move too."""
+        cgroup = self._placed(cgroup)
         ret = self.m.move_task(task, cgroup)
         assert ret in (0, -Errno.ENOMEM), ret
         if ret == 0:
@@ -265,6 +290,7 @@ class MemcgStateMachine(RuleBasedStateMachine):
     @rule(vma=vmas, lock=st.booleans())
     def mlock(self, vma, lock):
         (self.m.mlock if lock else self.m.munlock)(vma.mm.owner, vma)
+        self._forget_the_dead()            # mlock faults the pages in
 
     # ------------------------------------------------------------------ files
     @rule(target=files, task=tasks, name=st.sampled_from(FILE_NAMES),
@@ -276,6 +302,7 @@ class MemcgStateMachine(RuleBasedStateMachine):
             offset %= (self.m.file(name).size_pages + 1) if existed else 1
         ret = self.m.write(task, name, npages, offset)
         assert ret == npages or ret < 0, ret
+        self._forget_the_dead()            # 6.x OOM-kills inside any charge
         return multiple() if existed else name
 
     @rule(task=tasks, name=files, start=offsets, count=small_counts)
@@ -285,6 +312,7 @@ class MemcgStateMachine(RuleBasedStateMachine):
         count = min(count, size - start)
         ret = self.m.read(task, name, start, count)
         assert ret == count or ret < 0, ret
+        self._forget_the_dead()
 
     @rule(target=vmas, task=tasks, name=files, npages=st.integers(1, 16),
           pgoff=st.integers(0, 8), shared=st.booleans(), count=st.integers(0, 16),
@@ -331,6 +359,7 @@ class MemcgStateMachine(RuleBasedStateMachine):
         ret = self.m.splice(task, name, index, steal_from=steal_from,
                             steal_index=steal_index or 0)
         assert ret in (0, -Errno.ENOENT, -Errno.EBUSY, -Errno.ENOMEM), ret
+        self._forget_the_dead()
 
     # ------------------------------------------------------------------ reclaim, migration
     @rule(vma=vmas, offset=offsets)
@@ -362,6 +391,7 @@ class MemcgStateMachine(RuleBasedStateMachine):
     @rule(vma=vmas, node=st.integers(0, 1))
     def migrate(self, vma, node):
         assert self.m.migrate(vma.mm.owner, vma, node) >= 0
+        self._forget_the_dead()
 
     @precondition(lambda self: self.k.thp and self._thp_mappings())
     @rule(pick=st.integers(0, 15))
@@ -378,6 +408,7 @@ class MemcgStateMachine(RuleBasedStateMachine):
         self._set_limit(path, pages, memsw=memsw and self.k.do_swap_account)
 
     # ------------------------------------------------------------------ cgroup files
+    @precondition(lambda self: not self.k.cgroup_v2)
     @rule(path=cgroups, flags=st.integers(0, 3))
     def set_move_charge_at_immigrate(self, path, flags):
         """1: anonymous pages and swap move with a task that moves in, 2: file pages, 3: both."""
@@ -388,7 +419,10 @@ class MemcgStateMachine(RuleBasedStateMachine):
         """Optionally force_empty (reclaim all it can, tasks or not), then rmdir, which
         reparents the charges (-EBUSY while a task lives there); then create the cgroup again,
         fresh."""
-        if force_empty:
+        if force_empty and self.k.cgroup_v2:
+            ret = self.m.write_file(path, "memory.reclaim", "1G")
+            assert ret in (0, -Errno.EAGAIN), ret
+        elif force_empty:
             assert self.m.write_file(path, "memory.force_empty", "0") == 0
         old = self.m.memcg(path)
         busy = any(cgroup == path for cgroup in self.task_cgroup.values())
@@ -398,13 +432,23 @@ class MemcgStateMachine(RuleBasedStateMachine):
             return
         assert ret == 0, ret
         charged = np.flatnonzero((self.k.pc.flags & PCG_USED != 0) & (self.k.pc.memcg == old.id))
-        assert not len(charged), f"still charged to removed {path}:\n" + self.k.dump_page(
-            int(charged[0]))
+        if self.k.profile.offline == "reparent":
+            assert not len(charged), f"still charged to removed {path}:\n" + self.k.dump_page(
+                int(charged[0]))
+        else:
+            assert not old.online and path not in self.k.memcg_by_name
         self.m.mkdir(path)
-        self.limits[path] = (RES_COUNTER_MAX, RES_COUNTER_MAX)
+        self.limits[path] = (self.unlimited, self.unlimited)
 
     @rule(path=cgroups)
     def read_cgroup_files(self, path):
+        if self.k.cgroup_v2:
+            text = {name: self.m.read_file(path, name) for name in self.m.fs.readable(path)}
+            if path != "/":
+                assert int(text["memory.current"]) == self.m.usage(path) * PAGE_SIZE
+                assert int(text["memory.swap.current"]) == (
+                    self.m.memcg(path).swap.usage * PAGE_SIZE)
+            return
         names = READABLE + (READABLE_MEMSW if self.k.do_swap_account else ())
         text = {name: self.m.read_file(path, name) for name in names}
         assert int(text["memory.usage_in_bytes"]) == self.m.usage(path) * PAGE_SIZE
@@ -450,7 +494,10 @@ class MemcgStateMachine(RuleBasedStateMachine):
         self._free_counts_match_mem_map()
 
     def _stats_match_page_cgroup(self):
-        """rss + cache of a memcg without children is the pages committed to it."""
+        """rss + cache of a memcg without children is the pages committed to it (3.17's
+        charge-type statistics; 6.x's are page states, which the checker reads directly)."""
+        if self.k.profile.stats != "charge-type":
+            return
         per = _charged_pages(self.k)
         for path in CGROUPS:
             memcg = self.m.memcg(path)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .checker import assert_invariants, check
 from .errors import Errno, InvalidRequest
-from .kernel import Kernel
+from .kernel import PAGE_SIZE, Kernel
 from .mm import fork as fork_mod
 from .mm import fs_ops, memcontrol, memcontrol_v1, mmap
 from .mm.filemap import do_generic_file_read, generic_perform_write, replace_page_cache_page
@@ -28,6 +28,7 @@ from .mm.mm_struct import (
 )
 from .mm.mm_types import HPAGE_PMD_NR, PG_dirty, PG_head, PG_lru, PG_tail, PG_writeback
 from .mm.oom_kill import finish_oom_kill, mem_cgroup_oom_synchronize, out_of_memory
+from .mm.page_counter import PAGE_COUNTER_MAX
 from .mm.page_writeback import clear_page_dirty_for_io, end_page_writeback, test_set_page_writeback
 from .mm.res_counter import RES_COUNTER_MAX
 from .mm.sched import Task
@@ -81,7 +82,8 @@ class Machine:
         return 0
 
     def set_limit(self, path: str, pages: int | None, memsw: bool = False) -> int:
-        """limit_in_bytes / memsw.limit_in_bytes in pages (None: unlimited); 0 or -errno.
+        """limit_in_bytes / memsw.limit_in_bytes (v2: memory.max) in pages (None: unlimited);
+        0 or -errno.
 
         As a write to the file does: below usage, reclaim until it fits (-EBUSY when it does
         not); the memory limit may not exceed the memsw limit nor the memsw limit go below the
@@ -90,9 +92,17 @@ class Machine:
         m = self.memcg(path)
         if pages is not None and (not _is_int(pages) or pages < 0):
             raise InvalidRequest(f"limit of {pages!r} pages: want a whole number >= 0 or None")
+        if self.k.cgroup_v2:
+            if memsw:
+                raise InvalidRequest("cgroup v2 has no memsw limit (see memory.swap.max)")
+            text = "max" if pages is None else str(pages * PAGE_SIZE)
+            return self.write_file(path, "memory.max", text)
         if m.is_root():
             return -Errno.EINVAL
-        limit = RES_COUNTER_MAX if pages is None else pages
+        if pages is not None:
+            limit = pages
+        else:
+            limit = RES_COUNTER_MAX if self.k.profile.counter == "res_counter" else PAGE_COUNTER_MAX
         return memcontrol_v1.mem_cgroup_resize_limit(self.k, m, limit, memsw)
 
     def rmdir(self, path: str) -> int:

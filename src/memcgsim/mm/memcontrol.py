@@ -1059,7 +1059,7 @@ def mem_cgroup_split_huge_fixup(k, head: int) -> None:
     tails = slice(head + 1, head + HPAGE_PMD_NR)
     pc.memcg[tails] = pc.memcg[head]
     pc.flags[tails] = pc.flags[head]
-    if pc.flags[head] & PCG_USED:
+    if pc.flags[head] & PCG_USED and k.profile.stats == "charge-type":
         k.memcg_by_id[int(pc.memcg[head])].stat[MEM_CGROUP_STAT_RSS_HUGE] -= HPAGE_PMD_NR
 
 

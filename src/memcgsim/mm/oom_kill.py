@@ -167,7 +167,8 @@ def oom_kill_process(k, victim, counted: bool = False) -> None:
     victim.memdie = True
     victim.fatal_signal = True
     victim.exiting = True
-    run_path(k, exit_mmap(k, victim.mm), task=victim)
+    # its own lock owner: a 6.x kill runs inside the charging path, which may hold locks
+    run_path(k, exit_mmap(k, victim.mm), task=victim, owner=-2)
     victim.state = "killed"
 
 
