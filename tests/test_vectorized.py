@@ -19,15 +19,16 @@ def snapshot(m):
                    k.swap.inuse_pages, k.swap.cluster_next)
     out["memcgs"] = [
         (m_.name, [(c.usage, c.max_usage, c.limit, c.failcnt, list(c.underflows))
-                   for c in (m_.res, m_.memsw)],
+                   for c in (m_.res, m_.memsw, *((m_.swap,) if m_.swap else ()))],
          list(m_.stat), list(m_.events), m_.nr_page_events,
+         dict(m_.memory_events), dict(m_.memory_events_local), dict(m_.vm_events),
          [list(lv.lru_size) for lv in m_.lruvecs], m_.swap_css_refs)
         for m_ in k.memcg_by_id.values()]
     out["stocks"] = [(s.cached.name if s.cached else None, s.nr_pages) for s in k.stocks]
     out["mms"] = [(mm.id, list(mm.rss_stat), [(v.start, v.pte.copy()) for v in mm.vmas])
                   for mm in k.mms.values()]
     out["seq"] = (k._lru_seq, k._obj_ids, dict(k.inflight), list(k.warnings))
-    out["tasks"] = [(t.comm, t.state, t.memcg_oom.name if t.memcg_oom else None)
+    out["tasks"] = [(t.comm, t.state, t.memdie, t.memcg_oom.name if t.memcg_oom else None)
                     for t in k.tasks.values()]
     return out
 
@@ -57,21 +58,25 @@ OPS = st.lists(
     min_size=1, max_size=25)
 
 
-@given(ops=OPS, cpus=st.integers(1, 2), swap=st.sampled_from([0, 64]),
-       swap_accounting=st.booleans(), thp=st.booleans(),
+KINDS = (("3.17", "v1"), ("6.1", "v1"), ("6.1", "v2"), ("6.12", "v2"))
+
+
+@given(ops=OPS, kind=st.sampled_from(KINDS), cpus=st.integers(1, 2),
+       swap=st.sampled_from([0, 64]), swap_accounting=st.booleans(), thp=st.booleans(),
        limits=st.tuples(st.integers(0, 300), st.integers(0, 300)))
-def test_vectorized_paths_match_the_per_page_paths(ops, cpus, swap, swap_accounting, thp,
+def test_vectorized_paths_match_the_per_page_paths(ops, kind, cpus, swap, swap_accounting, thp,
                                                    limits):
     machines = []
+    profile, cgroup = kind
     for vectorized in (False, True):
         m = Machine(2048, swap_pages=swap, cpus=cpus, swap_accounting=swap_accounting,
-                    thp=thp, vectorized=vectorized)
+                    thp=thp, vectorized=vectorized, profile=profile, cgroup=cgroup)
         m.set_use_hierarchy("/", False)
         m.mkdir("/a")
         m.mkdir("/b")
         for path, lim in zip(("/a", "/b"), limits, strict=True):
             if lim:
-                if swap_accounting:
+                if m.k.do_swap_account:
                     m.set_limit(path, lim + 50, memsw=True)
                 m.set_limit(path, lim)
         m.spawn("T0", "/a", cpu=0)
