@@ -1,8 +1,17 @@
 """Container metrics derived from the cgroup files, under the names people graph them.
 
 Computed from the file texts a report holds, the way the tools compute them from a real
-/sys/fs/cgroup: cAdvisor (container_memory_*), `docker stats` (MEM USAGE) and the kubelet
-(workingSetBytes). cgroup v1 only in this version.
+/sys/fs/cgroup: cAdvisor (container_memory_*, setMemoryStats over runc's libcontainer stats),
+`docker stats` (MEM USAGE, docker CLI 20.10 on) and the kubelet (workingSetBytes).
+
+v1 reads usage_in_bytes, max_usage_in_bytes, failcnt and the total_* keys of memory.stat; v2
+reads memory.current, memory.peak, memory.swap.current and the v2 keys (anon, file,
+file_mapped, inactive_file). On v2 runc never sets failcnt (it reads 0), and cAdvisor's swap is
+runc's (swap.current + current) minus current, i.e. memory.swap.current.
+
+container_oom_events_total is counted by cAdvisor from the kernel log, one per OOM kill, for
+the killed task's own cgroup: on v2 that is memory.events.local's oom_kill. v1 has no local
+count; 6.1's memory.oom_control oom_kill (hierarchical) stands in, and 3.17 shows none.
 """
 
 from __future__ import annotations
@@ -18,11 +27,57 @@ CADVISOR = {
     "container_memory_mapped_file": ("Size of memory mapped files in bytes", "gauge"),
     "container_memory_max_usage_bytes": ("Maximum memory usage recorded in bytes", "gauge"),
     "container_memory_failcnt": ("Number of memory usage hits limits", "counter"),
+    "container_oom_events_total": ("Count of out of memory events observed for the container",
+                                   "counter"),
 }
 
 
-def _stat(files: dict) -> dict[str, int]:
-    return {k: int(v) for k, v in (line.split() for line in files["memory.stat"].splitlines())}
+def _stat(files: dict, name: str = "memory.stat") -> dict[str, int]:
+    return {k: int(v) for k, v in (line.split() for line in files[name].splitlines())}
+
+
+def is_v2(files: dict) -> bool:
+    return "memory.current" in files
+
+
+def cadvisor(files: dict) -> dict[str, int]:
+    """container_memory_* of either interface."""
+    return cadvisor_v2(files) if is_v2(files) else cadvisor_v1(files)
+
+
+def cadvisor_v2(files: dict) -> dict[str, int]:
+    """cAdvisor's container_memory_* from v2 files: working set = current - inactive_file
+    (clamped at 0); rss = anon; cache = file; swap = swap.current; max usage = memory.peak."""
+    stat = _stat(files)
+    usage = int(files["memory.current"])
+    out = {
+        "container_memory_usage_bytes": usage,
+        "container_memory_working_set_bytes": max(0, usage - stat.get("inactive_file", 0)),
+        "container_memory_rss": stat["anon"],
+        "container_memory_cache": stat["file"],
+        "container_memory_swap": int(files.get("memory.swap.current", "0")),
+        "container_memory_mapped_file": stat["file_mapped"],
+        "container_memory_max_usage_bytes": int(files.get("memory.peak", "0")),
+        "container_memory_failcnt": 0,
+    }
+    if "memory.events.local" in files:
+        out["container_oom_events_total"] = _stat(files, "memory.events.local")["oom_kill"]
+    return out
+
+
+def docker_mem_usage(files: dict) -> int:
+    """`docker stats` MEM USAGE: usage minus total_inactive_file (v1) or inactive_file (v2),
+    when that is below usage; else the whole usage (no clamp, unlike cAdvisor)."""
+    if not is_v2(files):
+        return docker_mem_usage_v1(files)
+    usage = int(files["memory.current"])
+    inactive = _stat(files).get("inactive_file", 0)
+    return usage - inactive if inactive < usage else usage
+
+
+def kubelet_working_set(files: dict) -> int:
+    """kubelet's workingSetBytes: cAdvisor's working set."""
+    return cadvisor(files)["container_memory_working_set_bytes"]
 
 
 def cadvisor_v1(files: dict) -> dict[str, int]:
@@ -40,7 +95,12 @@ def cadvisor_v1(files: dict) -> dict[str, int]:
         "container_memory_mapped_file": stat["total_mapped_file"],
         "container_memory_max_usage_bytes": int(files["memory.max_usage_in_bytes"]),
         "container_memory_failcnt": int(files["memory.failcnt"]),
-    }
+    } | _v1_oom_events(files)
+
+
+def _v1_oom_events(files: dict) -> dict[str, int]:
+    oom = _stat(files, "memory.oom_control") if "memory.oom_control" in files else {}
+    return {"container_oom_events_total": oom["oom_kill"]} if "oom_kill" in oom else {}
 
 
 def docker_mem_usage_v1(files: dict) -> int:
@@ -62,7 +122,7 @@ def prometheus_text(reports: list) -> str:
     for r in reports:
         for path, files in r["cgroups"].items():
             label = r["label"].replace("\\", "\\\\").replace('"', '\\"')
-            for name, value in cadvisor_v1(files).items():
+            for name, value in cadvisor(files).items():
                 samples[name].append(f'{name}{{cgroup="{path}",report="{label}"}} {value}')
     out = []
     for name, (help_, kind) in CADVISOR.items():
