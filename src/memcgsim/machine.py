@@ -119,7 +119,8 @@ class Machine:
         return self._fs
 
     def read_file(self, path: str, name: str) -> str:
-        """The text a read of /sys/fs/cgroup/memory<path>/<name> gives."""
+        """The text a read of /sys/fs/cgroup/memory<path>/<name> (v2: /sys/fs/cgroup<path>/<name>)
+        gives."""
         return self.fs.read(path, name)
 
     def write_file(self, path: str, name: str, text: str) -> int:

@@ -12,15 +12,34 @@ def _mib(b: int) -> str:
     return f"{b / (1 << 20):.2f}M"
 
 
+def _kv(text: str) -> dict[str, int]:
+    return {k: int(v) for k, v in (line.split() for line in text.splitlines())}
+
+
 def _table(report: dict) -> list[str]:
-    lines = [f"  {'cgroup':<20} {'usage':>10} {'rss':>10} {'cache':>10} {'swap':>10} "
-             f"{'failcnt':>8}"]
-    for path, files in report["cgroups"].items():
-        stat = dict(line.split() for line in files["memory.stat"].splitlines())
-        usage = int(files["memory.usage_in_bytes"])
-        lines.append(f"  {path:<20} {_mib(usage):>10} {_mib(int(stat['rss'])):>10} "
-                     f"{_mib(int(stat['cache'])):>10} {_mib(int(stat.get('swap', 0))):>10} "
-                     f"{files['memory.failcnt'].strip():>8}")
+    """One line per cgroup: usage, anon, file, shmem, swap and the events that matter."""
+    rows = report["cgroups"]
+    v2 = any("memory.current" in files for files in rows.values())
+    head = (("current", "anon", "file") if v2 else ("usage", "rss", "cache"))
+    lines = [f"  {'cgroup':<20} {head[0]:>10} {head[1]:>10} {head[2]:>10} {'shmem':>10} "
+             f"{'swap':>10}  events"]
+    for path, files in rows.items():
+        stat = _kv(files["memory.stat"])
+        if v2:
+            usage = int(files["memory.current"])
+            swap = int(files.get("memory.swap.current", "0"))
+            ev = _kv(files["memory.events"])
+            events = f"max {ev['max']} oom {ev['oom']} oom_kill {ev['oom_kill']}"
+        else:
+            usage = int(files["memory.usage_in_bytes"])
+            swap = stat.get("swap", 0)
+            events = f"failcnt {files['memory.failcnt'].strip()}"
+            oom = _kv(files["memory.oom_control"])
+            if "oom_kill" in oom:
+                events += f" oom_kill {oom['oom_kill']}"
+        shmem = _mib(stat["shmem"]) if "shmem" in stat else "-"
+        lines.append(f"  {path:<20} {_mib(usage):>10} {_mib(stat[head[1]]):>10} "
+                     f"{_mib(stat[head[2]]):>10} {shmem:>10} {_mib(swap):>10}  {events}")
     return lines
 
 
@@ -36,7 +55,7 @@ def _trace_lines(events) -> list[str]:
             what = ""
         by_memcg: dict[str, list[str]] = {}
         for (memcg, counter), old, new in changes:
-            scale = 1 if counter in ("res", "memsw") else PAGE_SIZE
+            scale = 1 if counter in ("res", "memsw", "swap.usage") else PAGE_SIZE
             unit = "" if scale == 1 else " B"
             by_memcg.setdefault(memcg, []).append(
                 f"{counter} {old * scale}{unit} -> {new * scale}{unit}"
@@ -67,7 +86,8 @@ def render_text(result) -> str:
             r = reports[st.index]
             out.append(f"-- report {r['label']} (line {r['line']})")
             for path, files in r["cgroups"].items():
-                base = "/sys/fs/cgroup/memory" + ("" if path == "/" else path)
+                mount = "/sys/fs/cgroup" if ms.cgroup == "v2" else "/sys/fs/cgroup/memory"
+                base = mount + ("" if path == "/" else path)
                 for name, text in files.items():
                     out.append(f"# {base}/{name}")
                     out.extend(text.splitlines())

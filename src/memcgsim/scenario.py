@@ -972,7 +972,8 @@ class _Runner:
             self.result.checks.append(CheckResult(idx, c.where, path, c.key, c.text, value, ok))
 
     def read_value(self, path: str, key: str) -> int | None:
-        fname = next((f for f in KEYED if key.startswith(f + ".")), key)
+        fname = next((f for f in sorted(KEYED, key=len, reverse=True)
+                      if key.startswith(f + ".")), key)
         if path not in self.m.k.memcg_by_name:
             return None
         if fname == key:
