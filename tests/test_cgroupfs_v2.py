@@ -250,3 +250,47 @@ def test_6_1_v1_writes(v1):
     v1.mlock(t, t.mm.vmas[0])
     assert w("memory.limit_in_bytes", f"{10 * P}") == -Errno.EBUSY  # mlocked: no progress
     assert check(v1.k) == []
+
+
+# ---------------------------------------------------------------- every writable file
+
+
+GOOD = {
+    "memory.min": ("1M", "1048576\n"), "memory.low": ("1M", "1048576\n"),
+    "memory.high": ("2M", "2097152\n"), "memory.max": ("4M", "4194304\n"),
+    "memory.swap.high": ("1M", "1048576\n"), "memory.swap.max": ("1M", "1048576\n"),
+    "memory.oom.group": ("1", "1\n"), "memory.peak": ("reset", None),
+    "memory.swap.peak": ("reset", None), "memory.reclaim": ("0", None),
+    "cgroup.subtree_control": ("+memory", "memory\n"), "cgroup.procs": (None, None),
+    "memory.limit_in_bytes": ("4M", "4194304\n"),
+    "memory.memsw.limit_in_bytes": ("8M", "8388608\n"),
+    "memory.soft_limit_in_bytes": ("2M", "2097152\n"),
+    "memory.max_usage_in_bytes": ("0", None), "memory.memsw.max_usage_in_bytes": ("0", None),
+    "memory.failcnt": ("0", "0\n"), "memory.memsw.failcnt": ("0", "0\n"),
+    "memory.force_empty": ("0", None), "memory.use_hierarchy": ("1", "1\n"),
+    "memory.swappiness": ("10", "10\n"), "memory.move_charge_at_immigrate": ("3", "3\n"),
+    "memory.oom_control": ("1", None), "tasks": (None, None),
+}
+
+
+@pytest.mark.parametrize("profile,cgroup", [("3.17", "v1"), ("6.1", "v1"), ("6.1", "v2"),
+                                            ("6.12", "v2")])
+def test_every_writable_file_takes_a_value_and_reads_it_back(profile, cgroup):
+    m = Machine(4096, swap_pages=256, profile=profile, cgroup=cgroup)
+    m.mkdir("/a")
+    t = m.spawn("A", "/")
+    writable = [n for n in m.fs.files("/a") if n in m.fs._write]
+    assert writable and set(writable) <= set(GOOD), set(writable) - set(GOOD)
+    for name in writable:
+        text, back = GOOD[name]
+        if text is None:                     # a pid
+            text = str(t.pid)
+            back = f"{t.pid}\n"
+        if name == "memory.use_hierarchy" and profile == "3.17":
+            text, back = "0", "0\n"
+        assert m.write_file("/a", name, text) == 0, (name, text)
+        if back is not None:
+            assert m.read_file("/a", name) == back, name
+        if name in ("tasks", "cgroup.procs"):
+            assert m.move_task(t, "/") == 0
+    assert check(m.k) == []
