@@ -29,7 +29,9 @@ from .mm.mm_struct import (
 from .mm.mm_types import HPAGE_PMD_NR, PG_dirty, PG_head, PG_lru, PG_tail, PG_writeback
 from .mm.oom_kill import finish_oom_kill, mem_cgroup_oom_synchronize, out_of_memory
 from .mm.page_counter import PAGE_COUNTER_MAX
-from .mm.page_writeback import clear_page_dirty_for_io, end_page_writeback, test_set_page_writeback
+from .mm.page_writeback import (
+    write_one_page,
+)
 from .mm.res_counter import RES_COUNTER_MAX
 from .mm.sched import Task
 from .mm.shmem import shmem_write
@@ -322,7 +324,7 @@ class Machine:
                 pfn = f.find_page(index)
                 if pfn < 0 or not k.mem_map.flags[pfn] & PG_dirty:
                     continue
-                k.run(_writeback_page(k, pfn))
+                k.run(write_one_page(k, pfn))
                 done += 1
         return done
 
@@ -442,17 +444,6 @@ class Machine:
 
 def _is_int(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _writeback_page(k, pfn: int):
-    """Path: write_one_page: lock, clean, write (completes at once), unlock."""
-    get_page(k, pfn)
-    yield Lock(page_lock(pfn))
-    if clear_page_dirty_for_io(k, pfn):
-        test_set_page_writeback(k, pfn)
-        end_page_writeback(k, pfn)
-    yield Unlock(page_lock(pfn))
-    page_cache_release(k, pfn)
 
 
 def _splice(k, mapping, index: int, steal_mapping, steal_index: int, node: int):

@@ -43,3 +43,37 @@ def test_clear_page_writeback(k, pfn: int) -> bool:
 def end_page_writeback(k, pfn: int) -> None:
     if not test_clear_page_writeback(k, pfn):
         k.bug_on(True, pfn, "end_page_writeback of a page not under writeback")
+
+
+def write_one_page(k, pfn: int, trylock: bool = False):
+    """Path: lock, clean, write (the device completes at once), unlock. With trylock (the
+    flusher woken by reclaim, which runs while other paths may hold page locks) a locked page
+    is skipped. Returns whether the page was written."""
+    from .locking import Lock, TryLock, Unlock, page_lock
+    from .swap import get_page, put_page
+
+    get_page(k, pfn)
+    if trylock:
+        if not (yield TryLock(page_lock(pfn))):
+            put_page(k, pfn)
+            return False
+    else:
+        yield Lock(page_lock(pfn))
+    written = clear_page_dirty_for_io(k, pfn)
+    if written:
+        test_set_page_writeback(k, pfn)
+        end_page_writeback(k, pfn)
+    yield Unlock(page_lock(pfn))
+    put_page(k, pfn)
+    return written
+
+
+def wakeup_flusher_threads(k, pfns):
+    """Path: the flusher writes back the dirty page-cache pages reclaim had to skip (cgroup
+    writeback on v2; a global flush on v1); the model's device completes at once."""
+    done = 0
+    for pfn in pfns:
+        mm = k.mem_map
+        if mm.flags[pfn] & PG_dirty and mm.refcount[pfn] > 0:
+            done += bool((yield from write_one_page(k, pfn, trylock=True)))
+    return done

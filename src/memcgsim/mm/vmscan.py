@@ -5,8 +5,14 @@ shrink_page_list is the reference path for reclaiming a page: swap-backed pages 
 freezes the references, hands the memsw charge to the slot (mem_cgroup_swapout) and deletes the
 page from swap cache; the freed pages are uncharged as one list before they go back.
 
-Scanning is deliberately simple in this model: oldest first through inactive file, inactive anon,
-active file, active anon; no reference second chance, no anon/file balancing by swappiness.
+Reclaim runs as the kernel's does, in priority rounds (DEF_PRIORITY down to 0) over each memcg of
+the target's subtree: get_scan_count splits the scan between anon and file by swappiness (file
+only when swapping is impossible or inactive cache is plenty) and scales it down by memory.min/
+memory.low protection; inactive lists are reclaimed from their oldest page; an active list is
+aged onto its inactive one when the inactive list is low. Where the model simplifies: there are
+no pte accessed bits (so mapped pages are not rotated for being referenced), anon/file balance
+uses swappiness alone (not the recent reclaim cost), and the flusher woken for dirty cache
+completes its writeback at once.
 """
 
 from __future__ import annotations
@@ -26,10 +32,12 @@ from .mm_types import (
     PG_head,
     PG_lru,
     PG_mlocked,
+    PG_referenced,
     PG_swapbacked,
     PG_swapcache,
     PG_unevictable,
     PG_writeback,
+    page_lru,
     page_lru_array,
 )
 from .page_alloc import free_pages
@@ -130,9 +138,9 @@ def pageout(k, pfn: int):
     return not mm.flags[pfn] & (PG_dirty | PG_writeback)
 
 
-def shrink_page_list(k, pfns: list[int], may_swap: bool = True):
+def shrink_page_list(k, pfns: list[int], may_swap: bool = True, dirty: list | None = None):
     """Path: try to reclaim isolated pages; kept pages go back to the LRU. Returns the number
-    of pages freed."""
+    of pages freed; dirty page-cache pages left for the flusher are appended to `dirty`."""
     mm = k.mem_map
     free_list: list[int] = []
     keep: list[int] = []
@@ -140,10 +148,14 @@ def shrink_page_list(k, pfns: list[int], may_swap: bool = True):
         if not (yield TryLock(page_lock(pfn))):
             keep.append(pfn)
             continue
+        mm.flags[pfn] &= ~PG_referenced         # page_check_references: TestClearPageReferenced
         flags = int(mm.flags[pfn])
         freed, locked = False, True
         if page_evictable(k, pfn) and not flags & (PG_writeback | PG_head):
             freed, locked = yield from _reclaim_locked_page(k, pfn, may_swap)
+            if (not freed and dirty is not None and mm.flags[pfn] & PG_dirty
+                    and not mm.flags[pfn] & PG_swapbacked):
+                dirty.append(pfn)
         if locked:
             # for a freed page this is __clear_page_locked: nobody else can find it
             yield Unlock(page_lock(pfn))
@@ -186,48 +198,277 @@ def _reclaim_locked_page(k, pfn: int, may_swap: bool):
     return (yield from __remove_mapping(k, mapping, pfn)), True
 
 
-RECLAIM_ORDER = (LRU_INACTIVE_FILE, LRU_INACTIVE_ANON, LRU_ACTIVE_FILE, LRU_ACTIVE_ANON)
+DEF_PRIORITY = 12
+#: the anon/file balance's denominator: swappiness runs 0-200 (MAX_SWAPPINESS) from 5.8
+MAX_SWAPPINESS = 200
+SCAN_FILE, SCAN_ANON, SCAN_EQUAL, SCAN_FRACT = range(4)
+EVICTABLE = (LRU_INACTIVE_ANON, LRU_ACTIVE_ANON, LRU_INACTIVE_FILE, LRU_ACTIVE_FILE)
 
 
-def reclaim_candidates(k, memcg, may_swap: bool) -> np.ndarray:
-    """LRU pages of memcg's hierarchy, in the order limit reclaim tries them."""
+class ScanControl:
+    """struct scan_control: one reclaim run's target, goals and bookkeeping."""
+
+    def __init__(self, target, nr_to_reclaim: int, may_swap: bool, *,
+                 swappiness: int | None = None, global_reclaim: bool = False,
+                 proactive: bool = False):
+        self.target = target
+        self.nr_to_reclaim = nr_to_reclaim
+        self.may_swap = may_swap
+        self.swappiness = swappiness
+        self.global_reclaim = global_reclaim
+        self.proactive = proactive
+        self.priority = DEF_PRIORITY
+        self.nr_reclaimed = 0
+        self.nr_scanned = 0
+        self.memcg_low_reclaim = False
+        self.memcg_low_skipped = False
+        #: dirty page-cache pages reclaim had to leave for the flusher
+        self.dirty: list[int] = []
+        #: (memcg id, lru) -> pfns oldest first, and how far each list has been scanned
+        self.lists: dict[tuple[int, int], list[int]] = {}
+        self.cursor: dict[tuple[int, int], int] = {}
+
+
+def _snapshot_lists(k, sc: ScanControl, memcgs) -> None:
+    """Each lruvec list of the memcgs, oldest page first (the tail the kernel scans from)."""
     mm = k.mem_map
-    ids = np.array([m.id for m in memcg.stat_tree()], dtype=np.uint16)
+    ids = np.array([m.id for m in memcgs], dtype=np.int64)
     on = np.flatnonzero((mm.flags & PG_lru) != 0)
-    on = on[np.isin(mm.lru_memcg[on], ids)]
+    owner = mm.lru_memcg[on].astype(np.int64)
+    keep = np.isin(owner, ids)
+    on, owner = on[keep], owner[keep]
     lru = page_lru_array(mm.flags[on])
-    lists = RECLAIM_ORDER if may_swap else (LRU_INACTIVE_FILE, LRU_ACTIVE_FILE)
-    rank = np.full(5, 99)
-    for r, lst in enumerate(lists):
-        rank[lst] = r
-    keep = rank[lru] < 99
-    on, lru = on[keep], lru[keep]
-    order = np.lexsort((mm.lru_seq[on], rank[lru]))
-    return on[order]
+    order = np.lexsort((mm.lru_seq[on], lru, owner))
+    on, owner, lru = on[order], owner[order], lru[order]
+    key = owner * 8 + lru
+    bounds = np.flatnonzero(np.diff(key)) + 1
+    for part in np.split(np.arange(len(on)), bounds):
+        if len(part):
+            kk = int(key[part[0]])
+            sc.lists[(kk // 8, kk % 8)] = on[part].tolist()
+    sc.cursor = dict.fromkeys(sc.lists, 0)
 
 
-def shrink_mem_cgroup(k, memcg, nr_to_reclaim: int, may_swap: bool):
-    """Path: isolate and reclaim pages of memcg's hierarchy, SWAP_CLUSTER_MAX at a time."""
-    reclaimed = 0
-    tried: set[int] = set()
-    while reclaimed < nr_to_reclaim:
-        cand = [int(p) for p in reclaim_candidates(k, memcg, may_swap) if int(p) not in tried]
-        if not cand:
+def _next_pages(k, sc: ScanControl, memcg, lru: int, n: int) -> list[int]:
+    """Up to n pages still on (memcg, lru), oldest first; each is offered once per run."""
+    key = (memcg.id, lru)
+    pages = sc.lists.get(key, ())
+    i = sc.cursor.get(key, 0)
+    mm = k.mem_map
+    out = []
+    while i < len(pages) and len(out) < n:
+        pfn = pages[i]
+        i += 1
+        flags = int(mm.flags[pfn])
+        if (flags & PG_lru and int(mm.lru_memcg[pfn]) == memcg.id
+                and page_lru(flags) == lru):
+            out.append(pfn)
+    sc.cursor[key] = i
+    return out
+
+
+def lruvec_size(memcg, lru: int) -> int:
+    return sum(lv.lru_size[lru] for lv in memcg.lruvecs)
+
+
+def inactive_is_low(memcg, inactive_lru: int) -> bool:
+    """Too little on the inactive list for its active one: inactive * ratio < active, ratio
+    sqrt(10 * GiB of the pair), at least 1."""
+    inactive = lruvec_size(memcg, inactive_lru)
+    active = lruvec_size(memcg, inactive_lru + 1)
+    gb = (inactive + active) >> (30 - 12)
+    ratio = int((10 * gb) ** 0.5) if gb else 1
+    return inactive * ratio < active
+
+
+def can_reclaim_anon_pages(k, memcg, sc: ScanControl) -> bool:
+    """Whether swapping is allowed and possible: a free slot, and (v2) room under every
+    swap.max up the tree."""
+    if not sc.may_swap or k.swap.inuse_pages >= k.swap.nr_slots - 1 or not k.swap.nr_slots:
+        return False
+    if k.cgroup_v2:
+        m = memcg
+        while m is not None and not m.is_root():
+            if m.swap.usage >= m.swap.max:
+                return False
+            m = m.parent
+    return True
+
+
+def get_scan_count(k, memcg, sc: ScanControl, protection: int) -> dict[int, int]:
+    """How many pages of each evictable list to scan at this priority: the list sizes shifted
+    by the priority, split between anon and file by swappiness, and scaled down by the memcg's
+    memory.min/low protection (proportionally to how much of its usage is protected)."""
+    if sc.swappiness is not None:
+        swappiness = sc.swappiness
+    elif k.cgroup_v2 or memcg.is_root():
+        swappiness = 60                     # vm_swappiness; v2 has no per-cgroup value
+    else:
+        swappiness = memcg.swappiness
+    if not can_reclaim_anon_pages(k, memcg, sc):
+        balance = SCAN_FILE
+    elif not sc.global_reclaim and swappiness == 0:
+        balance = SCAN_FILE
+    elif sc.priority == 0 and swappiness:
+        balance = SCAN_EQUAL
+    elif not inactive_is_low(memcg, LRU_INACTIVE_FILE) and lruvec_size(
+            memcg, LRU_INACTIVE_FILE) >> sc.priority:
+        balance = SCAN_FILE                 # plenty of inactive cache: leave anon alone
+    else:
+        balance = SCAN_FRACT
+    ap, fp = swappiness, MAX_SWAPPINESS - swappiness
+    nr = {}
+    usage = memcg.res.usage
+    for lru in EVICTABLE:
+        size = lruvec_size(memcg, lru)
+        if protection:
+            cgroup_size = max(usage, protection)
+            scan = size - size * protection // (cgroup_size + 1)
+            scan = max(scan, SWAP_CLUSTER_MAX)
+        else:
+            scan = size
+        scan >>= sc.priority
+        file = lru >= LRU_INACTIVE_FILE
+        if balance == SCAN_FILE and not file:
+            scan = 0
+        elif balance == SCAN_FRACT:
+            frac = fp if file else ap
+            scan = -(-scan * frac // (ap + fp + 1))
+        nr[lru] = min(scan, size)
+    return nr
+
+
+def shrink_lruvec(k, memcg, sc: ScanControl, protection: int):
+    """Path: scan this memcg's own lists for one priority round."""
+    nr = get_scan_count(k, memcg, sc, protection)
+    while nr[LRU_INACTIVE_ANON] or nr[LRU_ACTIVE_FILE] or nr[LRU_INACTIVE_FILE]:
+        for lru in EVICTABLE:
+            if not nr[lru]:
+                continue
+            n = min(nr[lru], SWAP_CLUSTER_MAX)
+            nr[lru] -= n
+            if lru in (LRU_ACTIVE_ANON, LRU_ACTIVE_FILE):
+                if inactive_is_low(memcg, lru - 1):
+                    yield from shrink_active_list(k, memcg, sc, lru, n)
+            else:
+                yield from shrink_inactive_list(k, memcg, sc, lru, n)
+        if sc.nr_reclaimed >= sc.nr_to_reclaim:
             break
-        batch = []
-        for pfn in cand[:SWAP_CLUSTER_MAX]:
-            tried.add(pfn)
-            if k.mem_map.refcount[pfn] > 0 and isolate_lru_page(k, pfn) == 0:
-                batch.append(pfn)
-        if batch:
-            reclaimed += yield from shrink_page_list(k, batch, may_swap)
-    return reclaimed
+    if can_reclaim_anon_pages(k, memcg, sc) and inactive_is_low(memcg, LRU_INACTIVE_ANON):
+        yield from shrink_active_list(k, memcg, sc, LRU_ACTIVE_ANON, SWAP_CLUSTER_MAX)
 
 
-def try_to_free_mem_cgroup_pages(k, memcg, gfp_mask: int, noswap: bool) -> int:
-    """Limit reclaim from inside try_charge: a nested reclaim run on behalf of the charger."""
+def shrink_inactive_list(k, memcg, sc: ScanControl, lru: int, n: int):
+    """Path: isolate up to n pages from the tail of an inactive list and reclaim them."""
+    from .memcontrol import count_memcg_event
+
+    batch = []
+    for pfn in _next_pages(k, sc, memcg, lru, n):
+        if k.mem_map.refcount[pfn] > 0 and isolate_lru_page(k, pfn) == 0:
+            batch.append(pfn)
+    if not batch:
+        return
+    how = "proactive" if sc.proactive else ("kswapd" if sc.global_reclaim else "direct")
+    count_memcg_event(memcg, f"pgscan_{how}", len(batch))
+    sc.nr_scanned += len(batch)
+    freed = yield from shrink_page_list(k, batch, sc.may_swap and can_reclaim_anon_pages(
+        k, memcg, sc), sc.dirty)
+    count_memcg_event(memcg, f"pgsteal_{how}", freed)
+    sc.nr_reclaimed += freed
+
+
+def shrink_active_list(k, memcg, sc: ScanControl, lru: int, n: int):
+    """Path: move up to n of the oldest active pages to the inactive list (the model has no
+    accessed bits, so none is rotated back as referenced)."""
+    from .memcontrol import count_memcg_event
+
+    mm = k.mem_map
+    moved = 0
+    for pfn in _next_pages(k, sc, memcg, lru, n):
+        if mm.refcount[pfn] <= 0 or isolate_lru_page(k, pfn):
+            continue
+        mm.flags[pfn] &= ~PG_active
+        putback_lru_page(k, pfn)
+        moved += 1
+        if mm.flags[pfn] & PG_lru:
+            # now the newest page of the inactive list: scannable later in this run
+            lst = page_lru(int(mm.flags[pfn]))
+            sc.lists.setdefault((int(mm.lru_memcg[pfn]), lst), []).append(pfn)
+    if moved:
+        count_memcg_event(memcg, "pgrefill", moved)
+        count_memcg_event(memcg, "pgdeactivate", moved)
+    return
+    yield  # a path, though it takes no lock of its own
+
+
+def shrink_node_memcgs(k, sc: ScanControl):
+    """Path: one priority round over the target's subtree, skipping what memory.min protects
+    (and memory.low, unless nothing else could be reclaimed)."""
+    from .memcontrol import memcg_memory_event
+    from .page_counter import PageCounter, calculate_protection
+
+    for memcg in sc.target.stat_tree():
+        protection = 0
+        counter = memcg.res
+        if isinstance(counter, PageCounter) and memcg is not sc.target:
+            calculate_protection(sc.target.res, counter, recursive_protection=False)
+            if counter.usage <= counter.emin:
+                continue                        # hard protection
+            if counter.usage <= counter.elow:
+                if not sc.memcg_low_reclaim:
+                    sc.memcg_low_skipped = True
+                    continue
+                memcg_memory_event(memcg, "low")
+            if not sc.memcg_low_reclaim and counter.elow > counter.emin:
+                protection = counter.elow
+                sc.memcg_low_skipped = True
+            else:
+                protection = counter.emin
+        yield from shrink_lruvec(k, memcg, sc, protection)
+        if sc.nr_reclaimed >= sc.nr_to_reclaim:
+            break
+
+
+def do_try_to_free_pages(k, sc: ScanControl):
+    """Path: priority rounds from DEF_PRIORITY down to 0 until nr_to_reclaim pages are freed;
+    once a round has scanned more than half as much again, the flusher writes back the dirty
+    cache reclaim skipped. With nothing reclaimed because of memory.low, one more run that
+    ignores it."""
+    from .page_writeback import wakeup_flusher_threads
+
+    while True:
+        _snapshot_lists(k, sc, tuple(sc.target.stat_tree()))
+        for priority in range(DEF_PRIORITY, -1, -1):
+            sc.priority = priority
+            yield from shrink_node_memcgs(k, sc)
+            if sc.nr_reclaimed >= sc.nr_to_reclaim:
+                break
+            if sc.dirty and sc.nr_scanned > sc.nr_to_reclaim + sc.nr_to_reclaim // 2:
+                dirty, sc.dirty = sc.dirty, []
+                if (yield from wakeup_flusher_threads(k, dirty)):
+                    _snapshot_lists(k, sc, tuple(sc.target.stat_tree()))
+        if sc.nr_reclaimed or not sc.memcg_low_skipped or sc.memcg_low_reclaim:
+            return sc.nr_reclaimed
+        sc.memcg_low_reclaim = True
+        sc.memcg_low_skipped = False
+
+
+def shrink_mem_cgroup(k, memcg, nr_to_reclaim: int, may_swap: bool, *,
+                      swappiness: int | None = None, proactive: bool = False):
+    """Path: reclaim up to nr_to_reclaim pages from memcg's hierarchy; returns pages freed."""
+    sc = ScanControl(memcg, nr_to_reclaim, may_swap, swappiness=swappiness,
+                     proactive=proactive)
+    return (yield from do_try_to_free_pages(k, sc))
+
+
+def try_to_free_mem_cgroup_pages(k, memcg, gfp_mask: int, noswap: bool, nr_pages: int = 1,
+                                 *, swappiness: int | None = None,
+                                 proactive: bool = False) -> int:
+    """Limit reclaim from inside try_charge (or a limit write): a nested reclaim run on behalf
+    of the charger, of at least SWAP_CLUSTER_MAX pages."""
     may_swap = not noswap and k.swap.nr_slots > 0
-    return run_path(k, shrink_mem_cgroup(k, memcg, SWAP_CLUSTER_MAX, may_swap),
+    return run_path(k, shrink_mem_cgroup(k, memcg, max(nr_pages, SWAP_CLUSTER_MAX), may_swap,
+                                         swappiness=swappiness, proactive=proactive),
                     task=k.current, owner=-1)
 
 
@@ -235,8 +476,8 @@ def try_to_free_pages(k) -> int:
     """Direct reclaim when the machine is out of free pages: every memcg's pages are
     candidates (the root's hierarchy is the whole tree). Returns the pages freed."""
     may_swap = k.swap.nr_slots > 0
-    return run_path(k, shrink_mem_cgroup(k, k.root_mem_cgroup, SWAP_CLUSTER_MAX, may_swap),
-                    task=k.current, owner=-1)
+    sc = ScanControl(k.root_mem_cgroup, SWAP_CLUSTER_MAX, may_swap, global_reclaim=True)
+    return run_path(k, do_try_to_free_pages(k, sc), task=k.current, owner=-1)
 
 
 def reclaim_page(k, pfn: int):
