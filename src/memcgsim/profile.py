@@ -58,6 +58,9 @@ class KernelProfile:
     #: charge goes to root instead). 6.x forces some charges past max (__GFP_NOFAIL, page
     #: cache replacement, 5.8-6.6 migration) and memory.max may be set below usage.
     usage_within_limit: bool
+    #: a new anonymous page starts on the active list (3.17) or the inactive one (5.9 on,
+    #: "workingset detection for anonymous LRU")
+    new_anon_active: bool
     #: memory.stat: "charge-type" (3.17: cache/rss counted at commit and uncharge) or "state"
     #: (6.x: anon/file/shmem/... counted where pages are mapped, cached and swapped)
     stats: str
@@ -136,6 +139,7 @@ PROFILES: dict[str, KernelProfile] = {
         uncharge_swap_at_slot_free=False,
         offline="reparent",
         usage_within_limit=True,
+        new_anon_active=True,
         stats="charge-type",
         limit_round_up=True,
         v1_unlimited_bytes=ULLONG_MAX,
@@ -161,6 +165,7 @@ PROFILES: dict[str, KernelProfile] = {
         uncharge_swap_at_slot_free=True,
         offline="keep",
         usage_within_limit=False,
+        new_anon_active=False,
         stats="state",
         limit_round_up=False,
         v1_unlimited_bytes=PAGE_COUNTER_MAX_BYTES,
@@ -192,6 +197,7 @@ PROFILES: dict[str, KernelProfile] = {
         uncharge_swap_at_slot_free=True,
         offline="keep",
         usage_within_limit=False,
+        new_anon_active=False,
         stats="state",
         limit_round_up=False,
         v1_unlimited_bytes=PAGE_COUNTER_MAX_BYTES,

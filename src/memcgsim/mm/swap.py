@@ -115,12 +115,16 @@ lru_cache_add_file = lru_cache_add_anon
 
 
 def lru_cache_add_active_or_unevictable(k, pfn: int, vma) -> None:
-    """New anonymous pages start on the active list, or the unevictable one under VM_LOCKED."""
+    """New anonymous pages start on the active list (3.17; the inactive one from 5.9), or the
+    unevictable one under VM_LOCKED."""
     from .mm_struct import VM_LOCKED
 
     mm = k.mem_map
     if not vma.flags & VM_LOCKED:
-        mm.flags[pfn] |= PG_active
+        if k.profile.new_anon_active:
+            mm.flags[pfn] |= PG_active
+        else:
+            mm.flags[pfn] &= ~PG_active
     else:
         mm.flags[pfn] = (mm.flags[pfn] | PG_mlocked | PG_unevictable) & ~PG_active
     __lru_cache_add(k, pfn)

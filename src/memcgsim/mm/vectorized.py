@@ -34,6 +34,7 @@ from .mm_struct import (
 )
 from .mm_types import (
     LRU_ACTIVE_ANON,
+    LRU_INACTIVE_ANON,
     LRU_UNEVICTABLE,
     NR_LRU_LISTS,
     PG_active,
@@ -106,7 +107,8 @@ def _fault_anon_run(k, task, vma, start: int, n: int) -> int:
     prep_new_pages(k, pfns, node)
     mem = k.mem_map
     locked = bool(vma.flags & VM_LOCKED)
-    lru_flags = PG_mlocked | PG_unevictable if locked else PG_active
+    active = k.profile.new_anon_active
+    lru_flags = PG_mlocked | PG_unevictable if locked else (PG_active if active else 0)
     mem.flags[pfns] = PG_swapbacked | PG_anon | PG_lru | lru_flags
     mem.mapcount[pfns] = 1
     mem.mapping[pfns] = vma.anon_vma.id
@@ -116,7 +118,8 @@ def _fault_anon_run(k, task, vma, start: int, n: int) -> int:
     mem.lru_memcg[pfns] = memcg.id
     first = k.take_lru_seqs(n)
     mem.lru_seq[pfns] = np.arange(first, first + n, dtype=np.uint32)
-    memcg.lruvecs[node].lru_size[LRU_UNEVICTABLE if locked else LRU_ACTIVE_ANON] += n
+    lru = LRU_UNEVICTABLE if locked else (LRU_ACTIVE_ANON if active else LRU_INACTIVE_ANON)
+    memcg.lruvecs[node].lru_size[lru] += n
     mem_cgroup_charge_anon_bulk(k, memcg, n)
     if mm.owner is not None:
         mm.owner.memcg.events[MEM_CGROUP_EVENTS_PGFAULT] += n
