@@ -60,9 +60,17 @@ class Machine:
         """Run a kernel path for task; if the OOM killer chose the task itself during it (6.x
         kills inside the charge), the task exits as it returns to user space."""
         ret = self.k.run(path, task)
-        if task is not None and task.memdie and task.state == "alive":
-            finish_oom_kill(self.k, task)
+        if task is not None:
+            self._return_to_user(task)
         return ret
+
+    def _return_to_user(self, task) -> None:
+        """exit_to_user_mode: a task the OOM killer chose exits; one over memory.high pays
+        its reclaim."""
+        if task.memdie and task.state == "alive":
+            finish_oom_kill(self.k, task)
+        if task.memcg_nr_pages_over_high and task.state == "alive":
+            memcontrol.mem_cgroup_handle_over_high(self.k, task)
 
     # -------------------------------------------------------------- cgroups
     def mkdir(self, path: str) -> memcontrol.MemCgroup:
@@ -219,8 +227,7 @@ class Machine:
             task.memcg_nomem = False
             if self.vectorized and write and vma.file is None:
                 i += fault_anon_range(self.k, task, vma, i, end - i)
-                if task.memdie and task.state == "alive":
-                    finish_oom_kill(self.k, task)
+                self._return_to_user(task)
             else:
                 while i < end and not self._run(
                         handle_mm_fault(self.k, vma, vma.start + i, write), task) & VM_FAULT_OOM:

@@ -494,6 +494,7 @@ def try_charge_memcg(k, memcg: MemCgroup, gfp_mask: int, nr_pages: int) -> tuple
         if over is None:
             if batch > nr_pages:
                 refill_stock(k, memcg, batch - nr_pages)
+            _note_over_high(k, memcg, batch, gfp_mask)
             return 0, memcg
         noswap = noswap or memsw_failed
         if batch > nr_pages:
@@ -537,6 +538,102 @@ def try_charge_memcg(k, memcg: MemCgroup, gfp_mask: int, nr_pages: int) -> tuple
         return _nomem_or_force(k, memcg, over, gfp_mask, nr_pages, raised_max_event)
 
 
+def _note_over_high(k, memcg: MemCgroup, batch: int, gfp_mask: int) -> None:
+    """After a charge: if the memcg or an ancestor is over memory.high (or swap.high), the task
+    owes reclaim, paid on its way back to user space; past a batch's worth, at once."""
+    current = k.current
+    if current is None:
+        return
+    m = memcg
+    while m is not None:
+        if m.res.usage > m.res.high or (m.swap is not None and m.swap.usage > m.swap.high):
+            current.memcg_nr_pages_over_high += batch
+            break
+        m = m.parent_mem_cgroup()
+    if (current.memcg_nr_pages_over_high > k.profile.charge_batch
+            and gfp_mask & __GFP_WAIT):
+        mem_cgroup_handle_over_high(k, current)
+
+
+MEMCG_DELAY_PRECISION_SHIFT = 20
+MEMCG_DELAY_SCALING_SHIFT = 14
+HZ = 250
+MEMCG_MAX_HIGH_DELAY_JIFFIES = 2 * HZ
+
+
+def _max_overage(memcg: MemCgroup, counter: str) -> int:
+    """mem_find_max_overage / swap_find_max_overage: the largest (usage - high) / high up the
+    tree, in 1 / 2**20; a swap overage counts a swap_high event where it is found."""
+    top = 0
+    m = memcg
+    while m is not None and not m.is_root():
+        c = getattr(m, counter)
+        if c.usage > c.high:
+            if counter == "swap":
+                memcg_memory_event(m, "swap_high")
+            high = max(c.high, 1)
+            top = max(top, ((c.usage - c.high) << MEMCG_DELAY_PRECISION_SHIFT) // high)
+        m = m.parent_mem_cgroup()
+    return top
+
+
+def calculate_high_delay(nr_pages: int, max_overage: int, batch: int) -> int:
+    """The throttling penalty in jiffies: quadratic in the overage, scaled by the charge."""
+    if not max_overage:
+        return 0
+    penalty = (max_overage * max_overage * HZ) >> (MEMCG_DELAY_PRECISION_SHIFT
+                                                  + MEMCG_DELAY_SCALING_SHIFT)
+    return penalty * nr_pages // batch
+
+
+def reclaim_high(k, memcg: MemCgroup, nr_pages: int) -> int:
+    """Reclaim nr_pages from each memcg up the tree that is over memory.high (a `high` event
+    each)."""
+    nr_reclaimed = 0
+    m = memcg
+    while m is not None and not m.is_root():
+        if m.res.usage > m.res.high:
+            memcg_memory_event(m, "high")
+            nr_reclaimed += vmscan_reclaim(k, m, GFP_KERNEL, False, nr_pages)
+        m = m.parent_mem_cgroup()
+    return nr_reclaimed
+
+
+def mem_cgroup_handle_over_high(k, task) -> None:
+    """On return to user space: reclaim what the task's charges put over memory.high, retrying
+    while reclaim progresses and the overage would cost a throttling delay. (The delay itself
+    is time, which the model does not have: the task goes on.)"""
+    from .oom_kill import task_is_dying
+
+    nr_pages = task.memcg_nr_pages_over_high
+    if not nr_pages:
+        return
+    task.memcg_nr_pages_over_high = 0
+    memcg = get_mem_cgroup_from_mm(k, task.mm)
+    nr_retries = k.profile.reclaim_retries
+    in_retry = False
+    saved = k.current
+    k.current = task
+    try:
+        while not task_is_dying(task):
+            nr_reclaimed = reclaim_high(k, memcg, 32 if in_retry else nr_pages)
+            batch = k.profile.charge_batch
+            penalty = calculate_high_delay(nr_pages, _max_overage(memcg, "res"), batch)
+            if memcg.swap is not None:
+                penalty += calculate_high_delay(nr_pages, _max_overage(memcg, "swap"), batch)
+            penalty = min(penalty, MEMCG_MAX_HIGH_DELAY_JIFFIES)
+            if penalty <= HZ // 100:
+                break
+            if nr_reclaimed or nr_retries:
+                if not nr_reclaimed:
+                    nr_retries -= 1
+                in_retry = True
+                continue
+            break
+    finally:
+        k.current = saved
+
+
 def _nomem_or_force(k, memcg, over, gfp_mask: int, nr_pages: int,
                     raised_max_event: bool) -> tuple[int, MemCgroup]:
     if not gfp_mask & (__GFP_NOFAIL | __GFP_HIGH):
@@ -556,11 +653,12 @@ def _force_charge(k, memcg, over, nr_pages: int, raised_max_event: bool):
     return 0, memcg
 
 
-def vmscan_reclaim(k, memcg: MemCgroup, gfp_mask: int, noswap: bool) -> int:
+def vmscan_reclaim(k, memcg: MemCgroup, gfp_mask: int, noswap: bool, nr_pages: int = 1,
+                   **kw) -> int:
     """One try_to_free_mem_cgroup_pages round (6.x reclaims once per charge-loop pass)."""
     from . import vmscan
 
-    return vmscan.try_to_free_mem_cgroup_pages(k, memcg, gfp_mask, noswap)
+    return vmscan.try_to_free_mem_cgroup_pages(k, memcg, gfp_mask, noswap, nr_pages, **kw)
 
 
 def get_order(nr_pages: int) -> int:
@@ -1190,7 +1288,7 @@ def memory_high_write(k, memcg: MemCgroup, high: int) -> int:
             drain_all_stock(k, memcg)
             drained = True
             continue
-        if not vmscan_reclaim(k, memcg, GFP_KERNEL, False) and not nr_retries:
+        if not vmscan_reclaim(k, memcg, GFP_KERNEL, False, nr_pages - high) and not nr_retries:
             break
         if not nr_retries:
             break
@@ -1214,7 +1312,7 @@ def memory_max_write(k, memcg: MemCgroup, max_pages: int) -> int:
             drained = True
             continue
         if nr_reclaims:
-            if not vmscan_reclaim(k, memcg, GFP_KERNEL, False):
+            if not vmscan_reclaim(k, memcg, GFP_KERNEL, False, nr_pages - max_pages):
                 nr_reclaims -= 1
             continue
         memcg_memory_event(memcg, "oom")
@@ -1225,12 +1323,13 @@ def memory_max_write(k, memcg: MemCgroup, max_pages: int) -> int:
 
 def memory_reclaim(k, memcg: MemCgroup, nr_to_reclaim: int, swappiness: int | None = None) -> int:
     """memory.reclaim: proactive reclaim of nr_to_reclaim pages; -EAGAIN after
-    MAX_RECLAIM_RETRIES rounds that reclaim nothing. (swappiness=, 6.12, is accepted; the
-    model's reclaim does not weigh anon against file yet.)"""
+    MAX_RECLAIM_RETRIES rounds that reclaim nothing; swappiness= (6.12) overrides the
+    anon/file balance. The target's own protection does not count (it is the reclaim root)."""
     nr_reclaimed = 0
     nr_retries = k.profile.reclaim_retries
     while nr_reclaimed < nr_to_reclaim:
-        reclaimed = vmscan_reclaim(k, memcg, GFP_KERNEL, False)
+        reclaimed = vmscan_reclaim(k, memcg, GFP_KERNEL, False, nr_to_reclaim - nr_reclaimed,
+                                   swappiness=swappiness, proactive=True)
         if not reclaimed:
             if not nr_retries:
                 return -Errno.EAGAIN

@@ -24,6 +24,8 @@ class Task:
         self.memcg_may_oom = False
         self.memcg_oom = None
         self.memcg_oom_order = 0
+        #: pages charged over memory.high, to reclaim on the way back to user space
+        self.memcg_nr_pages_over_high = 0
         #: model-only: the task's last charge failed after the 6.x in-charge OOM killer
         self.memcg_nomem = False
         #: /proc/PID/oom_score_adj, -1000 (never killed) to 1000

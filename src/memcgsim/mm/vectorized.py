@@ -20,6 +20,7 @@ from .memcontrol import (
     _charge_counters,
     get_mem_cgroup_from_mm,
     mem_cgroup_charge_anon_bulk,
+    mem_cgroup_handle_over_high,
     refill_stock,
 )
 from .memory import anon_vma_prepare, handle_mm_fault, zap_pte_range
@@ -56,7 +57,15 @@ VM_FAULT_OOM = 0x0001
 
 
 def _charge_fits(k, memcg, nr: int) -> bool:
+    """The charge surely succeeds, and leaves everything at or below memory.high (whose
+    enforcement the per-page path does, fault by fault)."""
     if not memcg.res.fits(nr):
+        return False
+    if memcg.swap is not None and any(c.usage + nr > c.high for c in memcg.res.chain()
+                                      if c.parent is not None):
+        return False
+    if memcg.swap is not None and any(c.usage > c.high for c in memcg.swap.chain()
+                                      if c.parent is not None):
         return False
     return not k.do_swap_account or memcg.memsw.fits(nr)
 
@@ -144,6 +153,8 @@ def fault_anon_range(k, task, vma, start: int, count: int) -> int:
         if ret & VM_FAULT_OOM:
             return i - start
         i += 1
+        if task.memcg_nr_pages_over_high:
+            mem_cgroup_handle_over_high(k, task)   # the fault's return to user space
     return count
 
 

@@ -341,6 +341,7 @@ def get_scan_count(k, memcg, sc: ScanControl, protection: int) -> dict[int, int]
 def shrink_lruvec(k, memcg, sc: ScanControl, protection: int):
     """Path: scan this memcg's own lists for one priority round."""
     nr = get_scan_count(k, memcg, sc, protection)
+    start = sc.nr_reclaimed
     while nr[LRU_INACTIVE_ANON] or nr[LRU_ACTIVE_FILE] or nr[LRU_INACTIVE_FILE]:
         for lru in EVICTABLE:
             if not nr[lru]:
@@ -352,7 +353,9 @@ def shrink_lruvec(k, memcg, sc: ScanControl, protection: int):
                     yield from shrink_active_list(k, memcg, sc, lru, n)
             else:
                 yield from shrink_inactive_list(k, memcg, sc, lru, n)
-        if sc.nr_reclaimed >= sc.nr_to_reclaim:
+        # each lruvec may reclaim up to the whole goal (the kernel then trims its remaining
+        # scan; the model stops it)
+        if sc.nr_reclaimed - start >= sc.nr_to_reclaim:
             break
     if can_reclaim_anon_pages(k, memcg, sc) and inactive_is_low(memcg, LRU_INACTIVE_ANON):
         yield from shrink_active_list(k, memcg, sc, LRU_ACTIVE_ANON, SWAP_CLUSTER_MAX)
@@ -402,8 +405,8 @@ def shrink_active_list(k, memcg, sc: ScanControl, lru: int, n: int):
 
 
 def shrink_node_memcgs(k, sc: ScanControl):
-    """Path: one priority round over the target's subtree, skipping what memory.min protects
-    (and memory.low, unless nothing else could be reclaimed)."""
+    """Path: one priority round over every memcg of the target's subtree, skipping what
+    memory.min protects (and memory.low, unless nothing else could be reclaimed)."""
     from .memcontrol import memcg_memory_event
     from .page_counter import PageCounter, calculate_protection
 
@@ -425,8 +428,6 @@ def shrink_node_memcgs(k, sc: ScanControl):
             else:
                 protection = counter.emin
         yield from shrink_lruvec(k, memcg, sc, protection)
-        if sc.nr_reclaimed >= sc.nr_to_reclaim:
-            break
 
 
 def do_try_to_free_pages(k, sc: ScanControl):
