@@ -44,7 +44,10 @@ def _node_range(k, node: int) -> tuple[int, int]:
 
 
 def find_free_pages(k, node: int, nr: int) -> np.ndarray:
-    """The first nr free pfns of a node from its cursor on (wrapping); fewer if not enough."""
+    """The first nr free pfns of a node from its cursor on (wrapping); fewer if not enough.
+
+    Whole 2 MiB blocks without a free page are skipped by their free count, so a search costs
+    the blocks it passes, not the pages."""
     fa = k.free_area
     lo, hi = _node_range(k, node)
     cur = fa.cursor[node]
@@ -52,17 +55,20 @@ def find_free_pages(k, node: int, nr: int) -> np.ndarray:
     found = []
     got = 0
     for a, b in ((cur, hi), (lo, cur)):
-        step = max(nr * 2, 1024)
-        s = a
-        while s < b and got < nr:
-            e = min(b, s + step)
-            idx = np.flatnonzero(flags[s:e] & PG_buddy) + s
+        if a >= b:
+            continue
+        first, last = a // HPAGE_PMD_NR, (b - 1) // HPAGE_PMD_NR
+        blocks = np.flatnonzero(fa.block_free[first:last + 1] > 0) + first
+        for blk in blocks.tolist():
+            s = max(a, blk * HPAGE_PMD_NR)
+            e = min(b, (blk + 1) * HPAGE_PMD_NR)
+            idx = np.flatnonzero(flags[s:e] & PG_buddy)
             if len(idx):
-                idx = idx[: nr - got]
+                idx = idx[: nr - got] + s
                 found.append(idx)
                 got += len(idx)
-            s = e
-            step *= 2
+            if got >= nr:
+                break
         if got >= nr:
             break
     if not found:

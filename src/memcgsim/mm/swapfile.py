@@ -50,17 +50,28 @@ def get_swap_page(k, page: int) -> int:
     return entry
 
 
+def _first_free(swap_map, a: int, b: int) -> int:
+    """The first free slot in [a, b), looking in growing windows; -1 if none."""
+    step = 256
+    while a < b:
+        e = min(b, a + step)
+        free = np.flatnonzero(swap_map[a:e] == 0)
+        if len(free):
+            return a + int(free[0])
+        a = e
+        step *= 4
+    return -1
+
+
 def _scan_swap_map(k) -> int:
     si = k.swap
     if si.inuse_pages >= si.nr_slots:
         return 0
     n = si.nr_slots
     start = si.cluster_next
-    free = np.flatnonzero(si.swap_map[start:] == 0)
-    if len(free):
-        slot = start + int(free[0])
-    else:
-        slot = int(np.flatnonzero(si.swap_map[1:start] == 0)[0]) + 1
+    slot = _first_free(si.swap_map, start, n)
+    if slot < 0:
+        slot = _first_free(si.swap_map, 1, start)
     si.swap_map[slot] = SWAP_HAS_CACHE
     si.inuse_pages += 1
     si.cluster_next = slot + 1 if slot + 1 < n else 1

@@ -54,6 +54,8 @@ from .page_alloc import find_free_pages, free_pages_bulk, prep_new_pages
 from .page_cgroup import PCG_MEM, PCG_MEMSW, PCG_USED
 
 VM_FAULT_OOM = 0x0001
+#: pages faulted per bulk step at most (the free-page search is sized by it)
+BULK_CHUNK = 1 << 16
 
 
 def _charge_fits(k, memcg, nr: int) -> bool:
@@ -101,7 +103,13 @@ def _fault_anon_run(k, task, vma, start: int, n: int) -> int:
     mm = vma.mm
     memcg = get_mem_cgroup_from_mm(k, mm)
     node = task.node
-    avail = find_free_pages(k, node, n)
+    if not memcg.is_root():
+        # near the limit every fault goes the per-page way: find that out before searching
+        stock = k.this_cpu_stock()
+        if not (stock.cached is memcg and stock.nr_pages) and not _charge_fits(
+                k, memcg, k.profile.charge_batch):
+            return 0
+    avail = find_free_pages(k, node, min(n, BULK_CHUNK))
     n = min(n, len(avail))
     saved = k.current
     k.current = task
