@@ -4,6 +4,7 @@ One checker serves all profiles; where an invariant differs, the profile says so
 invariant's docstring states the difference:
 - counter tree: 3.17 flat children hang off nothing; with page_counter (6.x) every memcg hangs
   off its parent and root's counters hold the sum of its children (never a charge of its own).
+  6.x counts kernel memory (page tables, stacks, task slab) in memory (and v1's kmem counter);
   v2's swap counter holds exactly the slots recorded to the memcg.
 - limits: 3.17 never lets usage pass a limit; 6.x may (forced charges, memory.max writes).
 - statistics: 3.17's charge-type counters are checked against the pages; 6.x's state counters
@@ -103,6 +104,10 @@ class _Sums:
         self.tx = np.zeros(self.n, dtype=np.int64)
         for memcg_id, pages in k.inflight.items():
             self.tx[memcg_id] += pages
+        #: kernel memory charged to each memcg itself (6.x: page tables, stacks, task slab)
+        self.kmem = np.zeros(self.n, dtype=np.int64)
+        for m in k.memcg_by_id.values():
+            self.kmem[m.id] = sum(m.kmem_stat.values())
 
 
 def inv_counter_tree(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
@@ -114,10 +119,12 @@ def inv_counter_tree(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
     for m in k.memcg_by_id.values():
         kids = children.get(m.id, [])
         if m.is_root():
-            local_res = local_memsw = 0
+            # root is never charged itself; it holds only kernel memory reparented to it
+            local_res = local_memsw = s.kmem[m.id]
         else:
-            local_res = s.pmem[m.id] + s.stock[m.id] + s.tx[m.id]
-            local_memsw = s.pmsw[m.id] + s.rec[m.id] + s.stock[m.id] + s.tx[m.id]
+            local_res = s.pmem[m.id] + s.stock[m.id] + s.tx[m.id] + s.kmem[m.id]
+            local_memsw = (s.pmsw[m.id] + s.rec[m.id] + s.stock[m.id] + s.tx[m.id]
+                           + s.kmem[m.id])
         want = local_res + sum(c.res.usage for c in kids)
         if m.res.usage != want:
             yield Violation("counter-tree", f"{m.name} res.usage {m.res.usage} != {want} (pages "
@@ -131,6 +138,11 @@ def inv_counter_tree(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
                                 f"stock {s.stock[m.id]} + in-flight {s.tx[m.id]} + children)")
         elif m.memsw.usage:
             yield Violation("counter-tree", f"{m.name} memsw charged without swap accounting")
+        if k.profile.kmem_accounting and not k.cgroup_v2:
+            want = s.kmem[m.id] + sum(c.kmem.usage for c in kids)
+            if m.kmem.usage != want:
+                yield Violation("counter-tree", f"{m.name} kmem.usage {m.kmem.usage} != "
+                                f"{want} (kernel pages {s.kmem[m.id]} + children)")
         if k.cgroup_v2:
             want = (0 if m.is_root() else s.rec[m.id]) + sum(c.swap.usage for c in kids)
             if m.swap.usage != want:

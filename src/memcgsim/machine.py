@@ -11,7 +11,7 @@ from .checker import assert_invariants, check
 from .errors import Errno, InvalidRequest
 from .kernel import PAGE_SIZE, Kernel
 from .mm import fork as fork_mod
-from .mm import fs_ops, memcontrol, memcontrol_v1, mmap
+from .mm import fs_ops, memcontrol, memcontrol_v1, mmap, pgtable
 from .mm.filemap import do_generic_file_read, generic_perform_write, replace_page_cache_page
 from .mm.huge_memory import split_huge_page
 from .mm.locking import Lock, Unlock, page_lock
@@ -154,6 +154,12 @@ class Machine:
         mm.owner = task
         self.k.mms[mm.id] = mm
         self.k.tasks[name] = task
+        saved, self.k.current = self.k.current, task       # the new task's exec
+        try:
+            pgtable.alloc_task_kmem(self.k, task)
+            pgtable.mm_alloc_pgd(self.k, mm)
+        finally:
+            self.k.current = saved
         return task
 
     def task(self, name: str) -> Task:
@@ -185,6 +191,7 @@ class Machine:
         """fork(): the child shares the parent's anonymous pages copy-on-write."""
         self._alive(task)
         new = self.spawn(child, task.memcg.name, task.cpu, task.node)
+        pgtable.mm_free_pgd(self.k, new.mm)      # the child's mm is fork's copy, not a new one
         del self.k.mms[new.mm.id]
         new.mm = self._run(fork_mod.copy_mm(self.k, task.mm), task)
         new.mm.owner = new
@@ -195,6 +202,7 @@ class Machine:
         self._alive(task)
         task.exiting = True
         self._run(fork_mod.exit_mmap(self.k, task.mm, self._zap), task)
+        pgtable.free_task_kmem(self.k, task)
         task.state = "exited"
 
     # -------------------------------------------------------------- anonymous memory

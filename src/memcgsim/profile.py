@@ -58,6 +58,9 @@ class KernelProfile:
     #: charge goes to root instead). 6.x forces some charges past max (__GFP_NOFAIL, page
     #: cache replacement, 5.8-6.6 migration) and memory.max may be set below usage.
     usage_within_limit: bool
+    #: kernel memory (page tables, kernel stacks, task slab) is charged to every memcg (6.x);
+    #: 3.17 charged it only under a kmem limit, which the model does not offer
+    kmem_accounting: bool
     #: a new anonymous page starts on the active list (3.17) or the inactive one (5.9 on,
     #: "workingset detection for anonymous LRU")
     new_anon_active: bool
@@ -139,6 +142,7 @@ PROFILES: dict[str, KernelProfile] = {
         uncharge_swap_at_slot_free=False,
         offline="reparent",
         usage_within_limit=True,
+        kmem_accounting=False,
         new_anon_active=True,
         stats="charge-type",
         limit_round_up=True,
@@ -165,6 +169,7 @@ PROFILES: dict[str, KernelProfile] = {
         uncharge_swap_at_slot_free=True,
         offline="keep",
         usage_within_limit=False,
+        kmem_accounting=True,
         new_anon_active=False,
         stats="state",
         limit_round_up=False,
@@ -197,6 +202,7 @@ PROFILES: dict[str, KernelProfile] = {
         uncharge_swap_at_slot_free=True,
         offline="keep",
         usage_within_limit=False,
+        kmem_accounting=True,
         new_anon_active=False,
         stats="state",
         limit_round_up=False,

@@ -3,6 +3,8 @@ unmaps everything."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from .locking import Lock, Unlock, ptl
 from .mm_struct import (
     MM_ANONPAGES,
@@ -23,6 +25,7 @@ from .mm_types import HPAGE_PMD_NR, PG_anon
 def copy_mm(k, parent_mm):
     """Path: dup_mmap. Anonymous pages are shared read-only (COW); swap entries gain a map
     reference; shared file mappings are left to fault again, as the kernel does."""
+    from .pgtable import mm_alloc_pgd, pte_alloc
     from .rmap import page_dup_rmap
     from .swap import get_page
     from .swapfile import swap_duplicate
@@ -30,6 +33,7 @@ def copy_mm(k, parent_mm):
     mm = MmStruct(k.new_id())
     k.mms[mm.id] = mm
     mm.next_start = parent_mm.next_start
+    mm_alloc_pgd(k, mm)
     yield Lock(ptl(parent_mm.id))
     for pv in parent_mm.vmas:
         vma = Vma(mm, pv.start, pv.npages, pv.flags, pv.file, pv.pgoff)
@@ -42,6 +46,8 @@ def copy_mm(k, parent_mm):
             pv.anon_vma.vmas.append(vma)
         if pv.file is not None and pv.anon_vma is None:
             continue
+        for i in np.flatnonzero(pv.pte).tolist():      # copy_pte_range's tables
+            pte_alloc(k, mm, pv.start + i, nofail=True)
         cow = not pv.flags & VM_SHARED
         i = 0
         while i < pv.npages:
@@ -80,7 +86,9 @@ def copy_mm(k, parent_mm):
 def exit_mmap(k, mm, zap=None):
     """Path: the mm's last user is gone: unmap every VMA."""
     from .mmap import do_munmap
+    from .pgtable import mm_free_pgd
 
     for vma in list(mm.vmas):
         yield from do_munmap(k, vma, zap)
+    mm_free_pgd(k, mm)
     k.mms.pop(mm.id, None)

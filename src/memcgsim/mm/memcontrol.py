@@ -153,6 +153,9 @@ class MemCgroup:
         #: swap_high, swap_max, swap_fail
         self.memory_events: dict[str, int] = dict.fromkeys(MEMCG_EVENT_NAMES, 0)
         self.memory_events_local: dict[str, int] = dict.fromkeys(MEMCG_EVENT_NAMES, 0)
+        #: kernel memory charged to this memcg itself, in pages, by kind ("kernel" is the
+        #: rest: PGD, task slab); memory.stat's kernel is their sum
+        self.kmem_stat: dict[str, int] = {"kernel_stack": 0, "pagetables": 0, "kernel": 0}
         #: vm events counted per memcg (6.x memory.stat: pgfault, pgscan, pswpout, ...)
         self.vm_events: dict[str, int] = {}
         self.nr_page_events = 0
@@ -795,6 +798,68 @@ def mem_cgroup_charge(k, pfn: int, mm, gfp_mask: int) -> int:
     return _charge_memcg(k, pfn, memcg, gfp_mask)
 
 
+def memcg_kmem_charge_page(k, memcg: MemCgroup, nr_pages: int, item: str,
+                           nofail: bool = False) -> int:
+    """__memcg_kmem_charge_page: charge kernel memory like any page (it may reclaim and OOM),
+    and, on v1, the kmem counter too. 0 or -ENOMEM."""
+    if not k.profile.kmem_accounting or memcg.is_root():
+        return 0
+    ret, _ = try_charge(k, memcg, GFP_KERNEL | (__GFP_NOFAIL if nofail else 0), nr_pages)
+    if ret:
+        return ret
+    if not k.cgroup_v2:
+        memcg.kmem.charge(nr_pages)
+    memcg.kmem_stat[item] += nr_pages
+    return 0
+
+
+def memcg_kmem_uncharge_page(k, memcg_id: int, nr_pages: int, item: str) -> None:
+    """obj_cgroup_uncharge_pages: the pages go back into the per-CPU stock (refill_stock)."""
+    memcg = k.memcg_by_id.get(memcg_id)
+    if memcg is None or not k.profile.kmem_accounting:
+        return
+    memcg.kmem_stat[item] -= nr_pages
+    if not k.cgroup_v2:
+        memcg.kmem.uncharge(nr_pages)
+    if memcg.is_root():
+        # charged below and reparented to root when that memcg went offline; root keeps no
+        # stock, so its counters give the pages back at once
+        memcg.res.uncharge(nr_pages)
+        if k.do_swap_account:
+            memcg.memsw.uncharge(nr_pages)
+        return
+    refill_stock(k, memcg, nr_pages)
+    stock = k.this_cpu_stock()
+    if stock.nr_pages > k.profile.charge_batch:
+        drain_stock(k, stock)
+
+
+def memcg_reparent_kmem(k, memcg: MemCgroup) -> None:
+    """css_offline (6.x): kernel memory charged to a dying memcg is the parent's from now on
+    (its obj_cgroup is reparented); the dead memcg's own level lets go of it."""
+    parent = memcg.parent
+    nr = sum(memcg.kmem_stat.values())
+    if not nr:
+        return
+    for item, pages in memcg.kmem_stat.items():
+        parent.kmem_stat[item] += pages
+        memcg.kmem_stat[item] = 0
+    memcg.res.cancel(nr)
+    if k.do_swap_account:
+        memcg.memsw.cancel(nr)
+    if not k.cgroup_v2:
+        memcg.kmem.cancel(nr)
+    for mm in k.mms.values():
+        for key, owner in mm.pgtables.items():
+            if owner == memcg.id:
+                mm.pgtables[key] = parent.id
+        if mm.pgd_memcg == memcg.id:
+            mm.pgd_memcg = parent.id
+    for task in k.tasks.values():
+        if task.kmem_memcg == memcg.id:
+            task.kmem_memcg = parent.id
+
+
 def _charge_memcg(k, pfn: int, memcg: MemCgroup, gfp_mask: int) -> int:
     nr_pages = k.mem_map.nr_pages_of(pfn)
     ret, memcg = try_charge(k, memcg, gfp_mask, nr_pages)
@@ -1244,11 +1309,16 @@ def memory_stat_format(k, memcg: MemCgroup, local=None,
                        page_size: int = 4096) -> list[tuple[str, int]]:
     """The lines of v2 memory.stat, as (key, value): bytes for sizes, counts for events.
 
-    Kernel memory (kernel, pagetables, slab, percpu, sock, vmalloc) and zswap are not modelled
-    here and read 0."""
+    kernel, pagetables and kernel_stack are the modelled kernel memory (mm/pgtable.py); slab,
+    percpu, sock, vmalloc and zswap are not modelled and read 0."""
     from .vmstat import memcg_page_state
 
     state = memcg_page_state(k, memcg, local)
+    tree = tuple(memcg.subtree())
+    kmem = {item: sum(m.kmem_stat[item] for m in tree) for item in memcg.kmem_stat}
+    state["kernel"] = sum(kmem.values())
+    state["pagetables"] = kmem["pagetables"]
+    state["kernel_stack"] = kmem["kernel_stack"]
     out: list[tuple[str, int]] = []
     for key in k.profile.v2_stat_keys:
         if key in state:

@@ -16,6 +16,7 @@ from .memcontrol import (
     mem_cgroup_move_account,
     mem_cgroup_move_swap_account,
     mem_cgroup_reclaim,
+    memcg_reparent_kmem,
     try_charge,
 )
 from .mm_struct import PTE_HUGE, PTE_PRESENT, PTE_SWAP, PTE_VAL_MASK
@@ -297,6 +298,7 @@ def mem_cgroup_rmdir(k, memcg: MemCgroup) -> int:
             memcg.res.set_min(0)
             memcg.res.set_low(0)
         drain_all_stock(k, memcg)
+        memcg_reparent_kmem(k, memcg)
         del k.memcg_by_name[memcg.name]
         for t in k.tasks.values():
             if t.memcg is memcg:

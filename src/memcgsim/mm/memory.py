@@ -329,6 +329,8 @@ def do_cow_fault(k, vma, addr: int):
 
 
 def handle_mm_fault(k, vma, addr: int, write: bool):
+    from .pgtable import pte_alloc
+
     """Path: a user fault at addr. pgfault is counted on mm->owner's memcg; a charge that fails
     leaves a memcg OOM recorded in the task (memcg_oom_enable for user faults)."""
     from .huge_memory import do_huge_pmd_anonymous_page
@@ -342,6 +344,8 @@ def handle_mm_fault(k, vma, addr: int, write: bool):
         i = addr - vma.start
         pte = int(vma.pte[i])
         if not pte:
+            if pte_alloc(k, mm, addr):
+                return VM_FAULT_OOM
             if vma.file is not None:
                 return (yield from do_file_fault(k, vma, addr, write))
             if k.thp_enabled(vma):

@@ -95,6 +95,10 @@ class MmStruct:
         self.rss_stat = [0, 0, 0]
         self.next_start = 1 << 20    # page number of the next free address range
         self.users = 1
+        #: page-table pages: (level, index) -> id of the memcg charged for it (0: none)
+        self.pgtables: dict[tuple[str, int], int] = {}
+        #: the memcg charged for the PGD, or None once freed
+        self.pgd_memcg: int | None = None
 
     def __repr__(self) -> str:
         return f"<mm {self.id}>"

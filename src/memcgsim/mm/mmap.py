@@ -35,9 +35,11 @@ def do_munmap(k, vma, zap=None):
     `zap` may name vectorized.zap_pte_range_vectorized instead of the per-page reference."""
     from .fs_ops import iput_final
     from .memory import zap_pte_range
+    from .pgtable import free_pgtables
 
     yield from (zap or zap_pte_range)(k, vma, 0, vma.npages)
     unlink_vma(k, vma)
+    free_pgtables(k, vma.mm)
     if vma.file is not None:
         yield from iput_final(k, vma.file)
 

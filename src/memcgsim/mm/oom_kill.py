@@ -169,6 +169,9 @@ def oom_kill_process(k, victim, counted: bool = False) -> None:
     victim.exiting = True
     # its own lock owner: a 6.x kill runs inside the charging path, which may hold locks
     run_path(k, exit_mmap(k, victim.mm), task=victim, owner=-2)
+    from .pgtable import free_task_kmem
+
+    free_task_kmem(k, victim)
     victim.state = "killed"
 
 

@@ -30,6 +30,8 @@ class Task:
         self.memcg_nomem = False
         #: /proc/PID/oom_score_adj, -1000 (never killed) to 1000
         self.oom_score_adj = 0
+        #: the memcg charged for the kernel stack and slab (None: nothing charged)
+        self.kmem_memcg = None
         #: alive | exited | killed
         self.state = "alive"
 

@@ -52,10 +52,12 @@ from .mm_types import (
 )
 from .page_alloc import find_free_pages, free_pages_bulk, prep_new_pages
 from .page_cgroup import PCG_MEM, PCG_MEMSW, PCG_USED
+from .pgtable import pte_alloc, pte_alloc_would_charge
 
 VM_FAULT_OOM = 0x0001
 #: pages faulted per bulk step at most (the free-page search is sized by it)
 BULK_CHUNK = 1 << 16
+PTRS_PER_PTE = 512
 
 
 def _charge_fits(k, memcg, nr: int) -> bool:
@@ -103,17 +105,23 @@ def _fault_anon_run(k, task, vma, start: int, n: int) -> int:
     mm = vma.mm
     memcg = get_mem_cgroup_from_mm(k, mm)
     node = task.node
-    if not memcg.is_root():
-        # near the limit every fault goes the per-page way: find that out before searching
-        stock = k.this_cpu_stock()
-        if not (stock.cached is memcg and stock.nr_pages) and not _charge_fits(
-                k, memcg, k.profile.charge_batch):
-            return 0
-    avail = find_free_pages(k, node, min(n, BULK_CHUNK))
-    n = min(n, len(avail))
     saved = k.current
     k.current = task
     try:
+        tables = pte_alloc_would_charge(k, mm, vma.start + start)
+        if not memcg.is_root():
+            # near the limit every fault goes the per-page way: find that out before searching
+            stock = k.this_cpu_stock()
+            if not (stock.cached is memcg and stock.nr_pages > tables) and not _charge_fits(
+                    k, memcg, k.profile.charge_batch):
+                return 0
+        avail = find_free_pages(k, node, min(n, BULK_CHUNK))
+        n = min(n, len(avail))
+        if not n:
+            return 0
+        if tables:
+            # handle_mm_fault's pte_alloc of the run's first fault, before its page's charge
+            assert pte_alloc(k, mm, vma.start + start) == 0
         n = _charge_prefix(k, memcg, n)
     finally:
         k.current = saved
@@ -154,6 +162,9 @@ def fault_anon_range(k, task, vma, start: int, count: int) -> int:
         if bulk_ok and not vma.pte[i]:
             run = np.flatnonzero(vma.pte[i:end])
             stop = i + (int(run[0]) if len(run) else end - i)
+            # one page-table page's worth at a time: a new one is charged first
+            region_end = ((vma.start + i) // PTRS_PER_PTE + 1) * PTRS_PER_PTE - vma.start
+            stop = min(stop, region_end)
             i += _fault_anon_run(k, task, vma, i, stop - i)
             if i == stop:
                 continue
