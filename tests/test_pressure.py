@@ -76,8 +76,9 @@ def test_memory_high_reclaims_to_high_with_high_events(profile):
     assert m.write_file("/a", "memory.high", "20M") == 0
     t = m.spawn("A", "/a")
     assert m.touch(t, m.mmap_anon(t, 40 * MIB)) == 40 * MIB and t.state == "alive"
-    assert 19.5 * M <= read(m, "/a", "memory.current") <= 20 * M
-    assert 20.0 * M <= read(m, "/a", "memory.swap.current") <= 20.6 * M
+    # the real kernel's swap/anon split varies by about 330 KiB from run to run
+    assert 19.45 * M <= read(m, "/a", "memory.current") <= 20 * M
+    assert 20.1 * M <= read(m, "/a", "memory.swap.current") <= 20.8 * M
     ev = events(m, "/a")
     assert 40 <= ev["high"] <= 100 and ev["max"] == 0 and ev["oom"] == 0
     assert check(m.k) == []

@@ -81,6 +81,8 @@ class Kernel:
         #: what the kernel would WARN about or report as a bad page: (kind, message)
         self.warnings: list[tuple[str, str]] = []
         self._lru_seq = 0
+        #: reclaim's view of each LRU list's tail, (memcg id, lru) -> vmscan.LruTail
+        self.lru_tails: dict = {}
         self._ids = itertools.count(1)
         self._obj_ids = 0
         self.memcg_by_id: dict[int, MemCgroup] = {}

@@ -224,46 +224,53 @@ class ScanControl:
         self.memcg_low_skipped = False
         #: dirty page-cache pages reclaim had to leave for the flusher
         self.dirty: list[int] = []
-        #: (memcg id, lru) -> pfns oldest first, and how far each list has been scanned
-        self.lists: dict[tuple[int, int], list[int]] = {}
-        self.cursor: dict[tuple[int, int], int] = {}
 
 
-def _snapshot_lists(k, sc: ScanControl, memcgs) -> None:
-    """Each lruvec list of the memcgs, oldest page first (the tail the kernel scans from)."""
+class LruTail:
+    """A list's pages oldest first, as of the last look, with the lru_seq each had then.
+
+    Pages only ever join a list at its head (a higher lru_seq), so the oldest page on the list
+    is the first entry here that is still on it with the same lru_seq; pages added since are
+    newer than all of them. When the entries run out, the list is looked at again. This keeps
+    reclaim's "take from the tail" at the cost of one pass over mem_map per list drained."""
+
+    __slots__ = ("pfns", "seqs", "pos")
+
+    def __init__(self, pfns: list[int], seqs: list[int]):
+        self.pfns = pfns
+        self.seqs = seqs
+        self.pos = 0
+
+
+def _look_at_list(k, memcg, lru: int) -> LruTail:
     mm = k.mem_map
-    ids = np.array([m.id for m in memcgs], dtype=np.int64)
-    on = np.flatnonzero((mm.flags & PG_lru) != 0)
-    owner = mm.lru_memcg[on].astype(np.int64)
-    keep = np.isin(owner, ids)
-    on, owner = on[keep], owner[keep]
-    lru = page_lru_array(mm.flags[on])
-    order = np.lexsort((mm.lru_seq[on], lru, owner))
-    on, owner, lru = on[order], owner[order], lru[order]
-    key = owner * 8 + lru
-    bounds = np.flatnonzero(np.diff(key)) + 1
-    for part in np.split(np.arange(len(on)), bounds):
-        if len(part):
-            kk = int(key[part[0]])
-            sc.lists[(kk // 8, kk % 8)] = on[part].tolist()
-    sc.cursor = dict.fromkeys(sc.lists, 0)
+    on = np.flatnonzero((mm.lru_memcg == memcg.id) & ((mm.flags & PG_lru) != 0))
+    on = on[page_lru_array(mm.flags[on]) == lru]
+    seqs = mm.lru_seq[on]
+    order = np.argsort(seqs, kind="stable")
+    return LruTail(on[order].tolist(), seqs[order].tolist())
 
 
 def _next_pages(k, sc: ScanControl, memcg, lru: int, n: int) -> list[int]:
-    """Up to n pages still on (memcg, lru), oldest first; each is offered once per run."""
+    """Up to n pages from the tail (oldest end) of memcg's list lru."""
     key = (memcg.id, lru)
-    pages = sc.lists.get(key, ())
-    i = sc.cursor.get(key, 0)
+    tail = k.lru_tails.get(key)
     mm = k.mem_map
-    out = []
-    while i < len(pages) and len(out) < n:
-        pfn = pages[i]
-        i += 1
+    out: list[int] = []
+    looked = False
+    while len(out) < n:
+        if tail is None or tail.pos >= len(tail.pfns):
+            if looked or not lruvec_size(memcg, lru):
+                break
+            tail = k.lru_tails[key] = _look_at_list(k, memcg, lru)
+            looked = True
+            continue
+        pfn, seq = tail.pfns[tail.pos], tail.seqs[tail.pos]
+        tail.pos += 1
         flags = int(mm.flags[pfn])
-        if (flags & PG_lru and int(mm.lru_memcg[pfn]) == memcg.id
-                and page_lru(flags) == lru):
+        if (flags & PG_lru and int(mm.lru_memcg[pfn]) == memcg.id and page_lru(flags) == lru
+                and int(mm.lru_seq[pfn]) == seq):
             out.append(pfn)
-    sc.cursor[key] = i
     return out
 
 
@@ -393,10 +400,6 @@ def shrink_active_list(k, memcg, sc: ScanControl, lru: int, n: int):
         mm.flags[pfn] &= ~PG_active
         putback_lru_page(k, pfn)
         moved += 1
-        if mm.flags[pfn] & PG_lru:
-            # now the newest page of the inactive list: scannable later in this run
-            lst = page_lru(int(mm.flags[pfn]))
-            sc.lists.setdefault((int(mm.lru_memcg[pfn]), lst), []).append(pfn)
     if moved:
         count_memcg_event(memcg, "pgrefill", moved)
         count_memcg_event(memcg, "pgdeactivate", moved)
@@ -438,7 +441,6 @@ def do_try_to_free_pages(k, sc: ScanControl):
     from .page_writeback import wakeup_flusher_threads
 
     while True:
-        _snapshot_lists(k, sc, tuple(sc.target.stat_tree()))
         for priority in range(DEF_PRIORITY, -1, -1):
             sc.priority = priority
             yield from shrink_node_memcgs(k, sc)
@@ -446,8 +448,7 @@ def do_try_to_free_pages(k, sc: ScanControl):
                 break
             if sc.dirty and sc.nr_scanned > sc.nr_to_reclaim + sc.nr_to_reclaim // 2:
                 dirty, sc.dirty = sc.dirty, []
-                if (yield from wakeup_flusher_threads(k, dirty)):
-                    _snapshot_lists(k, sc, tuple(sc.target.stat_tree()))
+                yield from wakeup_flusher_threads(k, dirty)
         if sc.nr_reclaimed or not sc.memcg_low_skipped or sc.memcg_low_reclaim:
             return sc.nr_reclaimed
         sc.memcg_low_reclaim = True
