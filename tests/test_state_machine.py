@@ -407,6 +407,23 @@ class MemcgStateMachine(RuleBasedStateMachine):
     def set_limit(self, path, pages, memsw):
         self._set_limit(path, pages, memsw=memsw and self.k.do_swap_account)
 
+    @precondition(lambda self: self.k.cgroup_v2)
+    @rule(path=st.sampled_from(LIMITED), knob=st.sampled_from(
+        ["memory.high", "memory.low", "memory.min", "memory.swap.max", "memory.swap.high"]),
+        pages=limits)
+    def set_v2_knob(self, path, knob, pages):
+        """memory.high reclaims down to it (never a kill); min/low protect from reclaim;
+        swap.max and swap.high bound swap."""
+        text = "max" if pages is None else str(pages * PAGE_SIZE)
+        assert self.m.write_file(path, knob, text) == 0
+        self._forget_the_dead()
+
+    @precondition(lambda self: self.k.cgroup_v2)
+    @rule(path=st.sampled_from(LIMITED), npages=small_counts)
+    def memory_reclaim(self, path, npages):
+        ret = self.m.write_file(path, "memory.reclaim", str(npages * PAGE_SIZE))
+        assert ret in (0, -Errno.EAGAIN), ret
+
     # ------------------------------------------------------------------ cgroup files
     @precondition(lambda self: not self.k.cgroup_v2)
     @rule(path=cgroups, flags=st.integers(0, 3))
