@@ -129,3 +129,38 @@ def test_memory_min_protects_in_proportion():
     assert m.write_file("/A/B/C", "memory.reclaim", "10M") == 0
     assert read(m, "/A/B/C", "memory.current") < cur["/C"] * M - 9 * M
     assert check(m.k) == []
+
+
+def test_swap_max_bounds_swap_and_counts_swap_events():
+    m = v2("6.12", swap_mib=256)
+    assert m.write_file("/a", "memory.max", "30M") == 0
+    assert m.write_file("/a", "memory.swap.max", "5M") == 0
+    t = m.spawn("A", "/a")
+    m.touch(t, m.mmap_anon(t, 50 * MIB))
+    assert t.state == "killed"                # 30M resident and 5M of swap do not hold 50M
+    swap_ev = dict(x.split() for x in m.read_file("/a", "memory.swap.events").splitlines())
+    assert int(swap_ev["max"]) > 0 and swap_ev["max"] == swap_ev["fail"]
+    assert m.read_file("/a", "memory.swap.peak") == f"{5 * M}\n"
+    assert events(m, "/a")["oom_kill"] == 1
+    assert check(m.k) == []
+
+
+def test_memory_low_gives_way_only_under_pressure_with_low_events():
+    m = Machine(512 * MIB, profile="6.12", cgroup="v2")
+    for p in ("/p", "/p/a", "/p/b"):
+        m.mkdir(p)
+    assert m.write_file("/p", "cgroup.subtree_control", "+memory") == 0
+    assert m.write_file("/p", "memory.max", "100M") == 0
+    assert m.write_file("/p/a", "memory.low", "40M") == 0
+    a, b = m.spawn("A", "/p/a"), m.spawn("B", "/p/b")
+    m.write(a, m.create("/data/a").name, 50 * MIB)
+    m.write(b, m.create("/data/b").name, 40 * MIB)
+    m.sync()
+    m.touch(b, m.mmap_anon(b, 40 * MIB))       # b's own cache goes first; a keeps its low
+    assert read(m, "/p/a", "memory.current") >= 40 * M
+    assert events(m, "/p/a")["low"] == 0
+    m.touch(b, m.mmap_anon(b, 40 * MIB))       # now only a's cache is left to reclaim
+    assert b.state == "alive"
+    assert read(m, "/p/a", "memory.current") < 40 * M
+    assert events(m, "/p/a")["low"] > 0 and events(m, "/p/b")["low"] == 0
+    assert check(m.k) == []
