@@ -21,12 +21,13 @@ OOM_SCORE_ADJ_MIN = -1000
 
 
 def oom_badness(task, totalpages: int) -> int:
-    """Resident pages plus swap entries, shifted by oom_score_adj (per 1000 of totalpages)."""
+    """Resident pages, swap entries and page-table pages, shifted by oom_score_adj (per 1000
+    of totalpages)."""
     adj = task.oom_score_adj
     if adj == OOM_SCORE_ADJ_MIN or task.mm is None:
         return 0
     rss = task.mm.rss_stat
-    points = rss[MM_ANONPAGES] + rss[MM_FILEPAGES] + rss[MM_SWAPENTS]
+    points = rss[MM_ANONPAGES] + rss[MM_FILEPAGES] + rss[MM_SWAPENTS] + len(task.mm.pgtables)
     points += adj * totalpages // 1000
     return max(points, 1)
 
