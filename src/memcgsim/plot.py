@@ -6,6 +6,10 @@ from __future__ import annotations
 WIDTH_IN, HEIGHT_IN, DPI = 10, 6, 100
 
 
+def _is_limit(name: str) -> bool:
+    return "limit" in name or name in ("memory.max", "memory.high", "memory.swap.max")
+
+
 def plot_run(result, out_path: str) -> None:
     try:
         import matplotlib
@@ -32,7 +36,7 @@ def plot_run(result, out_path: str) -> None:
                 ax.axvline(st.index + 1, color="red", linewidth=1)
             ax_mem.annotate("OOM kill", (st.index + 1, ax_mem.get_ylim()[1]), color="red",
                             fontsize=8, ha="left", va="top")
-        if st.kind == "set" and any("limit" in w for w, _ in
+        if st.kind == "set" and any(_is_limit(w) for w, _ in
                                     result.scenario.steps[st.index].args.get("writes", ())):
             ax_mem.axvline(st.index + 1, color="grey", linestyle="--", linewidth=1)
     ax_mem.set_ylabel("memory (MiB)")
