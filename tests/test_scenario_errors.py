@@ -620,6 +620,47 @@ MISTAKES = [
       steps:
         - expect: {cgroup: /web, memory.usage_in_bytes: 30MiB ±5x%}
       """, "5:51", "'5x%' is not a percentage", id="bad-tolerance-percent"),
+    p("""\
+      format: 1
+      machine: {kernel: "6.12", cgroup: v2}
+      cgroups:
+        /web:
+          memory.limit_in_bytes: 1M
+      steps:
+        - sync: {}
+      """, "5:5", "memory.limit_in_bytes is a cgroup v1 file", "uses cgroup v2",
+      id="v1-file-in-v2"),
+    p("""\
+      format: 1
+      machine: {kernel: "6.12", cgroup: v2}
+      cgroups:
+        /web:
+          memory.current: 1M
+      steps:
+        - sync: {}
+      """, "5:5", "memory.current is read-only", id="v2-read-only-file"),
+    p("""\
+      format: 1
+      machine: {kernel: "6.12", cgroup: v2}
+      cgroups: {/web: {}}
+      steps:
+        - expect: {cgroup: /web, memory.events.oom_kills: 0}
+      """, "5:28", "memory.events has no key 'oom_kills'", "did you mean 'oom_kill'?",
+      id="v2-events-key"),
+    p("""\
+      format: 1
+      machine: {kernel: "3.17", cgroup: v1}
+      cgroups: {/web: {}}
+      steps:
+        - expect: {cgroup: /web, memory.stat.shmem: 0}
+      """, "5:28", "memory.stat has no key 'shmem'", id="6.1-stat-key-on-3.17"),
+    p("""\
+      format: 1
+      machine: {kernel: "6.1", cgroup: v2}
+      cgroups: {/web: {}}
+      steps:
+        - expect: {cgroup: /web, memory.swap.peak: 0}
+      """, "5:28", "unknown cgroup v2 file 'memory.swap.peak'", id="6.12-file-on-6.1"),
 ]
 
 #: Mistakes the loader does not handle yet: each fails until scenario.py is fixed (see the
