@@ -206,8 +206,11 @@ class Machine:
         task.state = "exited"
 
     # -------------------------------------------------------------- anonymous memory
-    def mmap_anon(self, task: Task, npages: int, shared: bool = False):
-        """A private (or shared: shmem-backed) anonymous mapping of npages, not yet touched."""
+    def mmap_anon(self, task: Task, npages: int, shared: bool = False, locked: bool = False):
+        """A private (or shared: shmem-backed, as MAP_SHARED|MAP_ANONYMOUS, /dev/zero and SysV
+        shm are) anonymous mapping of npages, not yet touched; locked (MAP_LOCKED) populates
+        and mlocks it at once, as mmap does: a page that cannot be charged ends the
+        population (and may OOM-kill), not the mmap."""
         self._alive(task)
         self._check_size(npages)
         if shared:
@@ -215,8 +218,11 @@ class Machine:
             f.nlink = 0
             vma = mmap.do_mmap(self.k, task.mm, npages, VM_READ | VM_WRITE | VM_SHARED, f)
             f.size_pages = npages
-            return vma
-        return mmap.do_mmap(self.k, task.mm, npages, VM_READ | VM_WRITE)
+        else:
+            vma = mmap.do_mmap(self.k, task.mm, npages, VM_READ | VM_WRITE)
+        if locked:
+            self.mlock(task, vma)
+        return vma
 
     def touch(self, task: Task, vma, start: int = 0, count: int | None = None,
               write: bool = True) -> int:
@@ -262,9 +268,10 @@ class Machine:
         self._mapped(self._alive(task), vma)
         self._run(mmap.do_munmap(self.k, vma, self._zap), task)
 
-    def mlock(self, task: Task, vma) -> None:
+    def mlock(self, task: Task, vma) -> int:
+        """mlock(2): 0, or -EAGAIN when the pages could not all be populated."""
         self._mapped(self._alive(task), vma)
-        self._run(mmap.mlock_vma(self.k, vma), task)
+        return self._run(mmap.mlock_vma(self.k, vma), task)
 
     def munlock(self, task: Task, vma) -> None:
         self._mapped(self._alive(task), vma)

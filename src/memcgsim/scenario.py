@@ -274,7 +274,8 @@ class Scenario:
 STEP_ARGS: dict[str, tuple[set, set]] = {
     # kind: (required, optional)
     "spawn": ({"task", "cgroup"}, {"cpu", "node", "oom_score_adj"}),
-    "anon": ({"task", "size", "as"}, set()),
+    "anon": ({"task", "size", "as"}, {"shared", "locked", "touch"}),
+    "shm": ({"task", "size", "as"}, set()),
     "touch": ({"task", "region"}, set()),
     "unmap": ({"task", "region"}, set()),
     "write": ({"task", "file", "size"}, {"fs"}),
@@ -536,12 +537,20 @@ def _step(kind, a, args, knode, machine, cgroups, tasks, regions, files, may_fai
                     raise _err(v, f"{key}: want a whole number from {lo} to {hi}")
                 vals[key] = v.value
         tasks.add(name)
-    elif kind in ("anon", "mmap"):
+    elif kind in ("anon", "mmap", "shm"):
         vals["task"] = task()
-        if kind == "anon":
+        if kind in ("anon", "shm"):
             vals["size"] = parse_size(a["size"][1], "size", whole_pages=True)
             if not vals["size"]:
-                raise _err(a["size"][1], "size: an anonymous mapping needs at least one page")
+                what = "an anonymous mapping" if kind == "anon" else "a shm segment"
+                raise _err(a["size"][1], f"size: {what} needs at least one page")
+            for key, default in (("shared", False), ("locked", False), ("touch", True)):
+                if key in a:
+                    if not isinstance(a[key][1].value, bool):
+                        raise _err(a[key][1], f"{key}: want true or false")
+                    vals[key] = a[key][1].value
+                else:
+                    vals[key] = default
         else:
             vals["file"] = file_known()
         vals["as"] = _name(a["as"][1], "as")
@@ -863,7 +872,17 @@ class _Runner:
         self.tasks[a["task"]] = t
 
     def do_anon(self, step, t):
-        vma = self.m.mmap_anon(t, step.args["size"] // PAGE)
+        a = step.args
+        vma = self.m.mmap_anon(t, a["size"] // PAGE, shared=a.get("shared", False),
+                               locked=a.get("locked", False))
+        self.regions[(t.comm, a["as"])] = vma
+        if a.get("touch", True):
+            self.m.touch(t, vma)
+
+    def do_shm(self, step, t):
+        """shmget + shmat + IPC_RMID, then touch every page: shmem mapped shared, destroyed
+        when it is detached (unmap)."""
+        vma = self.m.mmap_anon(t, step.args["size"] // PAGE, shared=True)
         self.regions[(t.comm, step.args["as"])] = vma
         self.m.touch(t, vma)
 
@@ -874,7 +893,7 @@ class _Runner:
         self.m.munmap(t, self.regions.pop((t.comm, step.args["region"])))
 
     def do_mlock(self, step, t):
-        self.m.mlock(t, self.regions[(t.comm, step.args["region"])])
+        return self._errno(self.m.mlock(t, self.regions[(t.comm, step.args["region"])]))
 
     def do_write(self, step, t):
         a = step.args

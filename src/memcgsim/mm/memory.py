@@ -328,7 +328,7 @@ def do_cow_fault(k, vma, addr: int):
     return 0
 
 
-def handle_mm_fault(k, vma, addr: int, write: bool):
+def handle_mm_fault(k, vma, addr: int, write: bool, user: bool = True):
     from .pgtable import pte_alloc
 
     """Path: a user fault at addr. pgfault is counted on mm->owner's memcg; a charge that fails
@@ -338,7 +338,7 @@ def handle_mm_fault(k, vma, addr: int, write: bool):
     mm = vma.mm
     mem_cgroup_count_vm_event(k, mm, MEM_CGROUP_EVENTS_PGFAULT)
     task = k.current
-    if task is not None:
+    if task is not None and user:
         task.memcg_may_oom = True
     try:
         i = addr - vma.start

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import Errno
 from .locking import Lock, Unlock, page_lock
 from .mlock import mlock_vma_page
 from .mm_struct import PTE_PRESENT, PTE_VAL_MASK, VM_LOCKED, Vma
@@ -45,13 +46,17 @@ def do_munmap(k, vma, zap=None):
 
 
 def mlock_vma(k, vma):
-    """Path: mlock(2) a VMA: fault in what is missing, move present pages to unevictable."""
-    from .memory import handle_mm_fault
+    """Path: mlock(2) a VMA: fault in what is missing (__mm_populate: not a user fault, so a
+    3.17 memcg does not OOM for it), move present pages to unevictable. 0, or -EAGAIN when
+    population fails (mlock turns -ENOMEM into -EAGAIN); the VMA stays VM_LOCKED."""
+    from .memory import VM_FAULT_OOM, handle_mm_fault
 
     vma.flags |= VM_LOCKED
     for i in range(vma.npages):
         if not vma.pte[i]:
-            yield from handle_mm_fault(k, vma, vma.start + i, True)
+            ret = yield from handle_mm_fault(k, vma, vma.start + i, True, user=False)
+            if ret & VM_FAULT_OOM:
+                return -Errno.EAGAIN
         pte = int(vma.pte[i])
         if pte & PTE_PRESENT:
             pfn = pte & PTE_VAL_MASK
@@ -60,6 +65,7 @@ def mlock_vma(k, vma):
             yield Lock(page_lock(pfn))
             mlock_vma_page(k, pfn)
             yield Unlock(page_lock(pfn))
+    return 0
 
 
 def munlock_vma(k, vma):
