@@ -184,7 +184,27 @@ def build_parser() -> argparse.ArgumentParser:
                         "uncharge, swapout, ...) with its page and the counters it changed "
                         "(res and memsw in pages, statistics in bytes)")
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser(
+        "conformance", help="run the conformance suite (the LTP and kernel selftest cases) "
+                            "and print a table",
+        description="Run every case file (tests/conformance/*.yaml of a source checkout, or "
+                    "DIR) with the invariant checker on, and print a table: case, feature "
+                    "tags, pass or fail, and the value seen against the value expected. Exit 0 "
+                    "when every case passes, 1 when one fails, 2 when DIR holds no case.")
+    p.add_argument("dir", nargs="?", default="tests/conformance", metavar="DIR")
+    p.set_defaults(func=cmd_conformance)
     return parser
+
+
+def cmd_conformance(args) -> int:
+    from .conformance import render_table, run_suite
+
+    results = run_suite(args.dir)
+    if not results:
+        print(f"memcgsim: no case files (*.yaml) in {args.dir}", file=sys.stderr)
+        return EXIT_INVALID
+    print(render_table(results), end="")
+    return EXIT_OK if all(r.passed for r in results) else EXIT_ERROR
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -249,8 +249,13 @@ class Check:
     high: int
     text: str
     where: Where
+    #: for the files that list names (cgroup.controllers, cgroup.subtree_control): the set of
+    #: names expected, in any order
+    words: frozenset | None = None
 
-    def holds(self, value: int) -> bool:
+    def holds(self, value) -> bool:
+        if self.words is not None:
+            return isinstance(value, str) and frozenset(value.split()) == self.words
         return self.low <= value <= self.high
 
 
@@ -680,8 +685,17 @@ def _expect(a, args, machine, cgroups, tasks, vals) -> list:
     return checks
 
 
+#: files whose expectation is the list of names they hold
+WORD_FILES = ("cgroup.controllers", "cgroup.subtree_control")
+
+
 def _check(key: str, node: Node) -> Check:
     v = node.value
+    if key in WORD_FILES:
+        if isinstance(v, (dict, list, bool)) or (v is not None and not isinstance(v, str)):
+            raise _err(node, f"{key}: want the controller names, like memory, or \"\"")
+        words = frozenset((v or "").split())
+        return Check(key, 0, 0, " ".join(sorted(words)) or '""', node.where, words)
     if isinstance(v, dict):
         unknown = set(v) - {"min", "max"}
         if unknown or not v:
@@ -876,7 +890,7 @@ class _Runner:
         vma = self.m.mmap_anon(t, a["size"] // PAGE, shared=a.get("shared", False),
                                locked=a.get("locked", False))
         self.regions[(t.comm, a["as"])] = vma
-        if a.get("touch", True):
+        if a.get("touch", True) and t.state == "alive":
             self.m.touch(t, vma)
 
     def do_shm(self, step, t):
@@ -997,6 +1011,8 @@ class _Runner:
             return None
         if fname == key:
             text = self.m.read_file(path, fname).strip()
+            if key in WORD_FILES:
+                return text
             return int(text) if text.lstrip("-").isdigit() else None
         sub = key[len(fname) + 1:]
         for line in self.m.read_file(path, fname).splitlines():
