@@ -120,3 +120,44 @@ def apply(m, op, who, x, n, step):
     elif op == "limit":
         path = "/a" if who % 2 else "/b"
         m.set_limit(path, x + 40)
+
+
+@given(kind=st.sampled_from([("6.1", "v2"), ("6.12", "v2")]), limit=st.integers(70, 400),
+       swap=st.sampled_from([16, 300, 2000]), pages=st.integers(1, 900),
+       mlock_first=st.booleans(), second_task=st.booleans())
+def test_bulk_reclaim_matches_the_per_page_reclaim(kind, limit, swap, pages, mlock_first,
+                                                   second_task):
+    """Anonymous memory over memory.max with swap: reclaim's bulk shrink (and the bulk faults
+    at the limit) leave exactly the per-page paths' state."""
+    import memcgsim.mm.vectorized as vec
+
+    used = []
+    orig = vec.shrink_page_list_bulk
+
+    def counting(k, pfns, may_swap):
+        ret = orig(k, pfns, may_swap)
+        used.append(ret is not None)
+        return ret
+
+    vec.shrink_page_list_bulk = counting
+    try:
+        machines = []
+        for vectorized in (False, True):
+            m = Machine(2048, swap_pages=swap, profile=kind[0], cgroup=kind[1],
+                        vectorized=vectorized)
+            m.mkdir("/a")
+            assert m.write_file("/a", "memory.max", str(limit * 4096)) == 0
+            t = m.spawn("T", "/a")
+            if mlock_first:
+                m.mlock(t, m.mmap_anon(t, 8))
+            if second_task:
+                u = m.spawn("U", "/a")
+                m.touch(u, m.mmap_anon(u, 30))
+            m.touch(t, m.mmap_anon(t, pages))
+            machines.append(m)
+        assert_same(snapshot(machines[0]), snapshot(machines[1]), "after the faults")
+        assert check(machines[1].k) == []
+    finally:
+        vec.shrink_page_list_bulk = orig
+    if pages > limit + 64 and swap > 300:
+        assert any(used), "the bulk shrink never ran"

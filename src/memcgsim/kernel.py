@@ -81,6 +81,9 @@ class Kernel:
         #: what the kernel would WARN about or report as a bad page: (kind, message)
         self.warnings: list[tuple[str, str]] = []
         self._lru_seq = 0
+        #: run reclaim's common case in bulk (vectorized.shrink_page_list_bulk); the Machine
+        #: sets it with its own vectorized flag
+        self.vectorized = False
         #: reclaim's view of each LRU list's tail, (memcg id, lru) -> vmscan.LruTail
         self.lru_tails: dict = {}
         self._ids = itertools.count(1)

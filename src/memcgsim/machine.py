@@ -52,6 +52,7 @@ class Machine:
         #: run anonymous faults and unmaps over ranges through the array versions of the paths
         #: (same end state as the per-page reference paths, which vectorized=False runs)
         self.vectorized = vectorized
+        self.k.vectorized = vectorized
         self._zap = zap_pte_range_vectorized if vectorized else None
         self._pids = 0
         self._fs = None

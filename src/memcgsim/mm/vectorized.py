@@ -40,10 +40,12 @@ from .mm_types import (
     NR_LRU_LISTS,
     PG_active,
     PG_anon,
+    PG_dirty,
     PG_head,
     PG_locked,
     PG_lru,
     PG_mlocked,
+    PG_referenced,
     PG_swapbacked,
     PG_swapcache,
     PG_unevictable,
@@ -91,13 +93,32 @@ def _charge_prefix(k, memcg, n: int) -> int:
             stock.nr_pages -= take
             done += take
             continue
-        if not _charge_fits(k, memcg, batch):
+        if _charge_fits(k, memcg, batch):
+            over, _ = _charge_counters(k, memcg, batch)
+            assert over is None
+            refill_stock(k, memcg, batch - 1)
+            done += 1
+            continue
+        if not _exact_charge_fits(k, memcg, batch):
             break
-        over, _ = _charge_counters(k, memcg, batch)
+        # the batch attempt fails at the memcg's own limit (failcnt there), the exact one
+        # succeeds: what try_charge does for every page once the margin is below a batch
+        memcg.res.failcnt += 1
+        over, _ = _charge_counters(k, memcg, 1)
         assert over is None
-        refill_stock(k, memcg, batch - 1)
         done += 1
     return done
+
+
+def _exact_charge_fits(k, memcg, batch: int) -> bool:
+    """A batch charge fails at the memcg's own level, touching nothing else, and a one-page
+    charge then surely succeeds and stays at or below memory.high."""
+    if k.do_swap_account:
+        return False             # memsw goes first on 6.x: its watermark would see the batch
+    res = memcg.res
+    if res.usage + batch <= res.limit or not _charge_fits(k, memcg, 1):
+        return False
+    return True
 
 
 def _fault_anon_run(k, task, vma, start: int, n: int) -> int:
@@ -110,10 +131,12 @@ def _fault_anon_run(k, task, vma, start: int, n: int) -> int:
     try:
         tables = pte_alloc_would_charge(k, mm, vma.start + start)
         if not memcg.is_root():
-            # near the limit every fault goes the per-page way: find that out before searching
+            # a fault that would reclaim goes the per-page way: find that out before searching
             stock = k.this_cpu_stock()
+            batch = k.profile.charge_batch
             if not (stock.cached is memcg and stock.nr_pages > tables) and not _charge_fits(
-                    k, memcg, k.profile.charge_batch):
+                    k, memcg, batch + tables) and not (
+                    not tables and _exact_charge_fits(k, memcg, batch)):
                 return 0
         avail = find_free_pages(k, node, min(n, BULK_CHUNK))
         n = min(n, len(avail))
@@ -238,3 +261,117 @@ def _uncharge_bulk(k, pfns: np.ndarray) -> None:
         memcg.events[MEM_CGROUP_EVENTS_PGPGOUT] += nr
         memcg.nr_page_events += nr
     pc.flags[used] = 0
+
+
+# ------------------------------------------------------------------------------------------
+# reclaim: shrink_page_list over isolated, singly mapped private anonymous pages
+
+
+def _bulk_reclaimable(k, pfns: list[int], may_swap: bool):
+    """The pages' (vma, pte index) if shrink_page_list would swap every one out and free it
+    with nothing else in the way (cgroup v2: no memsw records), else None."""
+    from .locking import tree_lock
+    from .mm_struct import VM_LOCKED
+
+    if not (may_swap and k.cgroup_v2 and pfns):
+        return None
+    mem, pc = k.mem_map, k.pc
+    arr = np.asarray(pfns, dtype=np.int64)
+    fl = mem.flags[arr]
+    need = PG_anon | PG_swapbacked
+    bad = PG_swapcache | PG_locked | PG_writeback | PG_head | PG_mlocked | PG_unevictable | PG_lru
+    if (np.any(fl & need != need) or np.any(fl & bad) or np.any(mem.mapcount[arr] != 1)
+            or np.any(mem.refcount[arr] != 2) or np.any(pc.flags[arr] & PCG_USED == 0)):
+        return None
+    memcg_ids = np.unique(pc.memcg[arr])
+    if len(memcg_ids) != 1 or k.locks.is_held(tree_lock(k.swapper_space.id)):
+        return None
+    si = k.swap
+    if si.nr_slots - si.inuse_pages < len(arr):
+        return None
+    memcg = k.memcg_by_id[int(memcg_ids[0])]
+    while not memcg.online:
+        memcg = memcg.parent
+    if not memcg.is_root() and not memcg.swap.fits(len(arr)):
+        return None
+    where = []
+    for pfn in pfns:
+        anon_vma = k.anon_vmas[int(mem.mapping[pfn])]
+        index = int(mem.index[pfn])
+        found = None
+        for vma in anon_vma.vmas:
+            addr = vma.addr_of_index(index)
+            if addr is None:
+                continue
+            pte = int(vma.pte[addr - vma.start])
+            if pte & PTE_PRESENT and pte & PTE_VAL_MASK == pfn:
+                found = (vma, addr - vma.start)
+                break
+        if found is None or found[0].flags & VM_LOCKED:
+            return None
+        where.append(found)
+    return arr, memcg, where
+
+
+def _next_free_slots(k, n: int) -> np.ndarray:
+    """The slots n calls of the swap allocator would hand out: the free ones in circular order
+    from cluster_next (slot 0 is the header)."""
+    si = k.swap
+    got: list[np.ndarray] = []
+    have = 0
+    for a, b in ((si.cluster_next, si.nr_slots), (1, si.cluster_next)):
+        step = max(256, 2 * n)
+        while a < b and have < n:
+            e = min(b, a + step)
+            free = np.flatnonzero(si.swap_map[a:e] == 0)[: n - have] + a
+            got.append(free)
+            have += len(free)
+            a = e
+            step *= 4
+    return np.concatenate(got)[:n] if got else np.zeros(0, dtype=np.int64)
+
+
+def shrink_page_list_bulk(k, pfns: list[int], may_swap: bool) -> int | None:
+    """shrink_page_list for isolated private anonymous pages that each end swapped out and
+    freed: the same end state as the per-page path (add_to_swap, try_to_unmap, pageout,
+    __remove_mapping, mem_cgroup_uncharge_list, free), in array operations. None when the
+    pages are not all that simple: the caller then runs the per-page path."""
+    from .memcontrol import MEM_CGROUP_STAT_SWAP, _uncharge_batch
+    from .mm_struct import MM_SWAPENTS, swp_entry_to_pte
+
+    found = _bulk_reclaimable(k, pfns, may_swap)
+    if found is None:
+        return None
+    arr, swap_memcg, where = found
+    n = len(arr)
+    mem, pc, si = k.mem_map, k.pc, k.swap
+    # add_to_swap: a slot each, charged to the swap counter and recorded
+    slots = _next_free_slots(k, n)
+    if not swap_memcg.is_root():
+        swap_memcg.swap.charge(n)
+    k.swap_cgroup.id[slots] = swap_memcg.id
+    swap_memcg.swap_css_refs += n
+    swap_memcg.stat[MEM_CGROUP_STAT_SWAP] += n
+    # try_to_unmap leaves the pte's reference on the slot; the swap cache's goes with
+    # __remove_mapping
+    si.swap_map[slots] = 1
+    si.inuse_pages += n
+    last = int(slots[-1]) + 1
+    si.cluster_next = last if last < si.nr_slots else 1
+    for (vma, i), slot in zip(where, slots.tolist(), strict=True):
+        vma.pte[i] = swp_entry_to_pte(slot)
+        rss = vma.mm.rss_stat
+        rss[MM_ANONPAGES] -= 1
+        rss[MM_SWAPENTS] += 1
+    # the pages end unmapped, clean, out of the swap cache, unreferenced: uncharged and freed
+    mem.flags[arr] &= ~(PG_referenced | PG_dirty)
+    mem.mapcount[arr] = 0
+    mem.refcount[arr] = 0
+    memcg = k.memcg_by_id[int(pc.memcg[arr[0]])]
+    nr_mem = int(np.count_nonzero(pc.flags[arr] & PCG_MEM))
+    pc.flags[arr] = 0
+    _uncharge_batch(k, memcg, n, nr_mem, 0, n, 0, 0)
+    free_pages_bulk(k, arr)
+    mem.refcount[arr] = 0
+    mem.mapcount[arr] = 0
+    return n

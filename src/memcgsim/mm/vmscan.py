@@ -381,8 +381,14 @@ def shrink_inactive_list(k, memcg, sc: ScanControl, lru: int, n: int):
     how = "proactive" if sc.proactive else ("kswapd" if sc.global_reclaim else "direct")
     count_memcg_event(memcg, f"pgscan_{how}", len(batch))
     sc.nr_scanned += len(batch)
-    freed = yield from shrink_page_list(k, batch, sc.may_swap and can_reclaim_anon_pages(
-        k, memcg, sc), sc.dirty)
+    may_swap = sc.may_swap and can_reclaim_anon_pages(k, memcg, sc)
+    freed = None
+    if k.vectorized:
+        from .vectorized import shrink_page_list_bulk
+
+        freed = shrink_page_list_bulk(k, batch, may_swap)
+    if freed is None:
+        freed = yield from shrink_page_list(k, batch, may_swap, sc.dirty)
     count_memcg_event(memcg, f"pgsteal_{how}", freed)
     sc.nr_reclaimed += freed
 
