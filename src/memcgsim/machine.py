@@ -81,8 +81,11 @@ class Machine:
         return self.k.memcg(path)
 
     def set_use_hierarchy(self, path: str, value: bool) -> int:
-        """memory.use_hierarchy: 0, -EBUSY with children, -EINVAL under a hierarchical parent."""
+        """memory.use_hierarchy: 0, -EBUSY with children, -EINVAL under a hierarchical parent
+        (and for 0 on the page_counter kernels, which are always hierarchical)."""
         m = self.memcg(path)
+        if self.k.profile.counter == "page_counter":
+            return 0 if value else -Errno.EINVAL     # always hierarchical from 5.x
         if m.use_hierarchy == value:
             return 0
         if m.parent is not None and m.parent.use_hierarchy:

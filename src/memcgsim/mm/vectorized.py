@@ -102,12 +102,22 @@ def _charge_prefix(k, memcg, n: int) -> int:
         if not _exact_charge_fits(k, memcg, batch):
             break
         # the batch attempt fails at the memcg's own limit (failcnt there), the exact one
-        # succeeds: what try_charge does for every page once the margin is below a batch
-        memcg.res.failcnt += 1
-        over, _ = _charge_counters(k, memcg, 1)
+        # succeeds: what try_charge does for every page once the margin is below a batch,
+        # for as many pages as surely fit
+        take = min(n - done, _exact_room(memcg))
+        memcg.res.failcnt += take
+        over, _ = _charge_counters(k, memcg, take)
         assert over is None
-        done += 1
+        done += take
     return done
+
+
+def _exact_room(memcg) -> int:
+    """Pages that fit under every limit (and memory.high) up the tree, one by one."""
+    room = min(c.limit - c.usage for c in memcg.res.chain())
+    if memcg.swap is not None:
+        room = min([room] + [c.high - c.usage for c in memcg.res.chain() if c.parent])
+    return max(room, 1)
 
 
 def _exact_charge_fits(k, memcg, batch: int) -> bool:
