@@ -298,3 +298,34 @@ def test_every_writable_file_takes_a_value_and_reads_it_back(profile, cgroup):
         if name in ("tasks", "cgroup.procs"):
             assert m.move_task(t, "/") == 0
     assert check(m.k) == []
+
+
+def test_6_12_peak_resets_are_per_open_file():
+    m = Machine(65536, profile="6.12", cgroup="v2")
+    m.mkdir("/t")
+    t = m.spawn("A", "/t")
+    m.touch(t, m.mmap_anon(t, 1000))
+    m.exit(t)
+    a, b = m.open_file("/t", "memory.peak"), m.open_file("/t", "memory.peak")
+    assert a.read() == b.read() == f"{1024 * P}\n"      # never written: the lifetime peak
+    assert a.write("reset\n") == 0
+    after_exit = m.read_file("/t", "memory.current")      # what the stock still holds
+    assert a.read() == after_exit != f"{1024 * P}\n"     # restarted at the current usage
+    assert b.read() == m.read_file("/t", "memory.peak") == f"{1024 * P}\n"
+    u = m.spawn("B", "/t")
+    m.touch(u, m.mmap_anon(u, 100))
+    grown = m.read_file("/t", "memory.current")
+    assert a.read() == grown                             # the highest usage since the reset
+    m.exit(u)
+    now = m.read_file("/t", "memory.current")
+    assert b.write("reset") == 0
+    # 6.12's peak_write, literally: the shared local_watermark restarts at the current usage
+    # and the other written files are only raised to that usage, so a loses the peak it saw
+    assert a.read() == now != grown
+    a.close()
+    b.close()
+    v = Machine(65536, profile="6.1", cgroup="v2")
+    v.mkdir("/t")
+    assert v.open_file("/t", "memory.peak").write("reset") == -Errno.EACCES
+    with pytest.raises(InvalidRequest, match="only memory.peak and memory.swap.peak"):
+        m.open_file("/t", "memory.current")

@@ -661,6 +661,21 @@ MISTAKES = [
       steps:
         - expect: {cgroup: /web, memory.swap.peak: 0}
       """, "5:28", "unknown cgroup v2 file 'memory.swap.peak'", id="6.12-file-on-6.1"),
+    p("""\
+      format: 1
+      machine: {kernel: "6.12", cgroup: v2}
+      cgroups: {/web: {}}
+      steps:
+        - fd_write: {fd: f1, text: reset}
+      """, "5:20", "fd 'f1' is not open", id="fd-not-open"),
+    p("""\
+      format: 1
+      machine: {kernel: "6.12", cgroup: v2}
+      cgroups: {/web: {}}
+      steps:
+        - open: {cgroup: /web, file: memory.current, as: f1}
+      """, "5:32", "only memory.peak and memory.swap.peak keep per-file state",
+      id="open-non-peak-file"),
 ]
 
 #: Mistakes the loader does not handle yet: each fails until scenario.py is fixed (see the

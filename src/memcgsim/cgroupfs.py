@@ -512,9 +512,22 @@ class CgroupV2(_Files):
         return 0
 
     def _reset_peak(self, memcg, text: str) -> int:
-        # 6.12: the write restarts the peak seen through the writer's open file only; every
-        # read here is a fresh open, which shows the cgroup's lifetime peak
+        # 6.12: the write restarts the peak seen through the writer's open file only; a write
+        # through a file opened just for it (this call) changes what other open files see
+        # exactly as PeakFile.write does
+        if text:
+            f = PeakFile(memcg, "memory.peak")
+            f.write(text)
+            f.close()
         return 0
+
+    def open(self, path: str, name: str) -> PeakFile:
+        """open(2) of memory.peak or memory.swap.peak, for the 6.12 per-file resets."""
+        if name not in ("memory.peak", "memory.swap.peak") or name not in self._read:
+            raise self._unknown(path, name) if name not in self._read else InvalidRequest(
+                f"{path}/{name}: only memory.peak and memory.swap.peak keep per-file state")
+        memcg = self._lookup(path, name)
+        return PeakFile(memcg, name, writable=self.k.profile.peak_writable)
 
     def _reclaim(self, memcg, text: str) -> int:
         buf = text.strip()
@@ -574,3 +587,45 @@ class CgroupV2(_Files):
                 return -Errno.EBUSY
         memcg.subtree_control = (memcg.subtree_control | enable) - disable
         return 0
+
+
+class PeakFile:
+    """An open memory.peak (or memory.swap.peak) file of 6.12: a write through it ("reset",
+    any text) restarts the peak this file reports from the current usage; other open files
+    that were reset keep their own, raised to the current usage; a file never written reports
+    the lifetime peak (peak_write / peak_show in 6.12's memcontrol.c)."""
+
+    def __init__(self, memcg, name: str, writable: bool = True):
+        swap = name == "memory.swap.peak"
+        self.counter = memcg.swap if swap else memcg.res
+        #: memcg->swap_peaks / memcg->memory_peaks: the files written so far
+        self.peers = memcg.swap_peaks if swap else memcg.memory_peaks
+        self.writable = writable
+        #: the file's own peak once written (-1: never written)
+        self.value = -1
+
+    def read(self) -> str:
+        if self.value < 0:
+            pages = self.counter.watermark
+        else:
+            pages = max(self.value, self.counter.local_watermark)
+        return f"{pages * PAGE_SIZE}\n"
+
+    def write(self, text: str) -> int:
+        if not self.writable:
+            return -Errno.EACCES
+        if not text:
+            return 0
+        usage = self.counter.usage
+        self.counter.local_watermark = usage
+        for peer in self.peers:
+            if peer is not self and usage > peer.value:
+                peer.value = usage
+        if self not in self.peers:
+            self.peers.append(self)
+        self.value = usage
+        return 0
+
+    def close(self) -> None:
+        if self in self.peers:
+            self.peers.remove(self)

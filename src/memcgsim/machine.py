@@ -137,6 +137,11 @@ class Machine:
         gives."""
         return self.fs.read(path, name)
 
+    def open_file(self, path: str, name: str):
+        """open(2) of memory.peak or memory.swap.peak: a cgroupfs.PeakFile with read(),
+        write(text) and close(), for 6.12's per-file peak resets."""
+        return self.fs.open(path, name)
+
     def write_file(self, path: str, name: str, text: str) -> int:
         """Write text to a cgroup file: 0, or the negative errno write(2) fails with."""
         return self.fs.write(path, name, text)

@@ -299,7 +299,10 @@ STEP_ARGS: dict[str, tuple[set, set]] = {
     "exit": ({"task"}, set()),
     "rmdir": ({"cgroup"}, set()),
     "report": ({"label"}, {"cgroups"}),
-    "expect": (set(), {"cgroup", "task", "state", "step_error"}),
+    "expect": (set(), {"cgroup", "task", "state", "step_error", "fd", "value"}),
+    "open": ({"cgroup", "file", "as"}, set()),
+    "fd_write": ({"fd", "text"}, set()),
+    "close": ({"fd"}, set()),
 }
 
 
@@ -452,6 +455,7 @@ def _steps(node: Node, machine: MachineSpec, cgroups: set) -> list:
     tasks: set[str] = set()
     regions: dict[str, set] = {}
     files: set[str] = set()
+    fds: set[str] = set()
     out = []
     for item in node.value:
         if not isinstance(item.value, dict) or not item.value:
@@ -492,12 +496,14 @@ def _steps(node: Node, machine: MachineSpec, cgroups: set) -> list:
                                + _did_you_mean(key, required | optional))
             for key in sorted(required - set(a)):
                 raise _err(args, f"{kind}: missing {key!r}")
-        step = _step(kind, a, args, knode, machine, cgroups, tasks, regions, files, may_fail)
+        step = _step(kind, a, args, knode, machine, cgroups, tasks, regions, files, may_fail,
+                     fds)
         out.append(step)
     return out
 
 
-def _step(kind, a, args, knode, machine, cgroups, tasks, regions, files, may_fail) -> Step:
+def _step(kind, a, args, knode, machine, cgroups, tasks, regions, files, may_fail,
+          fds=None) -> Step:
     vals: dict[str, Any] = {}
 
     def task(key="task"):
@@ -632,8 +638,36 @@ def _step(kind, a, args, knode, machine, cgroups, tasks, regions, files, may_fai
                     raise _err(p, f"cgroup {path} is not defined in cgroups:")
                 paths.append(path)
         vals["cgroups"] = tuple(paths) or tuple(sorted(cgroups - {"/"})) or ("/",)
+    elif kind == "open":
+        vals["cgroup"] = cgroup()
+        name = _name(a["file"][1], "file")
+        if name not in ("memory.peak", "memory.swap.peak"):
+            raise _err(a["file"][1], f"open: only memory.peak and memory.swap.peak keep "
+                                     f"per-file state, not {name!r}")
+        _file_ok(a["file"][1], name, machine, writable=False)
+        vals["file"] = name
+        vals["as"] = _name(a["as"][1], "as")
+        if vals["as"] in fds:
+            raise _err(a["as"][1], f"file {vals['as']!r} is open already")
+        fds.add(vals["as"])
+    elif kind in ("fd_write", "close"):
+        vals["fd"] = _name(a["fd"][1], "fd")
+        if vals["fd"] not in fds:
+            raise _err(a["fd"][1], f"fd {vals['fd']!r} is not open (open it with open ... as:)")
+        if kind == "fd_write":
+            vals["text"] = str(a["text"][1].value)
+        else:
+            fds.discard(vals["fd"])
     elif kind == "expect":
-        checks = _expect(a, args, machine, cgroups, tasks, vals)
+        if "fd" in a:
+            if set(a) != {"fd", "value"}:
+                raise _err(args, "expect: an open file's check is {fd: NAME, value: V}")
+            vals["fd"] = _name(a["fd"][1], "fd")
+            if vals["fd"] not in fds:
+                raise _err(a["fd"][1], f"fd {vals['fd']!r} is not open")
+            checks = [_check(f"fd {vals['fd']}", a["value"][1])]
+        else:
+            checks = _expect(a, args, machine, cgroups, tasks, vals)
     return Step(kind, vals, may_fail, knode.where, tuple(checks))
 
 
@@ -848,6 +882,7 @@ class _Runner:
         self.result = result
         self.tasks: dict[str, Any] = {}
         self.regions: dict[tuple, Any] = {}
+        self.fds: dict[str, Any] = {}
         self.last_error: str | None = None
         self.dead: set[str] = set()
 
@@ -974,6 +1009,16 @@ class _Runner:
     def do_rmdir(self, step, _):
         return self._errno(self.m.rmdir(step.args["cgroup"]))
 
+    def do_open(self, step, _):
+        a = step.args
+        self.fds[a["as"]] = self.m.open_file(a["cgroup"], a["file"])
+
+    def do_fd_write(self, step, _):
+        return self._errno(self.fds[step.args["fd"]].write(step.args["text"]))
+
+    def do_close(self, step, _):
+        self.fds.pop(step.args["fd"]).close()
+
     def do_report(self, step, _):
         snap = {}
         for path in step.args["cgroups"]:
@@ -997,6 +1042,12 @@ class _Runner:
             self.result.checks.append(CheckResult(idx, step.where, None, "step_error",
                                                   a["step_error"], seen,
                                                   seen == a["step_error"]))
+            return
+        if "fd" in a:
+            c = step.checks[0]
+            value = int(self.fds[a["fd"]].read())
+            self.result.checks.append(CheckResult(idx, c.where, None, c.key, c.text, value,
+                                                  c.holds(value)))
             return
         path = a["cgroup"]
         for c in step.checks:

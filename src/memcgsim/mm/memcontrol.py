@@ -164,6 +164,9 @@ class MemCgroup:
         self.move_charge_at_immigrate = 0
         self.oom_kill_disable = False
         self.oom_group = False
+        #: memory.peak / memory.swap.peak files written through (6.12's per-file resets)
+        self.memory_peaks: list = []
+        self.swap_peaks: list = []
         #: v2 cgroup.subtree_control: controllers this cgroup enables for its children (the
         #: root starts with memory enabled, as after boot with systemd)
         self.subtree_control: set[str] = {"memory"} if parent is None else set()
