@@ -25,7 +25,8 @@ def snapshot(m):
          [list(lv.lru_size) for lv in m_.lruvecs], m_.swap_css_refs)
         for m_ in k.memcg_by_id.values()]
     out["stocks"] = [(s.cached.name if s.cached else None, s.nr_pages) for s in k.stocks]
-    out["mms"] = [(mm.id, list(mm.rss_stat), [(v.start, v.pte.copy()) for v in mm.vmas])
+    out["mms"] = [(mm.id, list(mm.rss_stat), [(v.start, v.pte.copy()) for v in mm.vmas],
+                   sorted(mm.pgtables.items()), mm.pgd_memcg)
                   for mm in k.mms.values()]
     out["seq"] = (k._lru_seq, k._obj_ids, dict(k.inflight), list(k.warnings))
     out["tasks"] = [(t.comm, t.state, t.memdie, t.memcg_oom.name if t.memcg_oom else None)

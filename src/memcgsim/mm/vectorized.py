@@ -160,6 +160,15 @@ def _fault_anon_run(k, task, vma, start: int, n: int) -> int:
         k.current = saved
     if not n:
         return 0
+    if not k.profile.kmem_accounting:
+        # the tables exist as the per-page faults would leave them, though none is charged
+        saved, k.current = k.current, task
+        try:
+            for addr in range(vma.start + start, vma.start + start + n, PTRS_PER_PTE):
+                pte_alloc(k, mm, addr)
+            pte_alloc(k, mm, vma.start + start + n - 1)
+        finally:
+            k.current = saved
     anon_vma_prepare(k, vma)
     pfns = avail[:n]
     prep_new_pages(k, pfns, node)
@@ -195,9 +204,10 @@ def fault_anon_range(k, task, vma, start: int, count: int) -> int:
         if bulk_ok and not vma.pte[i]:
             run = np.flatnonzero(vma.pte[i:end])
             stop = i + (int(run[0]) if len(run) else end - i)
-            # one page-table page's worth at a time: a new one is charged first
-            region_end = ((vma.start + i) // PTRS_PER_PTE + 1) * PTRS_PER_PTE - vma.start
-            stop = min(stop, region_end)
+            if k.profile.kmem_accounting:
+                # one page-table page's worth at a time: a new one is charged first
+                region_end = ((vma.start + i) // PTRS_PER_PTE + 1) * PTRS_PER_PTE - vma.start
+                stop = min(stop, region_end)
             i += _fault_anon_run(k, task, vma, i, stop - i)
             if i == stop:
                 continue
