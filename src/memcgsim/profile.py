@@ -7,6 +7,7 @@ profiles differ without reading the paths.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 PAGE_SIZE = 4096
@@ -188,37 +189,28 @@ PROFILES: dict[str, KernelProfile] = {
         v2_events_keys=("low", "high", "max", "oom", "oom_kill", "oom_group_kill"),
         max_swappiness=200,
     ),
-    "6.12": KernelProfile(
-        name="6.12",
-        cgroup_versions=("v2",),
-        charge_batch=64,
-        reclaim_retries=16,
-        counter="page_counter",
-        charge_loop="6.x",
-        charge_at_instantiation=True,
-        migrate="transfer",
-        replace_page_cache="force-charge",
-        swapout_uncharges_memory=True,
-        uncharge_swap_at_slot_free=True,
-        offline="keep",
-        usage_within_limit=False,
-        kmem_accounting=True,
-        new_anon_active=False,
-        stats="state",
-        limit_round_up=False,
-        v1_unlimited_bytes=PAGE_COUNTER_MAX_BYTES,
-        peak_writable=True,
-        swap_peak=True,
-        charge_moving=False,
-        page_cluster=3,
-        costly_order_pages=8,
-        v2_stat_keys=V2_STAT_KEYS_6_12,
-        v2_stat_events=V2_STAT_EVENTS_6_12,
-        v2_events_keys=("low", "high", "max", "oom", "oom_kill", "oom_group_kill"),
-        max_swappiness=200,
-        reclaim_syntax="6.12",
-    ),
 }
+
+
+# 6.12 is 6.1 but for what changed in between: v1 built out (CONFIG_MEMCG_V1 unset), migration
+# transferring the charge (6.7), page cache replacement force-charging (6.7), per-file
+# memory.peak resets and memory.swap.peak, memory.reclaim's swappiness=, more memory.stat keys
+PROFILES["6.12"] = dataclasses.replace(
+    PROFILES["6.1"],
+    name="6.12",
+    cgroup_versions=("v2",),
+    migrate="transfer",
+    replace_page_cache="force-charge",
+    peak_writable=True,
+    swap_peak=True,
+    charge_moving=False,
+    v1_stat_keys=(),
+    v1_stat_events=(),
+    v1_oom_kill_line=False,
+    v2_stat_keys=V2_STAT_KEYS_6_12,
+    v2_stat_events=V2_STAT_EVENTS_6_12,
+    reclaim_syntax="6.12",
+)
 
 
 def get_profile(name: str) -> KernelProfile:
