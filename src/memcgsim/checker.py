@@ -175,7 +175,9 @@ def inv_limits(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
             if hard and m.memsw.usage > m.memsw.limit:
                 yield Violation("limit", f"{m.name} memsw {m.memsw.usage} over limit "
                                 f"{m.memsw.limit}")
-            if m.memsw.usage < m.res.usage:
+            # between mem_cgroup_swapout and the page's uncharge at its free, another path
+            # may free the slot (and its memsw): memsw < res only in the middle of paths
+            if quiescent and m.memsw.usage < m.res.usage:
                 yield Violation("memsw>=res", f"{m.name} memsw {m.memsw.usage} < res "
                                 f"{m.res.usage}")
             if m.res.limit > m.memsw.limit:
@@ -290,7 +292,10 @@ def inv_swap(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
         cache_bit = (si.swap_map & SWAP_HAS_CACHE) != 0
         in_cache = si.cache >= 0
         cache_bit[0] = in_cache[0]
-        for slot in np.flatnonzero(cache_bit != in_cache)[:5].tolist():
+        # a slot leaves the swap cache under the tree lock and drops SWAP_HAS_CACHE after it
+        # (swapcache_free): between the two only a page in the swap cache must have the bit
+        mismatch = (cache_bit != in_cache) if quiescent else (in_cache & ~cache_bit)
+        for slot in np.flatnonzero(mismatch)[:5].tolist():
             yield Violation("swap", f"slot {slot}: SWAP_HAS_CACHE and the swap cache disagree")
         inuse = int(np.count_nonzero(si.swap_map))
         if inuse != si.inuse_pages:

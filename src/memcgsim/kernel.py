@@ -81,6 +81,8 @@ class Kernel:
         #: what the kernel would WARN about or report as a bad page: (kind, message)
         self.warnings: list[tuple[str, str]] = []
         self._lru_seq = 0
+        #: names of historical bugs put back for the explorer (memcgsim.explore.INJECTIONS)
+        self.inject: frozenset = frozenset()
         #: run reclaim's common case in bulk (vectorized.shrink_page_list_bulk); the Machine
         #: sets it with its own vectorized flag
         self.vectorized = False

@@ -938,7 +938,9 @@ def commit_charge(k, pfn: int, memcg: MemCgroup, lrucare: bool) -> None:
     k.bug_on(pc.flags[pfn] & PCG_USED, pfn, "PageCgroupUsed(pc)")
     isolated = lock_page_lru(k, pfn) if lrucare else False
     pc.memcg[pfn] = memcg.id
-    pc.flags[pfn] = PCG_USED | PCG_MEM | (PCG_MEMSW if k.do_swap_account else 0)
+    # "MEMSW-NOACCT" puts back the bug of setting PCG_MEMSW with swap accounting off
+    memsw = k.do_swap_account or "MEMSW-NOACCT" in k.inject
+    pc.flags[pfn] = PCG_USED | PCG_MEM | (PCG_MEMSW if memsw else 0)
     if lrucare:
         unlock_page_lru(k, pfn, isolated)
 
@@ -1114,7 +1116,8 @@ def mem_cgroup_replace_folio(k, old: int, new: int) -> None:
     """Page cache replacement (FUSE splice). Through mem_cgroup_migrate with lrucare until
     6.6; from 6.7 new is force-charged to old's memcg and old is uncharged when freed."""
     if k.profile.replace_page_cache == "migrate":
-        mem_cgroup_migrate(k, old, new, True)
+        # bug B4 put back: without lrucare, pages on an LRU list change memcg under it
+        mem_cgroup_migrate(k, old, new, "B4" not in k.inject)
         return
     pc = k.pc
     if pc.flags[new] & PCG_USED or not pc.flags[old] & PCG_USED:

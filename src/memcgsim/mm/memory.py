@@ -410,7 +410,10 @@ def zap_pte_range(k, vma, start: int, end: int):
             mm.rss_stat[MM_SWAPENTS] -= 1
             yield from free_swap_and_cache(k, pte & PTE_VAL_MASK)
         elif pte & PTE_MIGRATION:
-            k.bug_on(True, pte & PTE_VAL_MASK, "zap of a migration entry")
+            # the page is being migrated: its mapping goes now, and remove_migration_ptes will
+            # not find this entry to restore (the migration holds the page's references)
+            old = pte & PTE_VAL_MASK
+            mm.rss_stat[MM_ANONPAGES if k.mem_map.flags[old] & PG_anon else MM_FILEPAGES] -= 1
     yield Unlock(ptl(mm.id))
     yield from free_pages_and_swap_cache(k, gather)
 

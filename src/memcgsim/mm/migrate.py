@@ -83,9 +83,16 @@ def move_to_new_page(k, new: int, old: int, page_was_mapped: bool):
         mm.flags[new] &= ~(PG_swapbacked | PG_anon)
         return rc
     migrate_page_copy(k, new, old)
-    mem_cgroup_migrate(k, old, new, False)
-    if page_was_mapped:
-        remove_migration_ptes(k, old, new)
+    if "B2" in k.inject:
+        # bug B2 put back: the new page is mapped before it has the charge, so mapping it
+        # counts no mapped_file, and the unmap later takes one that was never there
+        if page_was_mapped:
+            remove_migration_ptes(k, old, new)
+        mem_cgroup_migrate(k, old, new, False)
+    else:
+        mem_cgroup_migrate(k, old, new, False)
+        if page_was_mapped:
+            remove_migration_ptes(k, old, new)
     mm.mapping[old] = 0
     mm.flags[old] &= ~PG_anon
     return MIGRATEPAGE_SUCCESS
