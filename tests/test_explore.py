@@ -42,3 +42,17 @@ def test_explore_command(capsys):
     assert "unknown race set or bug: nope" in capsys.readouterr().err
     assert main(["explore", "--list"]) == 0
     assert "--inject B2" in capsys.readouterr().out
+
+
+def test_random_walks_are_seeded_and_find_injected_bugs(capsys):
+    from memcgsim.explore import explore_random
+
+    a = explore_random(RACE_SETS["swapin-vs-reclaim"], 20, seed=3)
+    b = explore_random(RACE_SETS["swapin-vs-reclaim"], 20, seed=3)
+    assert a.violation is None and (a.schedules, a.states) == (b.schedules, b.states) == (
+        20, a.states) and a.states > 20
+    bad = explore_random(RACE_SETS["replace-page-cache-vs-reclaim"], 20, seed=1,
+                         inject=["B4"])
+    assert "!lrucare && PageLRU(oldpage)" in bad.violation
+    assert main(["explore", "--random", "5", "--seed", "2", "reclaim-vs-munmap"]) == 0
+    assert "reclaim-vs-munmap: " in capsys.readouterr().out

@@ -204,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="put a historical bug back (see --list); alone, runs the race set "
                         "that shows it")
     p.add_argument("--max-states", type=int, default=20000)
+    p.add_argument("--random", type=int, metavar="WALKS",
+                   help="instead of every schedule, WALKS seeded random ones")
+    p.add_argument("--seed", type=int, default=0, help="the random walks' seed")
     p.add_argument("--list", action="store_true", help="list the race sets and the bugs")
     p.set_defaults(func=cmd_explore)
     return parser
@@ -212,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_explore(args) -> int:
     import time
 
-    from .explore import INJECTIONS, RACE_SETS, explore
+    from .explore import INJECTIONS, RACE_SETS, explore, explore_random
 
     if args.list:
         for name, r in RACE_SETS.items():
@@ -231,7 +234,10 @@ def cmd_explore(args) -> int:
     status = EXIT_OK
     for name in dict.fromkeys(names):
         t0 = time.perf_counter()
-        out = explore(RACE_SETS[name], inject=args.inject, max_states=args.max_states)
+        if args.random:
+            out = explore_random(RACE_SETS[name], args.random, args.seed, inject=args.inject)
+        else:
+            out = explore(RACE_SETS[name], inject=args.inject, max_states=args.max_states)
         dt = time.perf_counter() - t0
         rate = out.states / dt if dt else 0.0
         print(f"{name}: {out.states} states, {out.schedules} complete schedules, "

@@ -131,6 +131,42 @@ def _violations(run: _Run, quiescent: bool) -> str | None:
     return "; ".join(f"[{x.invariant}] {x.message}" for x in v[:4])
 
 
+def explore_random(race: RaceSet, walks: int, seed: int = 0, inject=()) -> Outcome:
+    """Seeded random schedules, for race sets too large to enumerate: each walk picks an
+    enabled path at random until all are done; stops at the first violation."""
+    import random
+
+    rng = random.Random(seed)
+    inject = frozenset(inject)
+    out = Outcome(race.name)
+    for _ in range(walks):
+        run = _Run(race, inject)
+        problem = None
+        try:
+            while True:
+                enabled = run.enabled()
+                if not enabled:
+                    if not all(run.done):
+                        problem = "deadlock: every unfinished path waits for a lock"
+                    else:
+                        problem = _violations(run, quiescent=True)
+                    break
+                run.step(rng.choice(enabled))
+                out.states += 1
+                problem = _violations(run, quiescent=False)
+                if problem:
+                    break
+        except MemcgsimError as e:
+            problem = f"{type(e).__name__}: {e}"
+        out.schedules += 1
+        if problem:
+            out.violation = problem
+            out.counterexample = [f"{n + 1}. {line}" for n, line in enumerate(run.log)] or [
+                "0. (no path has run: the setup's own operations left this state)"]
+            return out
+    return out
+
+
 def explore(race: RaceSet, inject=(), max_states: int = 20000) -> Outcome:
     """Depth-first over the schedules of the race's paths; stops at the first violation."""
     inject = frozenset(inject)
@@ -255,6 +291,27 @@ def _anon_noacct_setup(m: Machine) -> dict:
     return _anon_setup(m)
 
 
+def _swapin_setup(m: Machine) -> dict:
+    """Eight anonymous pages swapped out; a fault on the first reads its neighbours ahead into
+    the swap cache (uncharged on 3.17, on the LRU). The race is on the second one."""
+    m.mkdir("/a")
+    t = m.spawn("T", "/a")
+    vma = m.mmap_anon(t, 8)
+    m.touch(t, vma)
+    for i in range(8):
+        m.reclaim(m.pfn_of(vma, i))
+    m.touch(t, vma, 0, 1, write=False)
+    entry = m.swap_entry_of(vma, 1)
+    return {"task": t, "vma": vma, "pfn": int(m.k.swap.cache[entry])}
+
+
+def _swapin(m: Machine, ctx: dict):
+    from .mm.memory import handle_mm_fault
+
+    vma = ctx["vma"]
+    return ctx["task"], handle_mm_fault(m.k, vma, vma.start + 1, False)
+
+
 RACE_SETS = {
     r.name: r for r in (
         RaceSet("migrate-vs-truncate", "a mapped page-cache page migrated while its file is "
@@ -273,6 +330,10 @@ RACE_SETS = {
                 "into the cache (replace_page_cache_page) while reclaim takes the old one",
                 _splice_setup, (("splice", _splice), ("reclaim", _reclaim)),
                 {"memory_pages": 2048}),
+        RaceSet("swapin-vs-reclaim", "a fault maps a read-ahead swap cache page (commit with "
+                "lrucare) while reclaim takes the page", _swapin_setup,
+                (("swapin", _swapin), ("reclaim", _reclaim)),
+                {"memory_pages": 2048, "swap_pages": 64}),
         RaceSet("reclaim-vs-munmap-noacct", "reclaim-vs-munmap with swap accounting off",
                 _anon_noacct_setup, (("reclaim", _reclaim), ("munmap", _munmap)),
                 {"memory_pages": 2048, "swap_pages": 64, "swap_accounting": False}),
