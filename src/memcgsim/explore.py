@@ -291,6 +291,24 @@ def _anon_noacct_setup(m: Machine) -> dict:
     return _anon_setup(m)
 
 
+def _writeback_setup(m: Machine) -> dict:
+    """A page-cache page whose writeback has started (the device will complete it)."""
+    from .mm.page_writeback import clear_page_dirty_for_io, test_set_page_writeback
+
+    ctx = _file_page_setup(m)
+    pfn = ctx["pfn"]
+    m.write(ctx["task"], ctx["file"].name, 1, offset=0)     # dirty again
+    clear_page_dirty_for_io(m.k, pfn)
+    test_set_page_writeback(m.k, pfn)
+    return ctx
+
+
+def _end_writeback(m: Machine, ctx: dict):
+    from .mm.page_writeback import end_page_writeback
+
+    return None, end_page_writeback(m.k, ctx["pfn"])
+
+
 def _swapin_setup(m: Machine) -> dict:
     """Eight anonymous pages swapped out; a fault on the first reads its neighbours ahead into
     the swap cache (uncharged on 3.17, on the LRU). The race is on the second one."""
@@ -330,6 +348,9 @@ RACE_SETS = {
                 "into the cache (replace_page_cache_page) while reclaim takes the old one",
                 _splice_setup, (("splice", _splice), ("reclaim", _reclaim)),
                 {"memory_pages": 2048}),
+        RaceSet("writeback-vs-migrate", "the end of a page's writeback while it is migrated",
+                _writeback_setup, (("end-writeback", _end_writeback), ("migrate", _migrate)),
+                {"memory_pages": 2048, "nodes": 2}),
         RaceSet("swapin-vs-reclaim", "a fault maps a read-ahead swap cache page (commit with "
                 "lrucare) while reclaim takes the page", _swapin_setup,
                 (("swapin", _swapin), ("reclaim", _reclaim)),
@@ -342,6 +363,8 @@ RACE_SETS = {
 
 #: the historical bugs (spec section 8) the model can put back, and a race set that shows each
 INJECTIONS = {
+    "B1": ("end of writeback against migration: the writeback statistic is never decremented",
+           "writeback-vs-migrate"),
     "B2": ("migration after re-mapping: mapped_file of the new page is never counted",
            "migrate-vs-truncate"),
     "B4": ("replace_page_cache without lrucare: the page changes memcg on its LRU list",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .memcontrol import MEM_CGROUP_STAT_WRITEBACK, mem_cgroup_update_page_stat
 from .mm_types import PG_dirty, PG_writeback
+from .page_cgroup import PCG_USED
 
 
 def SetPageDirty(k, pfn: int) -> None:  # noqa: N802 - the kernel's name
@@ -31,17 +32,36 @@ def test_set_page_writeback(k, pfn: int) -> bool:
     return was
 
 
-def test_clear_page_writeback(k, pfn: int) -> bool:
+def test_clear_page_writeback(k, pfn: int):
+    """Path: clear PG_writeback and take the page off its memcg's writeback statistic.
+
+    The memcg is looked up first, and migration leaves a page under writeback alone, so the
+    statistic always goes down on the memcg it went up on (the 3.18 fix, with Cc stable 3.17).
+    With bug B1 put back (k.inject) the flag is cleared first and the memcg looked up after:
+    a migration in between uncharges the page and the decrement is lost."""
+    from .locking import Step
+
     mm = k.mem_map
+    was = bool(mm.flags[pfn] & PG_writeback)
+    if "B1" in k.inject:
+        mm.flags[pfn] &= ~PG_writeback
+        yield Step("TestClearPageWriteback")
+        if was:
+            mem_cgroup_update_page_stat(k, pfn, MEM_CGROUP_STAT_WRITEBACK, -1)
+        return was
+    memcg = k.memcg_by_id[int(k.pc.memcg[pfn])] if k.pc.flags[pfn] & PCG_USED else None
+    yield Step("mem_cgroup_begin_page_stat")
     was = bool(mm.flags[pfn] & PG_writeback)
     if was:
         mm.flags[pfn] &= ~PG_writeback
-        mem_cgroup_update_page_stat(k, pfn, MEM_CGROUP_STAT_WRITEBACK, -1)
+        if memcg is not None:
+            memcg.stat[MEM_CGROUP_STAT_WRITEBACK] -= 1
     return was
 
 
-def end_page_writeback(k, pfn: int) -> None:
-    if not test_clear_page_writeback(k, pfn):
+def end_page_writeback(k, pfn: int):
+    """Path: the I/O completed."""
+    if not (yield from test_clear_page_writeback(k, pfn)):
         k.bug_on(True, pfn, "end_page_writeback of a page not under writeback")
 
 
@@ -62,7 +82,7 @@ def write_one_page(k, pfn: int, trylock: bool = False):
     written = clear_page_dirty_for_io(k, pfn)
     if written:
         test_set_page_writeback(k, pfn)
-        end_page_writeback(k, pfn)
+        yield from end_page_writeback(k, pfn)
     yield Unlock(page_lock(pfn))
     put_page(k, pfn)
     return written

@@ -132,7 +132,7 @@ def pageout(k, pfn: int):
     clear_page_dirty_for_io(k, pfn)
     test_set_page_writeback(k, pfn)
     yield Unlock(page_lock(pfn))                  # swap_writepage unlocks once I/O is queued
-    end_page_writeback(k, pfn)                    # ... and the synchronous device ends it
+    yield from end_page_writeback(k, pfn)         # ... and the synchronous device ends it
     if not (yield TryLock(page_lock(pfn))):
         return None
     return not mm.flags[pfn] & (PG_dirty | PG_writeback)
