@@ -159,3 +159,21 @@ def test_rmdir_reparents_to_a_hierarchical_parent_without_counter_traffic(m):
     m.munmap(t, v)
     assert counters(m, "/b") == (0, 0) and dead.memsw.usage == 0
     ok(m)
+
+
+def test_6_1_precharge_does_not_retry_so_it_never_oom_kills():
+    """6.x precharges page by page with __GFP_NORETRY: a move that does not fit fails with
+    -ENOMEM and kills nobody (3.17 retried, but its OOM needs a user fault)."""
+    from memcgsim import Machine
+
+    m = Machine(4096, profile="6.1", cgroup="v1")
+    m.mkdir("/c")
+    assert m.write_file("/c", "memory.limit_in_bytes", str(64 * 4096)) == 0
+    assert m.write_file("/c", "memory.move_charge_at_immigrate", "1") == 0
+    victim = m.spawn("V", "/c")
+    m.touch(victim, m.mmap_anon(victim, 40))
+    mover = m.spawn("M", "/")
+    m.touch(mover, m.mmap_anon(mover, 40))
+    assert m.move_task(mover, "/c") == -Errno.ENOMEM
+    assert victim.state == "alive" and mover.state == "alive" and mover.memcg.name == "/"
+    assert m.check() == []

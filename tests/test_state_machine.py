@@ -259,6 +259,7 @@ class MemcgStateMachine(RuleBasedStateMachine):
         cgroup = self._placed(cgroup)
         ret = self.m.move_task(task, cgroup)
         assert ret in (0, -Errno.ENOMEM), ret
+        assert task.state == "alive"         # a precharge never OOM-kills (no retries on 6.x)
         if ret == 0:
             self.task_cgroup[task.comm] = cgroup
 

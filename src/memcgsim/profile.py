@@ -94,6 +94,9 @@ class KernelProfile:
     reclaim_syntax: str = "6.1"
     #: the largest memory.swappiness (200 from 5.8)
     max_swappiness: int = 100
+    #: v1 charge moving precharges page by page without retries (__GFP_NORETRY, 4.14 "do not
+    #: retry precharge charges"), so it never reaches the OOM killer
+    precharge_noretry: bool = False
     #: swap cluster read-ahead: 1 << page_cluster pages
     page_cluster: int = 3
     #: PAGE_ALLOC_COSTLY_ORDER in pages: a smaller charge that made reclaim progress is retried
@@ -188,6 +191,7 @@ PROFILES: dict[str, KernelProfile] = {
         v2_stat_events=V2_STAT_EVENTS_6_1,
         v2_events_keys=("low", "high", "max", "oom", "oom_kill", "oom_group_kill"),
         max_swappiness=200,
+        precharge_noretry=True,
     ),
 }
 

@@ -169,9 +169,10 @@ def mem_cgroup_precharge_mc(k, mc: MoveCharge, mm) -> int:
         return 0
     if ret == -Errno.EINTR:
         return ret
+    gfp = GFP_KERNEL | __GFP_NORETRY if k.profile.precharge_noretry else GFP_KERNEL
     while count:
         count -= 1
-        ret, _ = try_charge(k, mc.to, GFP_KERNEL & ~__GFP_NORETRY, 1)
+        ret, _ = try_charge(k, mc.to, gfp, 1)
         if ret:
             return ret
         mc.precharge += 1
