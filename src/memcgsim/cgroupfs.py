@@ -330,8 +330,6 @@ class CgroupV1(_Files):
 
     def _use_hierarchy(self, memcg, text: str) -> int:
         val = kstrtoull(text)
-        if self.k.profile.counter == "page_counter":
-            return 0 if val == 1 else -Errno.EINVAL     # always hierarchical from 5.x
         if val not in (0, 1):
             return 0 if memcg.use_hierarchy == val else -Errno.EINVAL
         return self.machine.set_use_hierarchy(memcg.name, bool(val))
@@ -590,10 +588,10 @@ class CgroupV2(_Files):
 
 
 class PeakFile:
-    """An open memory.peak (or memory.swap.peak) file of 6.12: a write through it ("reset",
-    any text) restarts the peak this file reports from the current usage; other open files
-    that were reset keep their own, raised to the current usage; a file never written reports
-    the lifetime peak (peak_write / peak_show in 6.12's memcontrol.c)."""
+    """An open memory.peak (or memory.swap.peak) file of 6.12, struct cgroup_of_peak: a write
+    through it ("reset", any text) restarts the peak this file reports from the current usage;
+    other open files that were reset keep their own, raised to the current usage; a file never
+    written reports the lifetime peak (peak_write / peak_show in 6.12's memcontrol.c)."""
 
     def __init__(self, memcg, name: str, writable: bool = True):
         swap = name == "memory.swap.peak"

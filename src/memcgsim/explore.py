@@ -264,12 +264,6 @@ def _munmap(m: Machine, ctx: dict):
     return ctx["task"], mmap.do_munmap(m.k, ctx["vma"])
 
 
-def _migrate_anon(m: Machine, ctx: dict):
-    from .mm.migrate import migrate_pages
-
-    return ctx["task"], migrate_pages(m.k, [ctx["pfn"]], 1)
-
-
 def _splice_setup(m: Machine) -> dict:
     m.mkdir("/a")
     m.mkdir("/b")
@@ -285,10 +279,6 @@ def _splice(m: Machine, ctx: dict):
     from .machine import _splice as splice_path
 
     return ctx["task"], splice_path(m.k, ctx["file"], 0, ctx["steal"], 0, 0)
-
-
-def _anon_noacct_setup(m: Machine) -> dict:
-    return _anon_setup(m)
 
 
 def _writeback_setup(m: Machine) -> dict:
@@ -339,7 +329,7 @@ RACE_SETS = {
                 "truncated", _file_page_setup, (("reclaim", _reclaim), ("truncate", _truncate)),
                 {"memory_pages": 2048, "swap_pages": 64}),
         RaceSet("migrate-vs-munmap", "an anonymous page migrated while it is unmapped",
-                _anon_setup, (("migrate", _migrate_anon), ("munmap", _munmap)),
+                _anon_setup, (("migrate", _migrate), ("munmap", _munmap)),
                 {"memory_pages": 2048, "nodes": 2}),
         RaceSet("reclaim-vs-munmap", "an anonymous page swapped out while it is unmapped",
                 _anon_setup, (("reclaim", _reclaim), ("munmap", _munmap)),
@@ -356,7 +346,7 @@ RACE_SETS = {
                 (("swapin", _swapin), ("reclaim", _reclaim)),
                 {"memory_pages": 2048, "swap_pages": 64}),
         RaceSet("reclaim-vs-munmap-noacct", "reclaim-vs-munmap with swap accounting off",
-                _anon_noacct_setup, (("reclaim", _reclaim), ("munmap", _munmap)),
+                _anon_setup, (("reclaim", _reclaim), ("munmap", _munmap)),
                 {"memory_pages": 2048, "swap_pages": 64, "swap_accounting": False}),
     )
 }

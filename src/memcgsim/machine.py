@@ -51,11 +51,14 @@ class Machine:
                         cgroup=cgroup)
         #: run anonymous faults and unmaps over ranges through the array versions of the paths
         #: (same end state as the per-page reference paths, which vectorized=False runs)
-        self.vectorized = vectorized
         self.k.vectorized = vectorized
         self._zap = zap_pte_range_vectorized if vectorized else None
         self._pids = 0
         self._fs = None
+
+    @property
+    def vectorized(self) -> bool:
+        return self.k.vectorized
 
     def _run(self, path, task=None):
         """Run a kernel path for task; if the OOM killer chose the task itself during it (6.x

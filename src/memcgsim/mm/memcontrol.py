@@ -142,8 +142,6 @@ class MemCgroup:
             self.swap = None
             self.memsw = ResCounter(f"{name}.memsw", top.memsw if top else None, owner=self)
             self.kmem = ResCounter(f"{name}.kmem", top.kmem if top else None, owner=self)
-        #: memcg->memory, the name of res from 3.19 on
-        self.memory = self.res
         #: v1 soft_limit_in_bytes, in pages (a res_counter field in 3.17, memcg's from 3.19)
         self.soft_limit = self.res.limit
         self.stat = [0] * MEM_CGROUP_STAT_NSTATS
@@ -485,6 +483,7 @@ def try_charge_memcg(k, memcg: MemCgroup, gfp_mask: int, nr_pages: int) -> tuple
     OOM killer, which runs here, in the charge. A charge that must not fail is forced past the
     limit."""
     from .oom_kill import task_is_dying
+    from .vmscan import try_to_free_mem_cgroup_pages
 
     prof = k.profile
     batch = max(prof.charge_batch, nr_pages)
@@ -512,7 +511,7 @@ def try_charge_memcg(k, memcg: MemCgroup, gfp_mask: int, nr_pages: int) -> tuple
             return _nomem_or_force(k, memcg, over, gfp_mask, nr_pages, raised_max_event)
         memcg_memory_event(over, "max")
         raised_max_event = True
-        nr_reclaimed = vmscan_reclaim(k, over, gfp_mask, noswap)
+        nr_reclaimed = try_to_free_mem_cgroup_pages(k, over, gfp_mask, noswap)
         if mem_cgroup_margin(k, over) >= nr_pages:
             continue
         if not drained:
@@ -595,12 +594,14 @@ def calculate_high_delay(nr_pages: int, max_overage: int, batch: int) -> int:
 def reclaim_high(k, memcg: MemCgroup, nr_pages: int) -> int:
     """Reclaim nr_pages from each memcg up the tree that is over memory.high (a `high` event
     each)."""
+    from .vmscan import try_to_free_mem_cgroup_pages
+
     nr_reclaimed = 0
     m = memcg
     while m is not None and not m.is_root():
         if m.res.usage > m.res.high:
             memcg_memory_event(m, "high")
-            nr_reclaimed += vmscan_reclaim(k, m, GFP_KERNEL, False, nr_pages)
+            nr_reclaimed += try_to_free_mem_cgroup_pages(k, m, GFP_KERNEL, False, nr_pages)
         m = m.parent_mem_cgroup()
     return nr_reclaimed
 
@@ -657,14 +658,6 @@ def _force_charge(k, memcg, over, nr_pages: int, raised_max_event: bool):
     if k.do_swap_account:
         memcg.memsw.charge(nr_pages)
     return 0, memcg
-
-
-def vmscan_reclaim(k, memcg: MemCgroup, gfp_mask: int, noswap: bool, nr_pages: int = 1,
-                   **kw) -> int:
-    """One try_to_free_mem_cgroup_pages round (6.x reclaims once per charge-loop pass)."""
-    from . import vmscan
-
-    return vmscan.try_to_free_mem_cgroup_pages(k, memcg, gfp_mask, noswap, nr_pages, **kw)
 
 
 def get_order(nr_pages: int) -> int:
@@ -837,7 +830,7 @@ def memcg_kmem_uncharge_page(k, memcg_id: int, nr_pages: int, item: str) -> None
         drain_stock(k, stock)
 
 
-def memcg_reparent_kmem(k, memcg: MemCgroup) -> None:
+def memcg_offline_kmem(k, memcg: MemCgroup) -> None:
     """css_offline (6.x): kernel memory charged to a dying memcg is the parent's from now on
     (its obj_cgroup is reparented); the dead memcg's own level lets go of it."""
     parent = memcg.parent
@@ -1353,6 +1346,8 @@ def memory_stat_format(k, memcg: MemCgroup, local=None,
 
 def memory_high_write(k, memcg: MemCgroup, high: int) -> int:
     """memory.high: set it, then reclaim down to it (never an OOM kill)."""
+    from .vmscan import try_to_free_mem_cgroup_pages
+
     memcg.res.set_high(high)
     drained = False
     nr_retries = k.profile.reclaim_retries
@@ -1364,7 +1359,8 @@ def memory_high_write(k, memcg: MemCgroup, high: int) -> int:
             drain_all_stock(k, memcg)
             drained = True
             continue
-        if not vmscan_reclaim(k, memcg, GFP_KERNEL, False, nr_pages - high) and not nr_retries:
+        reclaimed = try_to_free_mem_cgroup_pages(k, memcg, GFP_KERNEL, False, nr_pages - high)
+        if not reclaimed and not nr_retries:
             break
         if not nr_retries:
             break
@@ -1375,6 +1371,7 @@ def memory_high_write(k, memcg: MemCgroup, high: int) -> int:
 def memory_max_write(k, memcg: MemCgroup, max_pages: int) -> int:
     """memory.max: set it at once (no -EBUSY), then reclaim, then OOM-kill until under it."""
     from .oom_kill import mem_cgroup_out_of_memory_6x
+    from .vmscan import try_to_free_mem_cgroup_pages
 
     memcg.res.max = max_pages
     drained = False
@@ -1388,7 +1385,7 @@ def memory_max_write(k, memcg: MemCgroup, max_pages: int) -> int:
             drained = True
             continue
         if nr_reclaims:
-            if not vmscan_reclaim(k, memcg, GFP_KERNEL, False, nr_pages - max_pages):
+            if not try_to_free_mem_cgroup_pages(k, memcg, GFP_KERNEL, False, nr_pages - max_pages):
                 nr_reclaims -= 1
             continue
         memcg_memory_event(memcg, "oom")
@@ -1401,11 +1398,14 @@ def memory_reclaim(k, memcg: MemCgroup, nr_to_reclaim: int, swappiness: int | No
     """memory.reclaim: proactive reclaim of nr_to_reclaim pages; -EAGAIN after
     MAX_RECLAIM_RETRIES rounds that reclaim nothing; swappiness= (6.12) overrides the
     anon/file balance. The target's own protection does not count (it is the reclaim root)."""
+    from .vmscan import try_to_free_mem_cgroup_pages
+
     nr_reclaimed = 0
     nr_retries = k.profile.reclaim_retries
     while nr_reclaimed < nr_to_reclaim:
-        reclaimed = vmscan_reclaim(k, memcg, GFP_KERNEL, False, nr_to_reclaim - nr_reclaimed,
-                                   swappiness=swappiness, proactive=True)
+        reclaimed = try_to_free_mem_cgroup_pages(k, memcg, GFP_KERNEL, False,
+                                                 nr_to_reclaim - nr_reclaimed,
+                                                 swappiness=swappiness, proactive=True)
         if not reclaimed:
             if not nr_retries:
                 return -Errno.EAGAIN

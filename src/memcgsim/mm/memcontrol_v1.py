@@ -16,7 +16,7 @@ from .memcontrol import (
     mem_cgroup_move_account,
     mem_cgroup_move_swap_account,
     mem_cgroup_reclaim,
-    memcg_reparent_kmem,
+    memcg_offline_kmem,
     try_charge,
 )
 from .mm_struct import PTE_HUGE, PTE_PRESENT, PTE_SWAP, PTE_VAL_MASK
@@ -61,6 +61,8 @@ def mem_cgroup_resize_max(k, memcg: MemCgroup, val: int, memsw: bool) -> int:
     """The page_counter era's resize: set the limit, or drain the stocks once and then reclaim
     until it fits; -EBUSY on the first reclaim pass that frees nothing, -EINVAL if the memory
     limit would exceed the memsw limit. (No retry count: reclaim progress alone decides.)"""
+    from . import vmscan
+
     counter = memcg.memsw if memsw else memcg.res
     drained = False
     while True:
@@ -72,8 +74,6 @@ def mem_cgroup_resize_max(k, memcg: MemCgroup, val: int, memsw: bool) -> int:
             drain_all_stock(k, memcg)
             drained = True
             continue
-        from . import vmscan
-
         if not vmscan.try_to_free_mem_cgroup_pages(k, memcg, GFP_KERNEL, noswap=memsw):
             return -Errno.EBUSY
 
@@ -299,7 +299,7 @@ def mem_cgroup_rmdir(k, memcg: MemCgroup) -> int:
             memcg.res.set_min(0)
             memcg.res.set_low(0)
         drain_all_stock(k, memcg)
-        memcg_reparent_kmem(k, memcg)
+        memcg_offline_kmem(k, memcg)
         del k.memcg_by_name[memcg.name]
         for t in k.tasks.values():
             if t.memcg is memcg:

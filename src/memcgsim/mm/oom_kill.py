@@ -94,7 +94,7 @@ def mem_cgroup_out_of_memory_6x(k, memcg, order: int) -> bool:
     if chosen is None:
         return False
     group = mem_cgroup_get_oom_group(chosen, memcg)
-    kill_victim(k, chosen)
+    __oom_kill_process(k, chosen)
     if group is not None:
         from .memcontrol import memcg_memory_event
 
@@ -102,7 +102,7 @@ def mem_cgroup_out_of_memory_6x(k, memcg, order: int) -> bool:
         for task in list(k.tasks.values()):
             if (task.state == "alive" and not task.memdie and group.same_or_subtree(task.memcg)
                     and task.oom_score_adj != OOM_SCORE_ADJ_MIN):
-                kill_victim(k, task)
+                __oom_kill_process(k, task)
     return True
 
 
@@ -119,7 +119,7 @@ def mem_cgroup_get_oom_group(victim, oom_domain):
     return group
 
 
-def kill_victim(k, victim) -> None:
+def __oom_kill_process(k, victim) -> None:
     """__oom_kill_process: SIGKILL, TIF_MEMDIE, an oom_kill event in the victim's memcg. The
     task that is charging is torn down when it returns (finish_oom_kill); any other exits now."""
     from .memcontrol import memcg_memory_event

@@ -67,11 +67,9 @@ def _charge_fits(k, memcg, nr: int) -> bool:
     enforcement the per-page path does, fault by fault)."""
     if not memcg.res.fits(nr):
         return False
-    if memcg.swap is not None and any(c.usage + nr > c.high for c in memcg.res.chain()
-                                      if c.parent is not None):
-        return False
-    if memcg.swap is not None and any(c.usage > c.high for c in memcg.swap.chain()
-                                      if c.parent is not None):
+    if k.profile.counter == "page_counter" and (
+            any(c.usage + nr > c.high for c in memcg.res.chain() if c.parent is not None)
+            or any(c.usage > c.high for c in memcg.swap.chain() if c.parent is not None)):
         return False
     return not k.do_swap_account or memcg.memsw.fits(nr)
 
