@@ -1360,11 +1360,10 @@ def memory_high_write(k, memcg: MemCgroup, high: int) -> int:
             drained = True
             continue
         reclaimed = try_to_free_mem_cgroup_pages(k, memcg, GFP_KERNEL, False, nr_pages - high)
-        if not reclaimed and not nr_retries:
-            break
-        if not nr_retries:
-            break
-        nr_retries -= 1
+        if not reclaimed:
+            if not nr_retries:
+                break           # only rounds that free nothing use up the retries
+            nr_retries -= 1
     return 0
 
 
