@@ -263,6 +263,8 @@ def _next_pages(k, sc: ScanControl, memcg, lru: int, n: int) -> list[int]:
             if looked or not lruvec_size(memcg, lru):
                 break
             tail = k.lru_tails[key] = _look_at_list(k, memcg, lru)
+            # the pages taken so far are still on the list, and its oldest: skip them
+            tail.pos = len(out)
             looked = True
             continue
         pfn, seq = tail.pfns[tail.pos], tail.seqs[tail.pos]
@@ -275,7 +277,10 @@ def _next_pages(k, sc: ScanControl, memcg, lru: int, n: int) -> list[int]:
 
 
 def lruvec_size(memcg, lru: int) -> int:
-    return sum(lv.lru_size[lru] for lv in memcg.lruvecs)
+    lruvecs = memcg.lruvecs
+    if len(lruvecs) == 1:
+        return lruvecs[0].lru_size[lru]
+    return sum(lv.lru_size[lru] for lv in lruvecs)
 
 
 def inactive_is_low(memcg, inactive_lru: int) -> bool:
