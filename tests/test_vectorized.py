@@ -130,18 +130,18 @@ def apply(m, op, who, x, n, step):
 def test_bulk_reclaim_matches_the_per_page_reclaim(kind, limit, swap, pages, mlock_first,
                                                    second_task):
     """Anonymous memory over memory.max with swap: reclaim's bulk shrink (and the bulk faults
-    at the limit) leave exactly the per-page paths' state."""
+    at the limit, which step through whole reclaim runs) leave exactly the per-page paths'
+    state."""
     import memcgsim.mm.vectorized as vec
 
     used = []
-    orig = vec.shrink_page_list_bulk
+    orig = vec._swap_out_and_free
 
-    def counting(k, pfns, may_swap):
-        ret = orig(k, pfns, may_swap)
-        used.append(ret is not None)
-        return ret
+    def counting(*args, **kwargs):
+        used.append(True)
+        return orig(*args, **kwargs)
 
-    vec.shrink_page_list_bulk = counting
+    vec._swap_out_and_free = counting
     try:
         machines = []
         for vectorized in (False, True):
@@ -160,6 +160,63 @@ def test_bulk_reclaim_matches_the_per_page_reclaim(kind, limit, swap, pages, mlo
         assert_same(snapshot(machines[0]), snapshot(machines[1]), "after the faults")
         assert check(machines[1].k) == []
     finally:
-        vec.shrink_page_list_bulk = orig
+        vec._swap_out_and_free = orig
     if pages > limit + 64 and swap > 300:
         assert any(used), "the bulk shrink never ran"
+
+
+PRESSURE_OPS = st.lists(
+    st.tuples(st.sampled_from(["touch", "touch", "touch", "mmap", "munmap", "other", "file",
+                               "swap.max", "memory.high", "memory.low", "parent.max"]),
+              st.integers(0, 7), st.integers(1, 700)),
+    min_size=1, max_size=12)
+
+
+@given(kind=st.sampled_from([("6.1", "v2"), ("6.12", "v2")]), limit=st.integers(40, 300),
+       swap=st.sampled_from([40, 400, 3000]), cpus=st.integers(1, 2), nodes=st.integers(1, 2),
+       ops=PRESSURE_OPS)
+def test_faults_at_the_limit_match_the_per_page_faults(kind, limit, swap, cpus, nodes, ops):
+    """Faults at memory.max, with the pages of other tasks, other CPUs and nodes, protection,
+    swap and high limits and a parent's limit in play: the bulk fault-and-reclaim runs leave
+    the per-page paths' state after every operation."""
+    machines = []
+    for vectorized in (False, True):
+        m = Machine(4096, swap_pages=swap, profile=kind[0], cgroup=kind[1], cpus=cpus,
+                    nodes=nodes, vectorized=vectorized)
+        m.mkdir("/p")
+        assert m.write_file("/p", "cgroup.subtree_control", "+memory") == 0
+        m.mkdir("/p/a")
+        assert m.write_file("/p/a", "memory.max", str(limit * 4096)) == 0
+        tasks = [m.spawn("T", "/p/a", cpu=0), m.spawn("U", "/p/a", cpu=cpus - 1,
+                                                       node=nodes - 1)]
+        machines.append((m, tasks))
+    for step, (op, who, n) in enumerate(ops):
+        for m, tasks in machines:
+            t = tasks[who % 2]
+            if t.state != "alive":
+                continue
+            if op == "touch" or (op == "mmap" and len(t.mm.vmas) < 3):
+                if op == "mmap" or not t.mm.vmas:
+                    m.mmap_anon(t, n)
+                v = t.mm.vmas[who % len(t.mm.vmas)]
+                start = (who * 37) % v.npages
+                m.touch(t, v, start, min(n, v.npages - start))
+            elif op == "munmap" and t.mm.vmas:
+                m.munmap(t, t.mm.vmas[0])
+            elif op == "other":
+                if len(tasks) < 3:
+                    tasks.append(m.spawn("O", "/"))
+                if tasks[2].state == "alive":
+                        m.touch(tasks[2], m.mmap_anon(tasks[2], n % 50 + 1))
+            elif op == "file":
+                m.write(t, "/data/f", n % 20 + 1)
+            elif op == "swap.max":
+                m.write_file("/p/a", "memory.swap.max", str(n * 4096))
+            elif op == "memory.high":
+                m.write_file("/p/a", "memory.high", str((limit - who) * 4096))
+            elif op == "memory.low":
+                m.write_file("/p/a", "memory.low", str(n * 4096))
+            elif op == "parent.max":
+                m.write_file("/p", "memory.max", str((limit + n) * 4096))
+        assert_same(snapshot(machines[0][0]), snapshot(machines[1][0]), f"step {step} {op}")
+    assert check(machines[1][0].k) == []

@@ -59,16 +59,20 @@ def find_free_pages(k, node: int, nr: int) -> np.ndarray:
             continue
         first, last = a // HPAGE_PMD_NR, (b - 1) // HPAGE_PMD_NR
         blocks = np.flatnonzero(fa.block_free[first:last + 1] > 0) + first
-        for blk in blocks.tolist():
-            s = max(a, blk * HPAGE_PMD_NR)
-            e = min(b, (blk + 1) * HPAGE_PMD_NR)
-            idx = np.flatnonzero(flags[s:e] & PG_buddy)
-            if len(idx):
-                idx = idx[: nr - got] + s
-                found.append(idx)
-                got += len(idx)
-            if got >= nr:
-                break
+        while len(blocks) and got < nr:
+            # the blocks that hold enough free pages (the first may hold some before a)
+            upto = int(np.searchsorted(np.cumsum(fa.block_free[blocks]), nr - got)) + 1
+            for blk in blocks[:upto].tolist():
+                s = max(a, blk * HPAGE_PMD_NR)
+                e = min(b, (blk + 1) * HPAGE_PMD_NR)
+                idx = np.flatnonzero(flags[s:e] & PG_buddy)
+                if len(idx):
+                    idx = idx[: nr - got] + s
+                    found.append(idx)
+                    got += len(idx)
+                if got >= nr:
+                    break
+            blocks = blocks[upto:]
         if got >= nr:
             break
     if not found:
@@ -82,7 +86,8 @@ def prep_new_pages(k, pfns: np.ndarray, node: int) -> None:
     mm.flags[pfns] = 0
     mm.refcount[pfns] = 1
     fa = k.free_area
-    np.subtract.at(fa.block_free, pfns // HPAGE_PMD_NR, 1)
+    blocks, counts = np.unique(pfns // HPAGE_PMD_NR, return_counts=True)
+    fa.block_free[blocks] -= counts.astype(fa.block_free.dtype)
     fa.nr_free[node] -= len(pfns)
     last = int(pfns[-1]) + 1
     lo, hi = _node_range(k, node)
@@ -204,7 +209,11 @@ def free_pages_bulk(k, pfns: np.ndarray) -> None:
     mm.index[pfns] = 0
     mm.private[pfns] = 0
     fa = k.free_area
-    np.add.at(fa.block_free, pfns // HPAGE_PMD_NR, 1)
+    blocks, counts = np.unique(pfns // HPAGE_PMD_NR, return_counts=True)
+    fa.block_free[blocks] += counts.astype(fa.block_free.dtype)
+    if len(fa.nr_free) == 1:
+        fa.nr_free[0] += len(pfns)
+        return
     nids = pfns // fa.pages_per_node
     for node, cnt in zip(*np.unique(nids, return_counts=True), strict=True):
         fa.nr_free[int(node)] += int(cnt)

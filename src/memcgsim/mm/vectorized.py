@@ -35,7 +35,9 @@ from .mm_struct import (
 )
 from .mm_types import (
     LRU_ACTIVE_ANON,
+    LRU_ACTIVE_FILE,
     LRU_INACTIVE_ANON,
+    LRU_INACTIVE_FILE,
     LRU_UNEVICTABLE,
     NR_LRU_LISTS,
     PG_active,
@@ -158,8 +160,9 @@ def _fault_anon_run(k, task, vma, start: int, n: int) -> int:
         k.current = saved
     if not n:
         return 0
-    if not k.profile.kmem_accounting:
+    if not tables:
         # the tables exist as the per-page faults would leave them, though none is charged
+        # (3.17, or a task of the root memcg)
         saved, k.current = k.current, task
         try:
             for addr in range(vma.start + start, vma.start + start + n, PTRS_PER_PTE):
@@ -168,7 +171,18 @@ def _fault_anon_run(k, task, vma, start: int, n: int) -> int:
         finally:
             k.current = saved
     anon_vma_prepare(k, vma)
-    pfns = avail[:n]
+    _install_anon_pages(k, task, vma, start, avail[:n], memcg)
+    return n
+
+
+def _install_anon_pages(k, task, vma, start: int, pfns: np.ndarray, memcg,
+                        lru_sized: bool = False) -> None:
+    """What do_anonymous_page leaves for pfns, charged already, faulted at start onwards:
+    new pages mapped, committed to memcg and on its LRU (lru_sized: the list's size counts
+    them already)."""
+    n = len(pfns)
+    node = task.node
+    mm = vma.mm
     prep_new_pages(k, pfns, node)
     mem = k.mem_map
     locked = bool(vma.flags & VM_LOCKED)
@@ -183,14 +197,245 @@ def _fault_anon_run(k, task, vma, start: int, n: int) -> int:
     mem.lru_memcg[pfns] = memcg.id
     first = k.take_lru_seqs(n)
     mem.lru_seq[pfns] = np.arange(first, first + n, dtype=np.uint32)
-    lru = LRU_UNEVICTABLE if locked else (LRU_ACTIVE_ANON if active else LRU_INACTIVE_ANON)
-    memcg.lruvecs[node].lru_size[lru] += n
+    if not lru_sized:
+        lru = LRU_UNEVICTABLE if locked else (LRU_ACTIVE_ANON if active else LRU_INACTIVE_ANON)
+        memcg.lruvecs[node].lru_size[lru] += n
     mem_cgroup_charge_anon_bulk(k, memcg, n)
     if mm.owner is not None:
         mm.owner.memcg.events[MEM_CGROUP_EVENTS_PGFAULT] += n
     mm.rss_stat[MM_ANONPAGES] += n
     vma.pte[start:start + n] = PTE_PRESENT | PTE_WRITE | PTE_DIRTY | pfns
-    return n
+
+
+def _peek_oldest(k, memcg, lru: int, n: int):
+    """Up to n of the oldest pages on memcg's list lru, oldest first, as _next_pages would
+    take them, without taking them: returns (pfns, take) where take(m) leaves the list's
+    cached tail as if _next_pages had taken the first m."""
+    from .vmscan import _look_at_list, lruvec_size
+
+    key = (memcg.id, lru)
+    tail = k.lru_tails.get(key)
+    mem = k.mem_map
+    got: list[np.ndarray] = []
+    for _ in range(2):
+        if tail is None or tail.pos >= len(tail.pfns):
+            if not lruvec_size(memcg, lru):
+                break
+            tail = _look_at_list(k, memcg, lru)
+        got, at = [], []
+        have, pos = 0, tail.pos
+        while have < n and pos < len(tail.pfns):
+            end = min(len(tail.pfns), pos + max(2 * (n - have), 64))
+            pf = np.array(tail.pfns[pos:end], dtype=np.int64)
+            seq = np.array(tail.seqs[pos:end], dtype=np.int64)
+            fl = mem.flags[pf]
+            ok = np.flatnonzero((fl & PG_lru != 0) & (mem.lru_memcg[pf] == memcg.id)
+                                & (page_lru_array(fl) == lru) & (mem.lru_seq[pf] == seq))
+            ok = ok[: n - have]
+            got.append(pf[ok])
+            at.append(ok + pos)
+            have += len(ok)
+            pos = end
+        if have == n:
+            break
+        # the entries ran out: the pages added since the last look are missing, so look
+        # again (the pages found so far are the oldest, at its front)
+        tail = None
+    if tail is None or not got:
+        return np.zeros(0, dtype=np.int64), lambda m: None
+    pfns = np.concatenate(got)
+    ends = np.concatenate(at)
+
+    def take(m: int) -> None:
+        if m:
+            tail.pos = int(ends[m - 1]) + 1
+            k.lru_tails[key] = tail
+
+    return pfns, take
+
+
+def _reclaim_at_limit(k, memcg, lruvec) -> int:
+    """try_to_free_mem_cgroup_pages(memcg, 1 page) in the case _fault_anon_reclaim_run takes:
+    the priority rounds and SWAP_CLUSTER_MAX chunks of do_try_to_free_pages/shrink_lruvec
+    over a leaf memcg whose evictable pages are all simple anonymous pages on its inactive
+    list, each of which is swapped out. Moves the counts only (list size, memory charge); the
+    caller swaps the pages out, oldest first."""
+    from .vmscan import (
+        DEF_PRIORITY,
+        SWAP_CLUSTER_MAX,
+        ScanControl,
+        get_scan_count,
+        lruvec_size,
+    )
+
+    sc = ScanControl(memcg, SWAP_CLUSTER_MAX, may_swap=True)
+    for priority in range(DEF_PRIORITY, -1, -1):
+        sc.priority = priority
+        nr = get_scan_count(k, memcg, sc, 0)
+        start = sc.nr_reclaimed
+        left = nr[LRU_INACTIVE_ANON]
+        while left:
+            chunk = min(left, SWAP_CLUSTER_MAX)
+            left -= chunk
+            got = min(chunk, lruvec_size(memcg, LRU_INACTIVE_ANON))
+            if got:
+                lruvec.lru_size[LRU_INACTIVE_ANON] -= got
+                memcg.res.uncharge(got)
+                sc.nr_reclaimed += got
+            if sc.nr_reclaimed - start >= sc.nr_to_reclaim:
+                break
+        if sc.nr_reclaimed >= sc.nr_to_reclaim:
+            break
+    return sc.nr_reclaimed
+
+
+def _fault_anon_reclaim_run(k, task, vma, start: int, n: int) -> int:
+    """Fault up to n pte_none pages from offset start of a private anonymous vma whose memcg
+    is at its memory.max: the charges fail and limit reclaim swaps out the memcg's oldest
+    pages, fault after fault. Returns how many faults were done (0: not this case).
+
+    The case taken (else the per-page path runs): cgroup v2 on 6.x, a leaf memcg that is the
+    only one at a limit (its ancestors, memory.high and the swap limits have room for all of
+    it), whose evictable pages are all simple anonymous pages on its inactive list, and page
+    tables already there. Then each charge is the stock, a batch, an exact charge or, with
+    nothing left, a `max` event and a reclaim run; the charges and reclaim runs are stepped
+    through on the counters one by one (_reclaim_at_limit), and the pages' state is written
+    at the end: the faulted pages mapped and on the list, the oldest R pages of the list
+    (older pages first, then the run's own) swapped out in that order."""
+    saved = k.current
+    k.current = task
+    try:
+        return _fault_anon_reclaim_steps(k, task, vma, start, n)
+    finally:
+        k.current = saved
+
+
+def _fault_anon_reclaim_steps(k, task, vma, start: int, n: int) -> int:
+    from .memcontrol import count_memcg_event, memcg_memory_event
+    from .vmscan import lruvec_size
+
+    prof = k.profile
+    mm = vma.mm
+    memcg = get_mem_cgroup_from_mm(k, mm)
+    if (not k.cgroup_v2 or prof.charge_loop != "6.x" or k.do_swap_account
+            or memcg.is_root() or not memcg.online or memcg.children
+            or vma.flags & VM_LOCKED or task.memdie or task.fatal_signal or task.exiting
+            or task.memcg_oom is not None or task.memcg_nr_pages_over_high
+            or pte_alloc_would_charge(k, mm, vma.start + start)):
+        return 0
+    if (lruvec_size(memcg, LRU_ACTIVE_ANON) or lruvec_size(memcg, LRU_INACTIVE_FILE)
+            or lruvec_size(memcg, LRU_ACTIVE_FILE)):
+        return 0
+    from .locking import tree_lock
+
+    if k.locks.is_held(tree_lock(k.swapper_space.id)):
+        return 0
+    res = memcg.res
+    if res.usage > res.max or res.high < res.max:
+        return 0
+    node = task.node
+    cand = find_free_pages(k, node, min(n, BULK_CHUNK))
+    nr_old = lruvec_size(memcg, LRU_INACTIVE_ANON)
+    # at most this many pages get reclaimed: each reclaim run starts with no margin and
+    # leaves at most 94 (31 short of its goal, then one more round of 63 chunks' worth),
+    # and the stock keeps at most a batch
+    bound = max(0, res.usage - res.max + len(cand) + 2 * prof.charge_batch + 96)
+    old, take_old = _peek_oldest(k, memcg, LRU_INACTIVE_ANON, min(nr_old, bound))
+    if len(old) != min(nr_old, bound) or (len(old) and not (
+            _simple_anon(k, old, memcg.id) and np.all(k.mem_map.refcount[old] == 1))):
+        return 0
+    # a page reclaimed ahead of the allocator's cursor would be handed out again: stop the
+    # run's faults before the first such page
+    lo = node * k.free_area.pages_per_node
+    span = k.free_area.pages_per_node
+    cursor = k.free_area.cursor[node]
+    same_node = old[(old >= lo) & (old < lo + span)]
+    if len(same_node) and len(cand):
+        first_clash = int(np.min((same_node - cursor) % span))
+        cand = cand[(cand - cursor) % span < first_clash]
+    nr_faults = len(cand)
+    bound = min(nr_old + nr_faults, bound)
+    if not nr_faults or not nr_old:
+        return 0
+    for c in res.chain():
+        if c is not res and c.parent is not None and (
+                c.max - c.usage < nr_faults + prof.charge_batch
+                or c.high - c.usage < nr_faults + prof.charge_batch):
+            return 0
+    si = k.swap
+    if si.nr_slots - 1 - si.inuse_pages <= bound:
+        return 0
+    for c in memcg.swap.chain():
+        if c.parent is not None and (c.max - c.usage < bound or c.high - c.usage < bound):
+            return 0
+    groups = _anon_pte_groups(k, old)
+    if groups is None:
+        return 0
+
+    stock = k.this_cpu_stock()
+    batch = prof.charge_batch
+    lruvec = memcg.lruvecs[node]
+    done = reclaimed = 0
+    while done < nr_faults:
+        if stock.cached is memcg and stock.nr_pages:
+            took = min(stock.nr_pages, nr_faults - done)
+            stock.nr_pages -= took
+        elif res.usage + batch <= res.max:
+            over, _ = _charge_counters(k, memcg, batch)
+            assert over is None
+            refill_stock(k, memcg, batch - 1)
+            took = 1
+        elif res.usage < res.max:
+            # the batch attempt fails here (failcnt), the exact one succeeds: each fault's
+            # charge until the margin is used up
+            took = min(nr_faults - done, res.max - res.usage)
+            res.failcnt += took
+            over, _ = _charge_counters(k, memcg, took)
+            assert over is None
+        else:
+            if not lruvec_size(memcg, LRU_INACTIVE_ANON):
+                break            # nothing to reclaim: the per-page path takes it from here
+            # the batch and the exact attempt fail at memcg's own level, the first they try
+            res.failcnt += 2
+            memcg_memory_event(memcg, "max")
+            reclaimed += _reclaim_at_limit(k, memcg, lruvec)
+            # the retry after reclaim is for the page alone (the batch is gone)
+            over, _ = _charge_counters(k, memcg, 1)
+            assert over is None
+            took = 1
+        done += took
+        lruvec.lru_size[LRU_INACTIVE_ANON] += took
+
+    if not done:
+        return 0
+    anon_vma_prepare(k, vma)
+    new = cand[:done]
+    _install_anon_pages(k, task, vma, start, new, memcg, lru_sized=True)
+    if reclaimed:
+        nr_from_old = min(reclaimed, len(old))
+        assert nr_from_old <= bound, "reclaim took more than _fault_anon_reclaim_run bounded"
+        take_old(nr_from_old)
+        victims = np.concatenate([old[:nr_from_old], new[: reclaimed - nr_from_old]])
+        mem = k.mem_map
+        mem.flags[victims] &= ~PG_lru
+        # the counts moved on this node's lruvec; the older pages may sit on others
+        nids = old[:nr_from_old] // span
+        for nid, cnt in zip(*np.unique(nids, return_counts=True), strict=True):
+            if int(nid) != node:
+                memcg.lruvecs[int(nid)].lru_size[LRU_INACTIVE_ANON] -= int(cnt)
+                lruvec.lru_size[LRU_INACTIVE_ANON] += int(cnt)
+        victim_groups = []
+        for g_vma, where, idx in groups:
+            sel = where < nr_from_old
+            if np.any(sel):
+                victim_groups.append((g_vma, where[sel], idx[sel]))
+        if reclaimed > nr_from_old:
+            victim_groups.append((vma, np.arange(nr_from_old, reclaimed),
+                                  np.arange(start, start + reclaimed - nr_from_old)))
+        _swap_out_and_free(k, victims, memcg, victim_groups, mem_uncharged=True)
+        count_memcg_event(memcg, "pgscan_direct", reclaimed)
+        count_memcg_event(memcg, "pgsteal_direct", reclaimed)
+    return done
 
 
 def fault_anon_range(k, task, vma, start: int, count: int) -> int:
@@ -200,13 +445,17 @@ def fault_anon_range(k, task, vma, start: int, count: int) -> int:
     i, end = start, start + count
     while i < end:
         if bulk_ok and not vma.pte[i]:
-            run = np.flatnonzero(vma.pte[i:end])
-            stop = i + (int(run[0]) if len(run) else end - i)
+            stop = min(end, i + BULK_CHUNK)
             if k.profile.kmem_accounting:
                 # one page-table page's worth at a time: a new one is charged first
                 region_end = ((vma.start + i) // PTRS_PER_PTE + 1) * PTRS_PER_PTE - vma.start
                 stop = min(stop, region_end)
+            run = np.flatnonzero(vma.pte[i:stop])
+            if len(run):
+                stop = i + int(run[0])
             i += _fault_anon_run(k, task, vma, i, stop - i)
+            if i < stop and k.swap.nr_slots:
+                i += _fault_anon_reclaim_run(k, task, vma, i, stop - i)
             if i == stop:
                 continue
         ret = run_path(k, handle_mm_fault(k, vma, vma.start + i, True), task=task)
@@ -285,21 +534,63 @@ def _uncharge_bulk(k, pfns: np.ndarray) -> None:
 # reclaim: shrink_page_list over isolated, singly mapped private anonymous pages
 
 
+def _simple_anon(k, arr: np.ndarray, memcg_id: int | None = None) -> bool:
+    """Every page is a private anonymous page on an LRU list (or isolated from one, refs
+    says which refcount), mapped once, charged, and in nobody else's hands: reclaim swaps it
+    out and frees it with nothing in the way."""
+    mem, pc = k.mem_map, k.pc
+    fl = mem.flags[arr]
+    need = PG_anon | PG_swapbacked
+    bad = PG_swapcache | PG_locked | PG_writeback | PG_head | PG_mlocked | PG_unevictable
+    ok = (np.all(fl & need == need) and not np.any(fl & bad)
+          and np.all(mem.mapcount[arr] == 1) and np.all(pc.flags[arr] & PCG_USED != 0))
+    if ok and memcg_id is not None:
+        ok = bool(np.all(pc.memcg[arr] == memcg_id) and np.all(pc.flags[arr] & PCG_MEM != 0))
+    return bool(ok)
+
+
+def _anon_pte_groups(k, arr: np.ndarray):
+    """Where each page is mapped, found as page_referenced/try_to_unmap would walk its
+    anon_vma (the first of its VMAs whose pte maps it): [(vma, positions in arr, pte
+    indices)], or None if a page is not found or sits in an mlocked VMA."""
+    mem = k.mem_map
+    mapping = mem.mapping[arr].astype(np.int64)
+    index = mem.index[arr].astype(np.int64)
+    groups = []
+    for av_id in np.unique(mapping).tolist():
+        left = np.flatnonzero(mapping == av_id)
+        anon_vma = k.anon_vmas.get(av_id)
+        if anon_vma is None:
+            return None
+        for vma in anon_vma.vmas:
+            if not len(left):
+                break
+            off = index[left] - vma.pgoff
+            inside = (off >= 0) & (off < vma.npages)
+            cand, off = left[inside], off[inside]
+            pte = vma.pte[off].astype(np.int64)
+            hit = (pte & PTE_PRESENT != 0) & (pte & PTE_VAL_MASK == arr[cand])
+            if np.any(hit):
+                if vma.flags & VM_LOCKED:
+                    return None
+                groups.append((vma, cand[hit], off[hit]))
+                left = np.setdiff1d(left, cand[hit], assume_unique=True)
+        if len(left):
+            return None
+    return groups
+
+
 def _bulk_reclaimable(k, pfns: list[int], may_swap: bool):
-    """The pages' (vma, pte index) if shrink_page_list would swap every one out and free it
-    with nothing else in the way (cgroup v2: no memsw records), else None."""
+    """The pages' (memcg, pte groups) if shrink_page_list would swap every one out and free
+    it with nothing else in the way (cgroup v2: no memsw records), else None."""
     from .locking import tree_lock
-    from .mm_struct import VM_LOCKED
 
     if not (may_swap and k.cgroup_v2 and pfns):
         return None
     mem, pc = k.mem_map, k.pc
     arr = np.asarray(pfns, dtype=np.int64)
-    fl = mem.flags[arr]
-    need = PG_anon | PG_swapbacked
-    bad = PG_swapcache | PG_locked | PG_writeback | PG_head | PG_mlocked | PG_unevictable | PG_lru
-    if (np.any(fl & need != need) or np.any(fl & bad) or np.any(mem.mapcount[arr] != 1)
-            or np.any(mem.refcount[arr] != 2) or np.any(pc.flags[arr] & PCG_USED == 0)):
+    if (not _simple_anon(k, arr) or np.any(mem.flags[arr] & PG_lru)
+            or np.any(mem.refcount[arr] != 2)):
         return None
     memcg_ids = np.unique(pc.memcg[arr])
     if len(memcg_ids) != 1 or k.locks.is_held(tree_lock(k.swapper_space.id)):
@@ -312,23 +603,10 @@ def _bulk_reclaimable(k, pfns: list[int], may_swap: bool):
         memcg = memcg.parent
     if not memcg.is_root() and not memcg.swap.fits(len(arr)):
         return None
-    where = []
-    for pfn in pfns:
-        anon_vma = k.anon_vmas[int(mem.mapping[pfn])]
-        index = int(mem.index[pfn])
-        found = None
-        for vma in anon_vma.vmas:
-            addr = vma.addr_of_index(index)
-            if addr is None:
-                continue
-            pte = int(vma.pte[addr - vma.start])
-            if pte & PTE_PRESENT and pte & PTE_VAL_MASK == pfn:
-                found = (vma, addr - vma.start)
-                break
-        if found is None or found[0].flags & VM_LOCKED:
-            return None
-        where.append(found)
-    return arr, memcg, where
+    groups = _anon_pte_groups(k, arr)
+    if groups is None:
+        return None
+    return arr, memcg, groups
 
 
 def _next_free_slots(k, n: int) -> np.ndarray:
@@ -354,13 +632,21 @@ def shrink_page_list_bulk(k, pfns: list[int], may_swap: bool) -> int | None:
     freed: the same end state as the per-page path (add_to_swap, try_to_unmap, pageout,
     __remove_mapping, mem_cgroup_uncharge_list, free), in array operations. None when the
     pages are not all that simple: the caller then runs the per-page path."""
-    from .memcontrol import MEM_CGROUP_STAT_SWAP, _uncharge_batch
-    from .mm_struct import MM_SWAPENTS, swp_entry_to_pte
-
     found = _bulk_reclaimable(k, pfns, may_swap)
     if found is None:
         return None
-    arr, swap_memcg, where = found
+    arr, swap_memcg, groups = found
+    _swap_out_and_free(k, arr, swap_memcg, groups, mem_uncharged=False)
+    return len(arr)
+
+
+def _swap_out_and_free(k, arr: np.ndarray, swap_memcg, groups, mem_uncharged: bool) -> None:
+    """The end of shrink_page_list for isolated simple anonymous pages, in LRU order: each
+    gets the next swap slot, its pte becomes the swap entry, and it is uncharged (its memory
+    charge already, if mem_uncharged) and freed."""
+    from .memcontrol import MEM_CGROUP_STAT_SWAP, _uncharge_batch
+    from .mm_struct import MM_SWAPENTS, PTE_SWAP
+
     n = len(arr)
     mem, pc, si = k.mem_map, k.pc, k.swap
     # add_to_swap: a slot each, charged to the swap counter and recorded
@@ -376,20 +662,17 @@ def shrink_page_list_bulk(k, pfns: list[int], may_swap: bool) -> int | None:
     si.inuse_pages += n
     last = int(slots[-1]) + 1
     si.cluster_next = last if last < si.nr_slots else 1
-    for (vma, i), slot in zip(where, slots.tolist(), strict=True):
-        vma.pte[i] = swp_entry_to_pte(slot)
+    for vma, where, idx in groups:
+        vma.pte[idx] = PTE_SWAP | slots[where]
         rss = vma.mm.rss_stat
-        rss[MM_ANONPAGES] -= 1
-        rss[MM_SWAPENTS] += 1
+        rss[MM_ANONPAGES] -= len(where)
+        rss[MM_SWAPENTS] += len(where)
     # the pages end unmapped, clean, out of the swap cache, unreferenced: uncharged and freed
     mem.flags[arr] &= ~(PG_referenced | PG_dirty)
     mem.mapcount[arr] = 0
     mem.refcount[arr] = 0
     memcg = k.memcg_by_id[int(pc.memcg[arr[0]])]
-    nr_mem = int(np.count_nonzero(pc.flags[arr] & PCG_MEM))
+    nr_mem = 0 if mem_uncharged else int(np.count_nonzero(pc.flags[arr] & PCG_MEM))
     pc.flags[arr] = 0
     _uncharge_batch(k, memcg, n, nr_mem, 0, n, 0, 0)
     free_pages_bulk(k, arr)
-    mem.refcount[arr] = 0
-    mem.mapcount[arr] = 0
-    return n
