@@ -2,6 +2,7 @@
 reference paths, on random workloads."""
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -220,3 +221,95 @@ def test_faults_at_the_limit_match_the_per_page_faults(kind, limit, swap, cpus, 
                 m.write_file("/p", "memory.max", str((limit + n) * 4096))
         assert_same(snapshot(machines[0][0]), snapshot(machines[1][0]), f"step {step} {op}")
     assert check(machines[1][0].k) == []
+
+
+READ_OPS = st.lists(
+    st.tuples(st.sampled_from(["read", "read", "read", "write", "touch", "truncate", "other",
+                               "memory.high", "parent.max", "drop"]),
+              st.integers(0, 7), st.integers(0, 400), st.integers(1, 600)),
+    min_size=1, max_size=12)
+
+
+@given(kind=st.sampled_from([("6.1", "v2"), ("6.12", "v2")]), limit=st.integers(40, 300),
+       swap=st.sampled_from([0, 300]), cpus=st.integers(1, 2), nodes=st.integers(1, 2),
+       ops=READ_OPS)
+def test_reads_at_the_limit_match_the_per_page_reads(kind, limit, swap, cpus, nodes, ops):
+    """Page-cache reads at memory.max, among other files' pages, writes, anonymous memory,
+    truncation and other tasks: the bulk read-and-reclaim runs leave the per-page paths'
+    state after every operation."""
+    machines = []
+    for vectorized in (False, True):
+        m = Machine(4096, swap_pages=swap, profile=kind[0], cgroup=kind[1], cpus=cpus,
+                    nodes=nodes, vectorized=vectorized)
+        m.mkdir("/p")
+        assert m.write_file("/p", "cgroup.subtree_control", "+memory") == 0
+        m.mkdir("/p/a")
+        assert m.write_file("/p/a", "memory.max", str(limit * 4096)) == 0
+        w = m.spawn("W", "/")
+        for name, size in (("/data/f0", 700), ("/data/f1", 90)):
+            m.write(w, name, size)
+        m.sync()
+        m.drop_caches()
+        tasks = [m.spawn("T", "/p/a", cpu=0), m.spawn("U", "/p/a", cpu=cpus - 1,
+                                                       node=nodes - 1), w]
+        machines.append((m, tasks))
+    assert_same(snapshot(machines[0][0]), snapshot(machines[1][0]), "setup")
+    for step, (op, who, x, n) in enumerate(ops):
+        for m, tasks in machines:
+            t = tasks[who % 2]
+            name = f"/data/f{who % 2}"
+            if t.state != "alive":
+                continue
+            if op == "read":
+                m.read(t, name, x, n)
+            elif op == "write":
+                m.write(t, name, n % 30 + 1, offset=x)
+            elif op == "touch":
+                m.touch(t, m.mmap_anon(t, n % 40 + 1))
+            elif op == "truncate":
+                m.truncate(name, x)
+            elif op == "other":
+                m.read(tasks[2], name, x, n)
+            elif op == "memory.high":
+                m.write_file("/p/a", "memory.high", str((limit - who) * 4096))
+            elif op == "parent.max":
+                m.write_file("/p", "memory.max", str((limit + n) * 4096))
+            elif op == "drop":
+                m.sync()
+                m.drop_caches()
+        assert_same(snapshot(machines[0][0]), snapshot(machines[1][0]), f"step {step} {op}")
+    assert check(machines[1][0].k) == []
+
+
+@pytest.mark.parametrize("kind", [("6.1", "v2"), ("6.12", "v2")])
+def test_a_limit_run_charges_the_page_tables_of_its_faults(kind, monkeypatch):
+    """A list long enough for any reclaim in the run: the run goes across page-table pages,
+    charging each before its fault's page as pte_alloc does, with the per-page state."""
+    import memcgsim.mm.vectorized as vec
+
+    tables = []
+    orig = vec._LimitRun.charge
+
+    def charge(self, units=None):
+        out = orig(self, units)
+        tables.append(self.tables_charged if units is not None else 0)
+        return out
+
+    monkeypatch.setattr(vec._LimitRun, "charge", charge)
+    machines = []
+    for vectorized in (False, True):
+        m = Machine(8192, swap_pages=6000, profile=kind[0], cgroup=kind[1],
+                    vectorized=vectorized)
+        m.mkdir("/a")
+        assert m.write_file("/a", "memory.max", str(1500 * 4096)) == 0
+        t = m.spawn("T", "/a")
+        v = m.mmap_anon(t, 5000)
+        assert m.touch(t, v, 0, 1700) == 1700
+        assert m.touch(t, v, 1700, 3300) == 3300
+        machines.append(m)
+    assert_same(snapshot(machines[0]), snapshot(machines[1]), "after the faults")
+    assert sum(tables) >= 5
+    stat = machines[1].stat("/a")
+    # ten PTE pages for 5000 pages, a PMD and a PUD page
+    assert stat["pagetables"] == 12 * 4096 and stat["pgsteal"] > 3000
+    assert check(machines[1].k) == []

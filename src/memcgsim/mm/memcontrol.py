@@ -249,10 +249,11 @@ def mem_cgroup_update_page_stat(k, pfn: int, idx: int, val: int) -> None:
     k.memcg_by_id[int(k.pc.memcg[pfn])].stat[idx] += val
 
 
-def mem_cgroup_charge_anon_bulk(k, memcg: MemCgroup, nr_pages: int) -> None:
-    """mem_cgroup_charge_statistics for nr_pages small anonymous pages committed one by one."""
+def mem_cgroup_charge_statistics_bulk(k, memcg: MemCgroup, nr_pages: int, anon: bool) -> None:
+    """mem_cgroup_charge_statistics for nr_pages small pages (anonymous, or page cache)
+    committed one by one."""
     if k.profile.stats == "charge-type":
-        memcg.stat[MEM_CGROUP_STAT_RSS] += nr_pages
+        memcg.stat[MEM_CGROUP_STAT_RSS if anon else MEM_CGROUP_STAT_CACHE] += nr_pages
     memcg.events[MEM_CGROUP_EVENTS_PGPGIN] += nr_pages
     memcg.nr_page_events += nr_pages
 

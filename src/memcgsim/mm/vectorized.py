@@ -19,7 +19,7 @@ from .memcontrol import (
     MEM_CGROUP_STAT_RSS,
     _charge_counters,
     get_mem_cgroup_from_mm,
-    mem_cgroup_charge_anon_bulk,
+    mem_cgroup_charge_statistics_bulk,
     mem_cgroup_handle_over_high,
     refill_stock,
 )
@@ -35,7 +35,6 @@ from .mm_struct import (
 )
 from .mm_types import (
     LRU_ACTIVE_ANON,
-    LRU_ACTIVE_FILE,
     LRU_INACTIVE_ANON,
     LRU_INACTIVE_FILE,
     LRU_UNEVICTABLE,
@@ -62,6 +61,7 @@ VM_FAULT_OOM = 0x0001
 #: pages faulted per bulk step at most (the free-page search is sized by it)
 BULK_CHUNK = 1 << 16
 PTRS_PER_PTE = 512
+SWAP_CLUSTER_MAX = 32
 
 
 def _charge_fits(k, memcg, nr: int) -> bool:
@@ -200,7 +200,7 @@ def _install_anon_pages(k, task, vma, start: int, pfns: np.ndarray, memcg,
     if not lru_sized:
         lru = LRU_UNEVICTABLE if locked else (LRU_ACTIVE_ANON if active else LRU_INACTIVE_ANON)
         memcg.lruvecs[node].lru_size[lru] += n
-    mem_cgroup_charge_anon_bulk(k, memcg, n)
+    mem_cgroup_charge_statistics_bulk(k, memcg, n, anon=True)
     if mm.owner is not None:
         mm.owner.memcg.events[MEM_CGROUP_EVENTS_PGFAULT] += n
     mm.rss_stat[MM_ANONPAGES] += n
@@ -254,12 +254,12 @@ def _peek_oldest(k, memcg, lru: int, n: int):
     return pfns, take
 
 
-def _reclaim_at_limit(k, memcg, lruvec) -> int:
-    """try_to_free_mem_cgroup_pages(memcg, 1 page) in the case _fault_anon_reclaim_run takes:
+def _reclaim_at_limit(k, memcg, lruvec, lru: int) -> int:
+    """try_to_free_mem_cgroup_pages(memcg, 1 page) in the case the limit runs below take:
     the priority rounds and SWAP_CLUSTER_MAX chunks of do_try_to_free_pages/shrink_lruvec
-    over a leaf memcg whose evictable pages are all simple anonymous pages on its inactive
-    list, each of which is swapped out. Moves the counts only (list size, memory charge); the
-    caller swaps the pages out, oldest first."""
+    over a leaf memcg whose evictable pages all sit on the one inactive list lru, each of
+    which its reclaim frees. Moves the counts only (list size, memory charge); the caller
+    frees the pages, oldest first."""
     from .vmscan import (
         DEF_PRIORITY,
         SWAP_CLUSTER_MAX,
@@ -268,18 +268,18 @@ def _reclaim_at_limit(k, memcg, lruvec) -> int:
         lruvec_size,
     )
 
-    sc = ScanControl(memcg, SWAP_CLUSTER_MAX, may_swap=True)
+    sc = ScanControl(memcg, SWAP_CLUSTER_MAX, may_swap=k.swap.nr_slots > 0)
     for priority in range(DEF_PRIORITY, -1, -1):
         sc.priority = priority
         nr = get_scan_count(k, memcg, sc, 0)
         start = sc.nr_reclaimed
-        left = nr[LRU_INACTIVE_ANON]
+        left = nr[lru]
         while left:
             chunk = min(left, SWAP_CLUSTER_MAX)
             left -= chunk
-            got = min(chunk, lruvec_size(memcg, LRU_INACTIVE_ANON))
+            got = min(chunk, lruvec_size(memcg, lru))
             if got:
-                lruvec.lru_size[LRU_INACTIVE_ANON] -= got
+                lruvec.lru_size[lru] -= got
                 memcg.res.uncharge(got)
                 sc.nr_reclaimed += got
             if sc.nr_reclaimed - start >= sc.nr_to_reclaim:
@@ -289,19 +289,162 @@ def _reclaim_at_limit(k, memcg, lruvec) -> int:
     return sc.nr_reclaimed
 
 
-def _fault_anon_reclaim_run(k, task, vma, start: int, n: int) -> int:
-    """Fault up to n pte_none pages from offset start of a private anonymous vma whose memcg
-    is at its memory.max: the charges fail and limit reclaim swaps out the memcg's oldest
-    pages, fault after fault. Returns how many faults were done (0: not this case).
+class _LimitRun:
+    """A run of n page instantiations (anonymous faults or page-cache reads) by one task
+    whose charges may reclaim: the case the bulk paths take, the pages to use, and the
+    stepping of the charges.
 
-    The case taken (else the per-page path runs): cgroup v2 on 6.x, a leaf memcg that is the
-    only one at a limit (its ancestors, memory.high and the swap limits have room for all of
-    it), whose evictable pages are all simple anonymous pages on its inactive list, and page
-    tables already there. Then each charge is the stock, a batch, an exact charge or, with
-    nothing left, a `max` event and a reclaim run; the charges and reclaim runs are stepped
-    through on the counters one by one (_reclaim_at_limit), and the pages' state is written
-    at the end: the faulted pages mapped and on the list, the oldest R pages of the list
-    (older pages first, then the run's own) swapped out in that order."""
+    The case (else the per-page path runs): cgroup v2 on 6.x, a leaf memcg that is the only
+    one at a limit (its ancestors and memory.high have room for the whole run), whose
+    evictable pages all sit on the inactive list `lru` and are pages its reclaim frees with
+    nothing in the way (the caller checks the oldest `bound` of them). Then each charge is
+    the stock, a batch, an exact charge or, with nothing left, a `max` event and a reclaim
+    run; the charges and reclaim runs are stepped through on the counters one by one, and
+    the caller writes the pages' state at the end: the new pages on the list, the oldest R
+    pages of the list (older pages first, then the run's own) freed in that order."""
+
+    def __init__(self, k, task, memcg, lru: int, n: int):
+        from .vmscan import EVICTABLE, lruvec_size
+
+        self.k, self.task, self.memcg, self.lru = k, task, memcg, lru
+        self.pfns = self.old = None
+        prof = k.profile
+        res = memcg.res
+        if (not k.cgroup_v2 or prof.charge_loop != "6.x" or k.do_swap_account
+                or memcg.is_root() or not memcg.online or memcg.children
+                or task.memdie or task.fatal_signal or task.exiting
+                or task.memcg_oom is not None or task.memcg_nr_pages_over_high
+                or res.usage > res.max or res.high < res.max
+                or any(lruvec_size(memcg, other) for other in EVICTABLE if other != lru)):
+            return
+        node = self.node = task.node
+        cand = find_free_pages(k, node, min(n, BULK_CHUNK))
+        self.nr_old = lruvec_size(memcg, lru)
+        # at most this many pages get reclaimed: each reclaim run starts with no margin and
+        # leaves at most 94 (31 short of its goal, then one more round of 63 chunks' worth),
+        # and the stock keeps at most a batch
+        bound = max(0, res.usage - res.max + len(cand) + 2 * prof.charge_batch + 96)
+        old, self.take_old = _peek_oldest(k, memcg, lru, min(self.nr_old, bound))
+        if len(old) != min(self.nr_old, bound):
+            return
+        # a page reclaimed ahead of the allocator's cursor would be handed out again: stop
+        # the run before the first such page
+        span = k.free_area.pages_per_node
+        lo, cursor = node * span, k.free_area.cursor[node]
+        same_node = old[(old >= lo) & (old < lo + span)]
+        if len(same_node) and len(cand):
+            first_clash = int(np.min((same_node - cursor) % span))
+            cand = cand[(cand - cursor) % span < first_clash]
+        if not len(cand):
+            return
+        for c in res.chain():
+            if c is not res and c.parent is not None and (
+                    c.max - c.usage < len(cand) + prof.charge_batch
+                    or c.high - c.usage < len(cand) + prof.charge_batch):
+                return
+        self.pfns, self.old = cand, old
+        self.bound = min(self.nr_old + len(cand), bound)
+
+    def charge(self, tables: np.ndarray | None = None) -> tuple[int, int]:
+        """Step through the run's charges: (pages charged, pages reclaimed). tables: the
+        charge units (sorted) that are page-table pages charged before a page's own (a
+        fault's pte_alloc), which the caller has made sure never need a reclaim run that
+        finds the list empty."""
+        from .memcontrol import memcg_memory_event
+        from .vmscan import lruvec_size
+
+        k, memcg, lru = self.k, self.memcg, self.lru
+        res = memcg.res
+        stock = k.this_cpu_stock()
+        batch = k.profile.charge_batch
+        lruvec = memcg.lruvecs[self.node]
+        nr_tables = 0 if tables is None else len(tables)
+        n = len(self.pfns) + nr_tables
+        done = reclaimed = 0
+        t = 0                      # tables among the first `done` charges
+        while done < n:
+            if stock.cached is memcg and stock.nr_pages:
+                took = min(stock.nr_pages, n - done)
+                stock.nr_pages -= took
+            elif res.usage + batch <= res.max:
+                over, _ = _charge_counters(k, memcg, batch)
+                assert over is None
+                refill_stock(k, memcg, batch - 1)
+                took = 1
+            elif res.usage < res.max:
+                # the batch attempt fails here (failcnt), the exact one succeeds: each
+                # charge until the margin is used up
+                took = min(n - done, res.max - res.usage)
+                res.failcnt += took
+                over, _ = _charge_counters(k, memcg, took)
+                assert over is None
+            else:
+                if not lruvec_size(memcg, lru):
+                    assert t == 0 or tables[t - 1] < done, "a fault's charges cut in two"
+                    break        # nothing to reclaim: the per-page path takes it from here
+                # the batch and the exact attempt fail at memcg's own level, the first they
+                # try
+                res.failcnt += 2
+                memcg_memory_event(memcg, "max")
+                reclaimed += _reclaim_at_limit(k, memcg, lruvec, lru)
+                # the retry after reclaim is for the page alone (the batch is gone)
+                over, _ = _charge_counters(k, memcg, 1)
+                assert over is None
+                took = 1
+            done += took
+            if nr_tables:
+                t_end = int(np.searchsorted(tables, done))
+                lruvec.lru_size[lru] += took - (t_end - t)
+                t = t_end
+            else:
+                lruvec.lru_size[lru] += took
+        self.tables_charged = t
+        return done - t, reclaimed
+
+    def victims(self, new: np.ndarray, reclaimed: int) -> tuple[np.ndarray, int]:
+        """The pages reclaim took, oldest first, taken off the list; and how many of them
+        were on it before the run."""
+        nr_old = min(reclaimed, len(self.old))
+        assert nr_old <= self.bound, "reclaim took more than the limit run bounded"
+        self.take_old(nr_old)
+        victims = np.concatenate([self.old[:nr_old], new[: reclaimed - nr_old]])
+        self.k.mem_map.flags[victims] &= ~PG_lru
+        # the counts moved on this node's lruvec; the older pages may sit on others
+        lruvecs = self.memcg.lruvecs
+        span = self.k.free_area.pages_per_node
+        for nid, cnt in zip(*np.unique(self.old[:nr_old] // span, return_counts=True),
+                            strict=True):
+            if int(nid) != self.node:
+                lruvecs[int(nid)].lru_size[self.lru] -= int(cnt)
+                lruvecs[self.node].lru_size[self.lru] += int(cnt)
+        return victims, nr_old
+
+    def count_reclaim(self, reclaimed: int) -> None:
+        from .memcontrol import count_memcg_event
+
+        count_memcg_event(self.memcg, "pgscan_direct", reclaimed)
+        count_memcg_event(self.memcg, "pgsteal_direct", reclaimed)
+
+
+def _missing_tables(k, mm, addr: int, n: int) -> list[tuple[int, tuple]]:
+    """The page-table pages faults at addr .. addr+n-1 would allocate, in the order they
+    would: (fault offset, pgtables key), level by level (PUD, PMD, PTE) within a fault."""
+    from .pgtable import LEVELS
+
+    out = []
+    for order, (level, shift) in enumerate(LEVELS):
+        for region in range(addr >> shift, ((addr + n - 1) >> shift) + 1):
+            if (level, region) not in mm.pgtables:
+                out.append((max(addr, region << shift) - addr, order, (level, region)))
+    out.sort()
+    return [(f, key) for f, _, key in out]
+
+
+def _fault_anon_reclaim_run(k, task, vma, start: int, n: int) -> int:
+    """Fault up to n pte_none pages from offset start of a private anonymous vma while the
+    charges reclaim (a _LimitRun on the inactive anon list; limit reclaim swaps the oldest
+    pages out), with the page tables there already and swap room for all of it. Returns how
+    many faults were done (0: not this case)."""
     saved = k.current
     k.current = task
     try:
@@ -311,130 +454,64 @@ def _fault_anon_reclaim_run(k, task, vma, start: int, n: int) -> int:
 
 
 def _fault_anon_reclaim_steps(k, task, vma, start: int, n: int) -> int:
-    from .memcontrol import count_memcg_event, memcg_memory_event
-    from .vmscan import lruvec_size
-
-    prof = k.profile
-    mm = vma.mm
-    memcg = get_mem_cgroup_from_mm(k, mm)
-    if (not k.cgroup_v2 or prof.charge_loop != "6.x" or k.do_swap_account
-            or memcg.is_root() or not memcg.online or memcg.children
-            or vma.flags & VM_LOCKED or task.memdie or task.fatal_signal or task.exiting
-            or task.memcg_oom is not None or task.memcg_nr_pages_over_high
-            or pte_alloc_would_charge(k, mm, vma.start + start)):
-        return 0
-    if (lruvec_size(memcg, LRU_ACTIVE_ANON) or lruvec_size(memcg, LRU_INACTIVE_FILE)
-            or lruvec_size(memcg, LRU_ACTIVE_FILE)):
-        return 0
     from .locking import tree_lock
 
-    if k.locks.is_held(tree_lock(k.swapper_space.id)):
+    mm = vma.mm
+    memcg = get_mem_cgroup_from_mm(k, mm)
+    if vma.flags & VM_LOCKED or k.locks.is_held(tree_lock(k.swapper_space.id)):
         return 0
-    res = memcg.res
-    if res.usage > res.max or res.high < res.max:
+    from .pgtable import _charging_memcg
+
+    if not k.profile.kmem_accounting or _charging_memcg(k) is not memcg:
         return 0
-    node = task.node
-    cand = find_free_pages(k, node, min(n, BULK_CHUNK))
-    nr_old = lruvec_size(memcg, LRU_INACTIVE_ANON)
-    # at most this many pages get reclaimed: each reclaim run starts with no margin and
-    # leaves at most 94 (31 short of its goal, then one more round of 63 chunks' worth),
-    # and the stock keeps at most a batch
-    bound = max(0, res.usage - res.max + len(cand) + 2 * prof.charge_batch + 96)
-    old, take_old = _peek_oldest(k, memcg, LRU_INACTIVE_ANON, min(nr_old, bound))
-    if len(old) != min(nr_old, bound) or (len(old) and not (
-            _simple_anon(k, old, memcg.id) and np.all(k.mem_map.refcount[old] == 1))):
+    run = _LimitRun(k, task, memcg, LRU_INACTIVE_ANON, n)
+    if run.pfns is None:
         return 0
-    # a page reclaimed ahead of the allocator's cursor would be handed out again: stop the
-    # run's faults before the first such page
-    lo = node * k.free_area.pages_per_node
-    span = k.free_area.pages_per_node
-    cursor = k.free_area.cursor[node]
-    same_node = old[(old >= lo) & (old < lo + span)]
-    if len(same_node) and len(cand):
-        first_clash = int(np.min((same_node - cursor) % span))
-        cand = cand[(cand - cursor) % span < first_clash]
-    nr_faults = len(cand)
-    bound = min(nr_old + nr_faults, bound)
-    if not nr_faults or not nr_old:
-        return 0
-    for c in res.chain():
-        if c is not res and c.parent is not None and (
-                c.max - c.usage < nr_faults + prof.charge_batch
-                or c.high - c.usage < nr_faults + prof.charge_batch):
+    tables = _missing_tables(k, mm, vma.start + start, len(run.pfns))
+    if len(tables) and run.nr_old <= run.bound:
+        # a reclaim run could find the list empty between a fault's table and its page:
+        # the faults up to the first new table only
+        if not tables[0][0]:
             return 0
+        run.pfns = run.pfns[: tables[0][0]]
+        tables = []
+    units = np.array([f + j for j, (f, _) in enumerate(tables)], dtype=np.int64)
+    old = run.old
+    if len(old) and not (_simple_anon(k, old, memcg.id)
+                         and np.all(k.mem_map.refcount[old] == 1)):
+        return 0
     si = k.swap
-    if si.nr_slots - 1 - si.inuse_pages <= bound:
+    if si.nr_slots - 1 - si.inuse_pages <= run.bound:
         return 0
     for c in memcg.swap.chain():
-        if c.parent is not None and (c.max - c.usage < bound or c.high - c.usage < bound):
+        if c.parent is not None and (c.max - c.usage < run.bound
+                                     or c.high - c.usage < run.bound):
             return 0
     groups = _anon_pte_groups(k, old)
     if groups is None:
         return 0
-
-    stock = k.this_cpu_stock()
-    batch = prof.charge_batch
-    lruvec = memcg.lruvecs[node]
-    done = reclaimed = 0
-    while done < nr_faults:
-        if stock.cached is memcg and stock.nr_pages:
-            took = min(stock.nr_pages, nr_faults - done)
-            stock.nr_pages -= took
-        elif res.usage + batch <= res.max:
-            over, _ = _charge_counters(k, memcg, batch)
-            assert over is None
-            refill_stock(k, memcg, batch - 1)
-            took = 1
-        elif res.usage < res.max:
-            # the batch attempt fails here (failcnt), the exact one succeeds: each fault's
-            # charge until the margin is used up
-            took = min(nr_faults - done, res.max - res.usage)
-            res.failcnt += took
-            over, _ = _charge_counters(k, memcg, took)
-            assert over is None
-        else:
-            if not lruvec_size(memcg, LRU_INACTIVE_ANON):
-                break            # nothing to reclaim: the per-page path takes it from here
-            # the batch and the exact attempt fail at memcg's own level, the first they try
-            res.failcnt += 2
-            memcg_memory_event(memcg, "max")
-            reclaimed += _reclaim_at_limit(k, memcg, lruvec)
-            # the retry after reclaim is for the page alone (the batch is gone)
-            over, _ = _charge_counters(k, memcg, 1)
-            assert over is None
-            took = 1
-        done += took
-        lruvec.lru_size[LRU_INACTIVE_ANON] += took
-
+    done, reclaimed = run.charge(units if len(tables) else None)
     if not done:
         return 0
+    for _, key in tables[: run.tables_charged]:
+        # pte_alloc's bookkeeping for each table page charged (memcg_kmem_charge_page)
+        mm.pgtables[key] = memcg.id
+        memcg.kmem_stat["pagetables"] += 1
     anon_vma_prepare(k, vma)
-    new = cand[:done]
+    new = run.pfns[:done]
     _install_anon_pages(k, task, vma, start, new, memcg, lru_sized=True)
     if reclaimed:
-        nr_from_old = min(reclaimed, len(old))
-        assert nr_from_old <= bound, "reclaim took more than _fault_anon_reclaim_run bounded"
-        take_old(nr_from_old)
-        victims = np.concatenate([old[:nr_from_old], new[: reclaimed - nr_from_old]])
-        mem = k.mem_map
-        mem.flags[victims] &= ~PG_lru
-        # the counts moved on this node's lruvec; the older pages may sit on others
-        nids = old[:nr_from_old] // span
-        for nid, cnt in zip(*np.unique(nids, return_counts=True), strict=True):
-            if int(nid) != node:
-                memcg.lruvecs[int(nid)].lru_size[LRU_INACTIVE_ANON] -= int(cnt)
-                lruvec.lru_size[LRU_INACTIVE_ANON] += int(cnt)
+        victims, nr_old = run.victims(new, reclaimed)
         victim_groups = []
         for g_vma, where, idx in groups:
-            sel = where < nr_from_old
+            sel = where < nr_old
             if np.any(sel):
                 victim_groups.append((g_vma, where[sel], idx[sel]))
-        if reclaimed > nr_from_old:
-            victim_groups.append((vma, np.arange(nr_from_old, reclaimed),
-                                  np.arange(start, start + reclaimed - nr_from_old)))
+        if reclaimed > nr_old:
+            victim_groups.append((vma, np.arange(nr_old, reclaimed),
+                                  np.arange(start, start + reclaimed - nr_old)))
         _swap_out_and_free(k, victims, memcg, victim_groups, mem_uncharged=True)
-        count_memcg_event(memcg, "pgscan_direct", reclaimed)
-        count_memcg_event(memcg, "pgsteal_direct", reclaimed)
+        run.count_reclaim(reclaimed)
     return done
 
 
@@ -446,17 +523,18 @@ def fault_anon_range(k, task, vma, start: int, count: int) -> int:
     while i < end:
         if bulk_ok and not vma.pte[i]:
             stop = min(end, i + BULK_CHUNK)
-            if k.profile.kmem_accounting:
-                # one page-table page's worth at a time: a new one is charged first
-                region_end = ((vma.start + i) // PTRS_PER_PTE + 1) * PTRS_PER_PTE - vma.start
-                stop = min(stop, region_end)
             run = np.flatnonzero(vma.pte[i:stop])
             if len(run):
                 stop = i + int(run[0])
-            i += _fault_anon_run(k, task, vma, i, stop - i)
+            region_stop = stop
+            if k.profile.kmem_accounting:
+                # one page-table page's worth at a time: a new one is charged first
+                region_end = ((vma.start + i) // PTRS_PER_PTE + 1) * PTRS_PER_PTE - vma.start
+                region_stop = min(stop, region_end)
+            i += _fault_anon_run(k, task, vma, i, region_stop - i)
             if i < stop and k.swap.nr_slots:
                 i += _fault_anon_reclaim_run(k, task, vma, i, stop - i)
-            if i == stop:
+            if i == stop or i == region_stop:
                 continue
         ret = run_path(k, handle_mm_fault(k, vma, vma.start + i, True), task=task)
         if ret & VM_FAULT_OOM:
@@ -465,6 +543,109 @@ def fault_anon_range(k, task, vma, start: int, count: int) -> int:
         if task.memcg_nr_pages_over_high:
             mem_cgroup_handle_over_high(k, task)   # the fault's return to user space
     return count
+
+
+def read_file_range(k, task, mapping, start: int, count: int):
+    """Path: read(2) of pages [start, start+count) of a page-cache file (do_generic_file_read),
+    with runs of pages not in the cache read in bulk where _read_reclaim_run takes them."""
+    from .filemap import do_generic_file_read
+
+    node = task.node
+    i, end = start, start + count
+    per_page_until = i
+    while i < end:
+        if i >= per_page_until:
+            stop = min(end, i + BULK_CHUNK)
+            cached = np.flatnonzero(mapping.i_pages[i:min(stop, len(mapping.i_pages))])
+            stop = i + int(cached[0]) if len(cached) else stop
+            if stop > i:
+                done = _read_reclaim_run(k, task, mapping, i, stop - i)
+                i += done
+                if i == stop:
+                    continue
+                if not done:
+                    # not the bulk case: a few pages the per-page way before asking again
+                    per_page_until = i + SWAP_CLUSTER_MAX
+        ret = yield from do_generic_file_read(k, mapping, i, 1, node)
+        if ret < 0:
+            return ret
+        i += 1
+    return count
+
+
+def _read_reclaim_run(k, task, mapping, start: int, n: int) -> int:
+    """Read up to n pages not in the cache from index start: a _LimitRun on the inactive file
+    list, whose reclaim drops the oldest clean, unmapped cache pages. Returns how many pages
+    were read (0: not this case)."""
+    saved = k.current
+    k.current = task
+    try:
+        return _read_reclaim_steps(k, task, mapping, start, n)
+    finally:
+        k.current = saved
+
+
+def _read_reclaim_steps(k, task, mapping, start: int, n: int) -> int:
+    from .locking import tree_lock
+    from .memcontrol import _uncharge_batch, mem_cgroup_charge_statistics_bulk
+
+    if task.mm is None or mapping.shmem or k.locks.is_held(tree_lock(mapping.id)):
+        return 0
+    memcg = get_mem_cgroup_from_mm(k, task.mm)
+    run = _LimitRun(k, task, memcg, LRU_INACTIVE_FILE, n)
+    if run.pfns is None:
+        return 0
+    mem, pc = k.mem_map, k.pc
+    old = run.old
+    if len(old):
+        fl = mem.flags[old]
+        bad = (PG_anon | PG_swapbacked | PG_dirty | PG_writeback | PG_locked | PG_head
+               | PG_mlocked | PG_unevictable | PG_swapcache | PG_active)
+        owners = np.unique(mem.mapping[old])
+        if (np.any(fl & bad) or np.any(mem.mapcount[old]) or np.any(mem.refcount[old] != 1)
+                or np.any(pc.memcg[old] != memcg.id)
+                or np.any(pc.flags[old] & (PCG_USED | PCG_MEM) != PCG_USED | PCG_MEM)
+                or any(k.mappings.get(int(m)) is None or k.mappings[int(m)].shmem
+                       or k.locks.is_held(tree_lock(int(m))) for m in owners.tolist())):
+            return 0
+    done, reclaimed = run.charge()
+    if not done:
+        return 0
+    new = run.pfns[:done]
+    # find_or_create_page and add_to_page_cache_lru, then mark_page_accessed and the reader's
+    # put: each page cached, on the inactive list, referenced once, held by the cache alone
+    prep_new_pages(k, new, run.node)
+    mem.flags[new] = PG_lru | PG_referenced
+    mem.refcount[new] = 1
+    mem.mapping[new] = mapping.id
+    index = np.arange(start, start + done, dtype=np.int64)
+    mem.index[new] = index
+    pc.memcg[new] = memcg.id
+    pc.flags[new] = PCG_USED | PCG_MEM
+    mem.lru_memcg[new] = memcg.id
+    first = k.take_lru_seqs(done)
+    mem.lru_seq[new] = np.arange(first, first + done, dtype=np.uint32)
+    mem_cgroup_charge_statistics_bulk(k, memcg, done, anon=False)
+    mapping.ensure(start + done)
+    mapping.i_pages[start:start + done] = PTE_PRESENT | new
+    mapping.nrpages += done
+    if reclaimed:
+        victims, _ = run.victims(new, reclaimed)
+        # __remove_mapping: out of their files' caches, then uncharged and freed as a list
+        owner = mem.mapping[victims].astype(np.int64)
+        for m_id in np.unique(owner).tolist():
+            sel = victims[owner == m_id]
+            m = k.mappings[m_id]
+            m.i_pages[mem.index[sel].astype(np.int64)] = 0
+            m.nrpages -= len(sel)
+        mem.mapping[victims] = 0
+        mem.flags[victims] &= ~PG_referenced
+        mem.refcount[victims] = 0
+        pc.flags[victims] = 0
+        _uncharge_batch(k, memcg, reclaimed, 0, 0, 0, reclaimed, 0)
+        free_pages_bulk(k, victims)
+        run.count_reclaim(reclaimed)
+    return done
 
 
 def zap_pte_range_vectorized(k, vma, start: int, end: int):
