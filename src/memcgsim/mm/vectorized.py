@@ -320,10 +320,13 @@ class _LimitRun:
         node = self.node = task.node
         cand = find_free_pages(k, node, min(n, BULK_CHUNK))
         self.nr_old = lruvec_size(memcg, lru)
-        # at most this many pages get reclaimed: each reclaim run starts with no margin and
-        # leaves at most 94 (31 short of its goal, then one more round of 63 chunks' worth),
-        # and the stock keeps at most a batch
-        bound = max(0, res.usage - res.max + len(cand) + 2 * prof.charge_batch + 96)
+        # at most this many pages get reclaimed: usage never passes max, the last reclaim
+        # run starts at max and frees at most 94 (a round that starts 31 short of the goal
+        # of 32 goes on until it has 32 of its own: at most 31 + 32 more), usage only grows
+        # after it, and the charges that raise it are the run's pages, their page tables
+        # and at most a batch less one left in the stock
+        tables = len(cand) // PTRS_PER_PTE + 4
+        bound = max(0, res.usage - res.max + len(cand) + tables + prof.charge_batch - 1 + 94)
         old, self.take_old = _peek_oldest(k, memcg, lru, min(self.nr_old, bound))
         if len(old) != min(self.nr_old, bound):
             return
@@ -405,7 +408,8 @@ class _LimitRun:
         """The pages reclaim took, oldest first, taken off the list; and how many of them
         were on it before the run."""
         nr_old = min(reclaimed, len(self.old))
-        assert nr_old <= self.bound, "reclaim took more than the limit run bounded"
+        assert reclaimed <= len(self.old) or len(self.old) == self.nr_old, \
+            "reclaim took more of the older pages than the limit run looked at"
         self.take_old(nr_old)
         victims = np.concatenate([self.old[:nr_old], new[: reclaimed - nr_old]])
         self.k.mem_map.flags[victims] &= ~PG_lru
