@@ -94,13 +94,19 @@ def mem_cgroup_out_of_memory_6x(k, memcg, order: int) -> bool:
     if chosen is None:
         return False
     group = mem_cgroup_get_oom_group(chosen, memcg)
+    chosen_memcg = _oom_kill_memcg(chosen)
     __oom_kill_process(k, chosen)
     if group is not None:
         from .memcontrol import memcg_memory_event
 
         memcg_memory_event(group, "oom_group_kill")
         for task in list(k.tasks.values()):
-            if (task.state == "alive" and not task.memdie and group.same_or_subtree(task.memcg)
+            if task is chosen:
+                # still a member with its mm when the group is walked: killed, and counted,
+                # a second time (the real kernel's oom_kill is one more than the group)
+                memcg_memory_event(chosen_memcg, "oom_kill")
+            elif (task.state == "alive" and not task.memdie
+                    and group.same_or_subtree(task.memcg)
                     and task.oom_score_adj != OOM_SCORE_ADJ_MIN):
                 __oom_kill_process(k, task)
     return True
@@ -119,12 +125,17 @@ def mem_cgroup_get_oom_group(victim, oom_domain):
     return group
 
 
+def _oom_kill_memcg(victim):
+    """Where a kill is counted: the memcg of the victim's mm (memcg_memory_event_mm)."""
+    return victim.mm.owner.memcg if victim.mm.owner else victim.memcg
+
+
 def __oom_kill_process(k, victim) -> None:
     """__oom_kill_process: SIGKILL, TIF_MEMDIE, an oom_kill event in the victim's memcg. The
     task that is charging is torn down when it returns (finish_oom_kill); any other exits now."""
     from .memcontrol import memcg_memory_event
 
-    memcg_memory_event(victim.mm.owner.memcg if victim.mm.owner else victim.memcg, "oom_kill")
+    memcg_memory_event(_oom_kill_memcg(victim), "oom_kill")
     if victim is k.current:
         victim.memdie = True
         victim.fatal_signal = True
