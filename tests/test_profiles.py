@@ -321,3 +321,18 @@ def test_6_x_charges_read_ahead_pages_3_17_leaves_them_uncharged():
         used = sum(1 for p in cached if m.k.pc.flags[p] & PCG_USED)
         assert used == (1 if profile == "3.17" else 7), (profile, cgroup)
         ok(m)
+
+
+@pytest.mark.parametrize("profile,cgroup", KINDS)
+def test_a_read_after_a_write_activates_the_page_on_3_17_only(profile, cgroup):
+    """3.17's write marks the page accessed, so the read that follows activates it; 6.x's
+    write does not (FGP_WRITEBEGIN has no FGP_ACCESSED): the read only sets PG_referenced.
+    The real 6.1 shows inactive_file 20 MiB, active_file 0 after a 20 MiB write and read."""
+    m = machine(profile, cgroup)
+    t = m.spawn("A", "/a")
+    m.write(t, "/data/f", 20)
+    m.read(t, "/data/f")
+    stat = m.stat("/a")
+    lists = stat["active_file"], stat["inactive_file"]
+    assert lists == ((20 * P, 0) if profile == "3.17" else (0, 20 * P))
+    ok(m)

@@ -65,6 +65,10 @@ class KernelProfile:
     #: a new anonymous page starts on the active list (3.17) or the inactive one (5.9 on,
     #: "workingset detection for anonymous LRU")
     new_anon_active: bool
+    #: write(2) marks the page it writes accessed (3.17's grab_cache_page_write_begin asks
+    #: FGP_ACCESSED); 6.x's FGP_WRITEBEGIN does not, so a read after a write only sets
+    #: PG_referenced and the page stays inactive (seen on 6.1 under memcgsim validate)
+    write_marks_accessed: bool
     #: memory.stat: "charge-type" (3.17: cache/rss counted at commit and uncharge) or "state"
     #: (6.x: anon/file/shmem/... counted where pages are mapped, cached and swapped)
     stats: str
@@ -148,6 +152,7 @@ PROFILES: dict[str, KernelProfile] = {
         usage_within_limit=True,
         kmem_accounting=False,
         new_anon_active=True,
+        write_marks_accessed=True,
         stats="charge-type",
         limit_round_up=True,
         v1_unlimited_bytes=ULLONG_MAX,
@@ -175,6 +180,7 @@ PROFILES: dict[str, KernelProfile] = {
         usage_within_limit=False,
         kmem_accounting=True,
         new_anon_active=False,
+        write_marks_accessed=False,
         stats="state",
         limit_round_up=False,
         v1_unlimited_bytes=PAGE_COUNTER_MAX_BYTES,

@@ -160,7 +160,8 @@ def generic_perform_write(k, mapping, start: int, nr: int, node: int):
             return pfn
         set_page_dirty(k, pfn)                       # write_end
         yield Unlock(page_lock(pfn))
-        mark_page_accessed(k, pfn)
+        if k.profile.write_marks_accessed:
+            mark_page_accessed(k, pfn)
         page_cache_release(k, pfn)
         mapping.size_pages = max(mapping.size_pages, index + 1)
     return nr
