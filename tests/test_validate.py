@@ -181,7 +181,8 @@ def test_parse_result_port():
 
 def test_rules_table_is_one_table_with_reasons():
     assert compare.rule_for("memory.stat.anon").kind == "anon"
-    assert compare.rule_for("memory.stat.shmem").kind == "exact"
+    assert compare.rule_for("memory.stat.shmem").kind == "file"
+    assert compare.rule_for("memory.stat.unevictable").kind == "exact"
     assert compare.rule_for("memory.events.local.oom_kill").kind == "exact"
     assert compare.rule_for("memory.current").kind == "current"
     assert compare.rule_for("memory.swap.current").kind == "swap"
@@ -205,6 +206,10 @@ def test_rules_table_is_one_table_with_reasons():
     ("memory.swap.current", 21233664, 19000000, {}, False),
     ("memory.stat.active_anon", 20930560, 0, {}, False),
     ("memory.stat.active_anon", 20930560, 0, {"mglru": True}, None),
+    ("memory.stat.shmem", 110592, 131072, {}, False),
+    ("memory.stat.shmem", 110592, 131072, {"reclaimed": True}, True),
+    ("memory.stat.file", 23330816, 30625792, {"reclaimed": True}, False),
+    ("memory.stat.unevictable", 4096, 8192, {"reclaimed": True}, False),
     ("memory.events.max", 35, 18, {}, True),
     ("memory.events.max", 81, 140, {}, True),
     ("memory.events.max", 10, 60, {}, False),
@@ -216,6 +221,16 @@ def test_rules_table_is_one_table_with_reasons():
 ])
 def test_judge(key, kernel, model, ctx, ok):
     assert compare.judge(compare.rule_for(key), kernel, model, compare.Context(**ctx)) is ok
+
+
+def test_context_from_values():
+    assert compare.reclaimed({"memory.events.max": 3}, {}) and compare.reclaimed(
+        {}, {"memory.failcnt": 1})
+    assert not compare.reclaimed({"memory.events.max": 0, "memory.events.oom": 1}, {})
+    assert compare.swapping({}, {"memory.swap.peak": 4096}) and not compare.swapping({}, {})
+    assert compare.model_kernel_memory({"memory.stat.kernel": 28672}) == 28672
+    assert compare.model_kernel_memory({"memory.stat.pagetables": 8192,
+                                        "memory.stat.kernel_stack": 16384}) == 24576
 
 
 def test_mglru_setting():

@@ -7,6 +7,7 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 
+from ..errors import InvalidRequest
 from ..scenario import Scenario, run_scenario
 from . import cache, guest, qemu, serial
 from .compare import RULES, Comparison, Row, compare_files, mglru_on, rule_for
@@ -64,12 +65,29 @@ def model_run(sc: Scenario, series: str):
             paths = (step.args["cgroup"],)
         else:
             return
-        snaps[i] = {p: {name: m.read_file(p, name) for name in m.fs.readable(p)
-                        if name.startswith("memory.")}
-                    for p in paths if p in m.k.memcg_by_name}
+        snaps[i] = {p: _memory_files(m, p) for p in paths if p in m.k.memcg_by_name}
 
     result = run_scenario(sc, on_step=on_step)
     return result, snaps
+
+
+def _memory_files(m, path: str) -> dict:
+    """Every memory.* file the cgroup shows (none where the parent has not enabled memory)."""
+    out = {}
+    for name in m.fs.readable(path):
+        if name.startswith("memory."):
+            try:
+                out[name] = m.read_file(path, name)
+            except InvalidRequest:
+                pass
+    return out
+
+
+def _killed_in(res, task) -> bool:
+    """The model's OOM killer killed this step's task during the step."""
+    prefix = "memcg OOM killer killed "
+    return bool(task) and res.detail.startswith(prefix) and task in res.detail[
+        len(prefix):].split(", ")
 
 
 def _what(step) -> str:
@@ -98,6 +116,9 @@ def compare_scenario(plan: guest.GuestPlan, g: serial.GuestScenario, series: str
         res = result.steps[i]
         m_out = {"ok": "ok", "error": res.error, "skipped": "skipped"}.get(res.status, res.status)
         k_out = g.outcomes.get(i, "missing")
+        if k_out == "killed" and _killed_in(res, step.args.get("task")):
+            # a task killed inside a system call never sees its return value
+            m_out = "killed"
         if step.kind not in ("report", "expect"):
             rule = rule_for("step outcome")
             add(i, step, None, f"step outcome ({step.kind})", k_out, m_out, rule,
@@ -122,6 +143,16 @@ def compare_scenario(plan: guest.GuestPlan, g: serial.GuestScenario, series: str
 
                 compare_files(kf, mfiles, cpus, emit, mglru=mglru)
     failure = result.failure
+    if failure and not result.steps:
+        # the model refused the set-up: the same refusal on the kernel is a match
+        m_err = next((w for w in failure.replace(":", " ").split() if w.startswith("E")
+                      and w.isupper()), failure)
+        k_err = g.outcomes.get(-1, "missing")
+        rule = rule_for("set-up outcome")
+        cmp.rows.append(Row(-1, 0, "set-up", None, "set-up outcome", k_err, m_err, rule,
+                            k_err == m_err, rule.allowed))
+        if k_err == m_err:
+            failure = None
     return ScenarioResult(sc, series, cmp, g, boot_info, failure)
 
 

@@ -6,7 +6,7 @@
  * memcgsim.validate.serial). Built static at setup: gcc -static -O2 -o wl workload.c
  *
  * Lines written:
- *   @@R SC STEP ok|ERRNO          outcome of a step
+ *   @@R SC STEP ok|ERRNO|skipped|killed   outcome of a step (killed: the task died in it)
  *   @@F SC STEP CGROUP FILE       a memory.* file follows, then one @@L per line of it
  *   @@L SC STEP CGROUP FILE LINE
  *   @@T SC STEP TASK alive|exited|killed
@@ -507,14 +507,34 @@ static int spawn(const char *name, const char *cg, const char *adj, int cpu)
 			_exit(114);
 		prefault();
 		snprintf(my_name, sizeof(my_name), "%s", name);
+		if (open_fifos(name, &cmd_fd, &rep_fd))
+			_exit(111);
+		/* a first reply from here, so that the pipe's buffer page (reused for every later
+		 * reply) is charged where the controller lives, not to the scenario's cgroup */
+		if (write(rep_fd, "0\n", 2) != 2)
+			_exit(111);
 		if (write_str(procs, "0"))
 			_exit(112);
-		if (open_fifos(name, &cmd_fd, &rep_fd))
+		/* joined: the second reply merges into that page or reuses it */
+		if (write(rep_fd, "0\n", 2) != 2)
 			_exit(111);
 		_exit(task_loop());
 	}
 	t->pid = pid;
-	return ctl_open_fifos(t);
+	e = ctl_open_fifos(t);
+	if (e)
+		return e;
+	char ready[8];
+	for (int have = 0; have < 4;) {
+		ssize_t n = read(t->rep, ready + have, 4 - have);
+		if (n <= 0) {
+			reap();
+			mark_dead(t);
+			return EIO;
+		}
+		have += n;
+	}
+	return 0;
 }
 
 static void dump_cgroup(int step, const char *cg)
@@ -635,7 +655,7 @@ static int controller_do(int step, char *argv[], int argc, char *rest)
 				strcat(cmd, " ");
 		}
 		long r = ask(t, "%s", cmd);
-		return r < 0 ? 0 : r;
+		return r == -1 ? -3 : r;
 	}
 	if (!strcmp(op, "set") && argc >= 3) {
 		/* set CGROUP FILE TEXT... (the text is the rest of the line) */
@@ -756,7 +776,8 @@ int main(int argc, char *argv[])
 		int step = atoi(av[1]);
 		int e = controller_do(step, av + 2, ac - 2, rest);
 		reap();
-		say("@@R %d %d %s", sc, step, e == -2 ? "skipped" : e ? ename(e) : "ok");
+		say("@@R %d %d %s", sc, step,
+		    e == -2 ? "skipped" : e == -3 ? "killed" : e ? ename(e) : "ok");
 	}
 	say("@@D done");
 	return 0;
