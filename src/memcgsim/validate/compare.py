@@ -114,7 +114,7 @@ def judge(rule: Rule, kernel, model, ctx: Context) -> bool | None:
     if rule.kind in ("info", "ignored") or (rule.kind == "lru" and ctx.mglru):
         return None
     if kernel is None or model is None:
-        return False if rule.kind == "exact" and kernel != model else None
+        return kernel == model      # a file or key only one side shows
     if isinstance(kernel, str) or isinstance(model, str):
         return kernel == model
     diff = abs(kernel - model)
