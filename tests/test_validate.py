@@ -326,3 +326,30 @@ def test_missing_packages_name_what_to_install(monkeypatch, capsys):
 def test_workload_source_is_shipped():
     src = cache.workload_source()
     assert "int main(" in src and "@@R" in src
+
+
+def test_a_step_whose_task_was_killed(tmp_path):
+    """The kernel cannot show the errno of a system call whose task the OOM killer killed; the
+    model's outcome of that step then counts as "killed" when the model killed the task too."""
+    sc = scenario(tmp_path, """\
+        format: 1
+        machine: {kernel: "6.1", cgroup: v1, memory: 256MiB}
+        cgroups:
+          /ltp:
+            memory.limit_in_bytes: 4096
+        steps:
+          - spawn: {task: P, cgroup: /ltp}
+          - anon: {task: P, size: 8192, as: l, touch: false}
+          - mlock: {task: P, region: l, may_fail: true}
+          - expect: {task: P, state: killed}
+    """)
+    p = guest.plan(sc, 1)
+    g = _guest_from_model(p, "6.1")
+    assert g.outcomes[2] == "EAGAIN"
+    g.outcomes[2] = "killed"
+    r = compare_scenario(p, g, "6.1", {"settings": {}})
+    row = next(row for row in r.comparison.rows if row.key == "step outcome (mlock)")
+    assert (row.kernel, row.model, row.ok) == ("killed", "killed", True)
+    g.outcomes[1] = "killed"       # the model's task was not killed in the anon step
+    r = compare_scenario(p, g, "6.1", {"settings": {}})
+    assert [m.key for m in r.comparison.mismatches] == ["step outcome (anon)"]
