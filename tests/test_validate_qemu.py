@@ -55,7 +55,8 @@ def test_one_boot_records_the_pinned_settings(validation):
 
 
 @pytest.mark.parametrize("name", ["anon.yaml", "tmpfs.yaml", "v2-swap-under-max.yaml",
-                                  "v2-oom-kill.yaml", "v2-task-move.yaml"])
+                                  "v2-oom-kill.yaml", "v2-task-move.yaml", "fork.yaml",
+                                  "memory-high.yaml", "thp.yaml", "mappings.yaml"])
 def test_model_matches(validation, name):
     r = by_file(validation, name)
     assert r.guest.ended and not r.model_failure
@@ -63,6 +64,12 @@ def test_model_matches(validation, name):
 
 
 def test_exact_values_seen(validation):
+    thp = {(r.step, r.key): r for r in by_file(validation, "thp.yaml").comparison.rows}
+    assert thp[(2, "memory.stat.anon_thp")].kernel == 52428800 and thp[
+        (2, "memory.stat.anon_thp")].ok
+    kinds = {(r.step, r.key): r for r in by_file(validation, "mappings.yaml").comparison.rows}
+    assert kinds[(6, "memory.stat.unevictable")].kernel == 12 << 20
+    assert kinds[(6, "memory.stat.shmem")].kernel == 8 << 20
     rows = {(r.step, r.cgroup, r.key): r for r in by_file(validation, "anon.yaml").comparison.rows}
     assert rows[(2, "/anon", "memory.stat.anon")].kernel == 52428800
     assert rows[(2, "/anon", "memory.stat.anon")].ok is True

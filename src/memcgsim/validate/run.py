@@ -110,9 +110,11 @@ def compare_scenario(plan: guest.GuestPlan, g: serial.GuestScenario, series: str
 
     model_states = {c.step: (c.key, c.actual) for c in result.checks if c.key.startswith("task ")}
     model_fd = {c.step: c.actual for c in result.checks if c.key.startswith("fd ")}
+    forks = 0
     for i, step in enumerate(sc.steps):
         if i >= len(result.steps):
             break
+        forks += step.kind == "fork"
         res = result.steps[i]
         m_out = {"ok": "ok", "error": res.error, "skipped": "skipped"}.get(res.status, res.status)
         k_out = g.outcomes.get(i, "missing")
@@ -141,7 +143,7 @@ def compare_scenario(plan: guest.GuestPlan, g: serial.GuestScenario, series: str
                 def emit(key, k, m, rule, ok, allowed, i=i, step=step, cg=cg):
                     add(i, step, cg, key, k, m, rule, ok, allowed)
 
-                compare_files(kf, mfiles, cpus, emit, mglru=mglru)
+                compare_files(kf, mfiles, cpus, emit, mglru=mglru, forked=forks)
     failure = result.failure
     if failure and not result.steps:
         # the model refused the set-up: the same refusal on the kernel is a match
