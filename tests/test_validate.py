@@ -358,3 +358,77 @@ def test_a_step_whose_task_was_killed(tmp_path):
     g.outcomes[1] = "killed"       # the model's task was not killed in the anon step
     r = compare_scenario(p, g, "6.1", {"settings": {}})
     assert [m.key for m in r.comparison.mismatches] == ["step outcome (anon)"]
+
+
+def _fake_boot(monkeypatch, make_output):
+    """validate() with the set-up and QEMU replaced: the guest 'prints' make_output(files)."""
+    from pathlib import Path
+
+    from memcgsim.validate import qemu, run
+
+    k = cache.GuestKernel("6.12", "6.12.0-test", Path("/nonexistent/vmlinux"),
+                          Path("/nonexistent/initramfs"), "linux-image-test")
+    monkeypatch.setattr(run.cache, "setup", lambda series, log=None: {s: k for s in series})
+    booted = []
+
+    def boot(kernel, job, memory_mib, cpus, timeout=0):
+        booted.append((memory_mib, cpus, sorted(job)))
+        return qemu.Boot(make_output(job), "console tail line", 1.5, ["qemu"], 0)
+
+    monkeypatch.setattr(run.qemu, "boot", boot)
+    return booted
+
+
+def _as_guest_lines(p, series):
+    g = _guest_from_model(p, series)
+    n = p.index
+    out = [f"@@S {n} begin", f"@@I {n} thp never", f"@@I {n} swap none"]
+    out += [f"@@R {n} {i} {o}" for i, o in g.outcomes.items()]
+    for i, cgs in g.files.items():
+        for cg, files in cgs.items():
+            for name, text in files.items():
+                out.append(f"@@F {n} {i} {cg} {name}")
+                out += [f"@@L {n} {i} {cg} {name} {line}" for line in text.splitlines()]
+    for i, states in g.states.items():
+        out += [f"@@T {n} {i} {t} {s}" for t, s in states.items()]
+    return out + [f"@@S {n} end"]
+
+
+def test_validate_end_to_end_without_qemu(tmp_path, monkeypatch, capsys):
+    from memcgsim.validate.run import validate
+
+    files = [tmp_path / "a.yaml", tmp_path / "b.yaml"]
+    files[0].write_text(textwrap.dedent(BASIC))
+    files[1].write_text(textwrap.dedent(BASIC).replace("memory: 256MiB", "memory: 512MiB"))
+    scs = [load_scenario(str(f)) for f in files]
+    plans = {i + 1: guest.plan(sc, i + 1) for i, sc in enumerate(scs)}
+
+    def output(job):
+        lines = ["@@I uname 6.12.0-test", "@@I swappiness 60", "@@I lru_gen 0x0007"]
+        for name in sorted(job):
+            if name.endswith(".wl"):
+                lines += _as_guest_lines(plans[int(name[1:-3])], "6.12")
+        return "\n".join(lines + ["@@D done"]) + "\n"
+
+    booted = _fake_boot(monkeypatch, output)
+    v = validate(scs)
+    assert booted == [(256, 1, ["job.sh", "s1.wl"]), (512, 1, ["job.sh", "s2.wl"])]
+    assert v.exit_status == 0 and [r.matches for r in v.results] == [True, True]
+    assert v.results[0].boot["release"] == "6.12.0-test" and v.results[0].boot["thp"] == "never"
+    assert main(["validate", str(files[0])]) == 0
+    assert "matches" in capsys.readouterr().out
+    assert main(["validate", str(files[0]), "--json"]) == 0
+    import json
+
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["matches"] and doc["scenarios"][0]["rows"] and doc["rules"]
+
+
+def test_a_guest_that_does_not_finish_exits_4(tmp_path, monkeypatch, capsys):
+    f = tmp_path / "a.yaml"
+    f.write_text(textwrap.dedent(BASIC))
+    _fake_boot(monkeypatch, lambda job: "@@I uname 6.12.0-test\n@@E cannot mount the ext4 disk\n")
+    assert main(["validate", str(f)]) == 4
+    err = capsys.readouterr().err
+    assert "did not finish" in err and "cannot mount the ext4 disk" in err
+    assert "console tail line" in err and "Traceback" not in err
