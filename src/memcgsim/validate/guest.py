@@ -1,0 +1,234 @@
+"""Translate a parsed scenario into what the guest runs: a command script for the workload
+program (workload.c) and the shell lines around it (swap device, directories, clean-up).
+
+Scenario N lives in the top-level cgroup /sN, its ext4 files under /mnt/disk/sN and its tmpfs
+files under /mnt/tmp/sN, so that many scenarios share one boot.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ..errors import MemcgsimError
+from ..scenario import Scenario
+
+#: what a guest boot pins, written before every scenario and read back into the results
+SETTINGS = {
+    "/proc/sys/vm/swappiness": "60",
+    "/proc/sys/vm/dirty_ratio": "20",
+    "/proc/sys/vm/dirty_background_ratio": "10",
+    "/proc/sys/vm/dirty_expire_centisecs": "3000",
+    "/proc/sys/vm/dirty_writeback_centisecs": "500",
+    "/sys/kernel/mm/transparent_hugepage/defrag": "madvise",
+}
+THP = "/sys/kernel/mm/transparent_hugepage/enabled"
+#: MGLRU: left as the kernel boots (6.1: off, 6.12: on) and recorded
+LRU_GEN = "/sys/kernel/mm/lru_gen/enabled"
+RESULT_PORT = "/dev/ttyS1"
+_TOKEN = re.compile(r"^[A-Za-z0-9_.+@%=:,-]+$")
+_PATH = re.compile(r"^/[A-Za-z0-9_.+@%=:,/-]*$")
+
+
+class Unsupported(MemcgsimError):
+    """A scenario step the guest cannot perform (the run stops with exit status 2)."""
+
+
+@dataclass
+class GuestPlan:
+    index: int
+    scenario: Scenario
+    lines: list = field(default_factory=list)       # the workload program's script
+    dirs: set = field(default_factory=set)          # directories the files need
+    paths: dict = field(default_factory=dict)       # scenario file -> guest path
+
+    @property
+    def prefix(self) -> str:
+        return f"/s{self.index}"
+
+    def cg(self, path: str) -> str:
+        return self.prefix if path == "/" else self.prefix + path
+
+    def scenario_cgroup(self, guest_path: str) -> str:
+        rest = guest_path[len(self.prefix):]
+        return rest or "/"
+
+
+def _bad(sc: Scenario, where, message: str) -> Unsupported:
+    return Unsupported(f"{sc.file}:{where.line}: {message}")
+
+
+def _token(sc, step, value: str, what: str) -> str:
+    if not _TOKEN.match(value):
+        raise _bad(sc, step.where, f"{what} {value!r}: the guest takes only names of letters, "
+                                   "digits and _.+@%=:,-")
+    return value
+
+
+def plan(sc: Scenario, index: int) -> GuestPlan:
+    """The guest commands of one scenario; raises Unsupported for what the guest cannot do."""
+    p = GuestPlan(index, sc)
+    ms = sc.machine
+    if ms.nodes != 1:
+        raise _bad(sc, sc.steps[0].where if sc.steps else _Line(1),
+                   f"machine.nodes {ms.nodes}: the guest has one NUMA node")
+    n = index
+    out = p.lines
+    out.append(f"begin {n}")
+    out.append(f"{n} -1 mkdir {p.prefix}")
+    v2 = ms.cgroup == "v2"
+    if v2:
+        out.append(f"{n} -1 set {p.prefix} cgroup.subtree_control|+memory")
+    for path, files, where in sc.cgroups:
+        if path == "/":
+            raise _bad(sc, where, "the guest runs each scenario in its own cgroup, so the root "
+                                  "cgroup's files cannot be written")
+        if not _PATH.match(path):
+            raise _bad(sc, where, f"cgroup {path!r}: unusual characters")
+        out.append(f"{n} -1 mkdir {p.cg(path)}")
+        parent = path.rsplit("/", 1)[0] or "/"
+        if v2 and parent != "/":
+            out.append(f"{n} -1 set {p.cg(parent)} cgroup.subtree_control|+memory")
+        for name, text, _w in files:
+            out.append(f"{n} -1 set {p.cg(path)} {name}|{text}")
+
+    def file_path(step, name: str, fs: str | None = None) -> str:
+        if name in p.paths:
+            return p.paths[name]
+        if not _PATH.match(name) or "/../" in name + "/":
+            raise _bad(sc, step.where, f"file {name!r}: unusual characters")
+        root = "/mnt/tmp" if fs == "tmpfs" else "/mnt/disk"
+        if fs not in ("ext4", "tmpfs"):
+            raise _bad(sc, step.where, f"fs {fs}: the guest has ext4 and tmpfs only")
+        guest = f"{root}{p.prefix}{name}"
+        p.paths[name] = guest
+        p.dirs.add(guest.rsplit("/", 1)[0])
+        return guest
+
+    for i, step in enumerate(sc.steps):
+        a = step.args
+        k = step.kind
+
+        def say(text, i=i):
+            out.append(f"{n} {i} {text}")
+
+        if k in ("migrate", "splice"):
+            raise _bad(sc, step.where, f"step {k}: the guest workload cannot do it "
+                                       "(no NUMA nodes, no FUSE)")
+        t = _token(sc, step, a["task"], "task") if "task" in a else None
+        if k == "spawn":
+            cpu = a.get("cpu", -1) if ms.cpus > 1 else -1
+            say(f"spawn {t} {p.cg(a['cgroup'])} {a.get('oom_score_adj', 0)} {cpu}")
+        elif k == "anon":
+            flags = (1 if a["shared"] else 0) | (2 if a["locked"] else 0) | (
+                0 if a["touch"] else 4)
+            say(f"task {t} anon {_token(sc, step, a['as'], 'region')} {a['size']} {flags}")
+        elif k == "shm":
+            say(f"task {t} shm {_token(sc, step, a['as'], 'region')} {a['size']}")
+        elif k in ("touch", "unmap", "mlock"):
+            say(f"task {t} {k} {a['region']}")
+        elif k == "write":
+            say(f"task {t} write {file_path(step, a['file'], a['fs'])} {a['size']}")
+        elif k == "read":
+            say(f"task {t} read {file_path(step, a['file'])}")
+        elif k == "mmap":
+            say(f"task {t} mmap {_token(sc, step, a['as'], 'region')} "
+                f"{file_path(step, a['file'])}")
+        elif k == "truncate":
+            say(f"truncate {file_path(step, a['file'])} {a['size']}")
+        elif k == "unlink":
+            say(f"unlink {file_path(step, a['file'])}")
+        elif k in ("sync", "drop_caches"):
+            say(k)
+        elif k == "fork":
+            say(f"fork {t} {_token(sc, step, a['child'], 'task')}")
+        elif k == "move":
+            say(f"move {t} {p.cg(a['cgroup'])}")
+        elif k == "set":
+            for name, text in a["writes"]:
+                say(f"set {p.cg(a['cgroup'])} {name}|{text}")
+        elif k == "exit":
+            say(f"exit {t}")
+        elif k == "rmdir":
+            say(f"rmdir {p.cg(a['cgroup'])}")
+        elif k == "report":
+            say("dump " + " ".join(p.cg(c) for c in a["cgroups"]))
+        elif k == "open":
+            say(f"open {_token(sc, step, a['as'], 'fd')} "
+                f"/sys/fs/cgroup{p.cg(a['cgroup'])}/{a['file']}")
+        elif k == "fd_write":
+            say(f"fd_write {a['fd']}|{a['text']}")
+        elif k == "close":
+            say(f"close {a['fd']}")
+        elif k == "expect":
+            if "state" in a:
+                say(f"state {t}")
+            elif "fd" in a:
+                say(f"fd_read {a['fd']}")
+            elif "cgroup" in a:
+                say(f"dump {p.cg(a['cgroup'])}")
+        else:  # pragma: no cover - every kind of STEP_ARGS is handled above
+            raise _bad(sc, step.where, f"step {k}: not translated for the guest")
+    out.append(f"end {n}")
+    return p
+
+
+@dataclass(frozen=True)
+class _Line:
+    line: int
+
+
+def job_script(plans: list, v2: bool) -> str:
+    """/job.sh: mount what the scenarios need, pin and record the settings, then run each
+    scenario with a fresh swap device and clean up after it."""
+    sh = ["B=/bin/busybox", f"O={RESULT_PORT}",
+          'say() { echo "$*" > $O; }',
+          "i=0; while [ ! -e /dev/vda ] && [ $i -lt 100 ]; do $B sleep 0.05; i=$((i+1)); done",
+          "$B mkdir -p /mnt/disk /mnt/tmp /sys/fs/cgroup",
+          "$B mount -t ext4 /dev/vda /mnt/disk || say '@@E cannot mount the ext4 disk'",
+          "$B mount -t tmpfs tmp /mnt/tmp"]
+    if v2:
+        sh += ["$B mount -t cgroup2 none /sys/fs/cgroup || say '@@E no cgroup2'",
+               "echo +memory > /sys/fs/cgroup/cgroup.subtree_control"]
+    else:
+        sh += ["$B mount -t cgroup -o memory memory /sys/fs/cgroup || "
+               "say '@@E no cgroup v1 memory controller'"]
+    for path, value in SETTINGS.items():
+        sh.append(f"echo {value} > {path}")
+    sh += ['say "@@I uname $($B uname -r)"',
+           'say "@@I cpus $($B nproc)"',
+           'say "@@I memtotal $($B grep MemTotal /proc/meminfo | $B tr -s \' \' | '
+           '$B cut -d\' \' -f2) kB"']
+    for path in SETTINGS:
+        sh.append(f'say "@@I {path.rsplit("/", 1)[1]} $($B cat {path})"')
+    sh.append(f'say "@@I lru_gen $($B cat {LRU_GEN} 2>/dev/null || echo absent)"')
+    for p in plans:
+        ms = p.scenario.machine
+        sh.append(f"# scenario {p.index}: {p.scenario.file}")
+        sh.append(f"echo {'always' if ms.thp else 'never'} > {THP}")
+        sh.append(f'say "@@I {p.index} thp $($B sed "s/.*\\[\\(.*\\)\\].*/\\1/" {THP})"')
+        sh += ["$B swapoff /dev/zram0 2>/dev/null", "echo 1 > /sys/block/zram0/reset"]
+        if ms.swap:
+            sh += [f"echo {ms.swap} > /sys/block/zram0/disksize",
+                   "$B mkswap /dev/zram0 > /dev/null && $B swapon /dev/zram0 || "
+                   "say '@@E zram swap'",
+                   f'say "@@I {p.index} swap zram $($B cat /sys/block/zram0/disksize) '
+                   '$($B cat /sys/block/zram0/comp_algorithm | $B tr -d \'[]\' | '
+                   '$B tr \' \' \'\\n\' | $B head -1)"']
+        else:
+            sh.append(f'say "@@I {p.index} swap none"')
+        for d in sorted(p.dirs):
+            sh.append(f"$B mkdir -p {d}")
+        sh += ["$B sync", "echo 3 > /proc/sys/vm/drop_caches",
+               f"/bin/wl /s{p.index}.wl $O",
+               f"$B rm -rf /mnt/disk{p.prefix} /mnt/tmp{p.prefix}",
+               f"for d in $($B find /sys/fs/cgroup{p.prefix} -depth -type d); do "
+               "$B rmdir $d; done"]
+    return "\n".join(sh) + "\n"
+
+
+def job_files(plans: list, v2: bool) -> dict:
+    files = {"job.sh": job_script(plans, v2)}
+    for p in plans:
+        files[f"s{p.index}.wl"] = "\n".join(p.lines) + "\n"
+    return files
