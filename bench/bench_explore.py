@@ -7,10 +7,10 @@ to find each bug put back (issue 8's benchmark). Medians of --runs.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 
+from machine_info import describe
 from memcgsim.explore import INJECTIONS, RACE_SETS, explore
 
 
@@ -18,7 +18,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
-    print(f"machine: {platform.machine()} python {platform.python_version()}")
+    print(describe())
     for name, race in RACE_SETS.items():
         times, states = [], 0
         for _ in range(args.runs):

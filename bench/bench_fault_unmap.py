@@ -9,11 +9,10 @@ A page event is one page faulted in (charged, committed, put on the LRU) or one 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import time
 
+from machine_info import describe
 from memcgsim import Machine
 
 
@@ -31,17 +30,6 @@ def one_run(npages: int, memory_pages: int, vectorized: bool) -> tuple[float, fl
     return t1 - t0, t2 - t1
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pages", type=int, default=1 << 20, help="pages to fault (default 4 GiB)")
@@ -57,8 +45,7 @@ def main() -> None:
         unmap.append(u)
     mf, mu = statistics.median(fault), statistics.median(unmap)
     total = mf + mu
-    print(f"machine: {platform.machine()} {cpu_model()}, {os.cpu_count()} CPUs, "
-          f"Python {platform.python_version()}")
+    print(describe())
     print(f"paths: {'per-page reference' if args.per_page else 'vectorized'}; "
           f"{args.pages} pages ({args.pages * 4096 >> 20} MiB), median of {args.runs} runs")
     print(f"fault:  {mf * 1e3:9.1f} ms  {args.pages / mf / 1e6:8.2f} M pages/s")

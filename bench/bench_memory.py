@@ -10,9 +10,9 @@ allocations too).
 from __future__ import annotations
 
 import argparse
-import platform
 import tracemalloc
 
+from machine_info import describe
 from memcgsim import Kernel
 
 
@@ -28,7 +28,7 @@ def main() -> None:
     arrays = {**k.mem_map.arrays(), **k.pc.arrays()}
     per_page = {name: a.nbytes / nr_pages for name, a in arrays.items()}
     total = sum(per_page.values()) + k.free_area.block_free.nbytes / nr_pages
-    print(f"machine: {platform.machine()}, Python {platform.python_version()}")
+    print(describe())
     print(f"{args.gib} GiB = {nr_pages} pages")
     for name, b in per_page.items():
         print(f"  {name:10s} {b:5.2f} B/page")

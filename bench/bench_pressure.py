@@ -12,10 +12,10 @@ the median of --runs.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 
+from machine_info import describe
 from memcgsim import Machine
 
 GIB = 1 << 18          # pages
@@ -57,8 +57,7 @@ def main() -> None:
     ap.add_argument("--scale", type=int, default=1)
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
-    print(f"machine: {platform.machine()} {platform.processor() or ''} python "
-          f"{platform.python_version()}; sizes / {args.scale}")
+    print(f"{describe()}; sizes / {args.scale}")
     for name, fn in (("anon under max, swap", anon_under_max),
                      ("file reads under max", reads_under_max)):
         runs = [fn(args.scale) for _ in range(args.runs)]

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import platform
 import statistics
 import subprocess
 import sys
 import time
+
+from machine_info import describe
 
 DEFAULT = pathlib.Path(__file__).parent.parent / "examples" / "first-touch.yaml"
 
@@ -32,7 +33,7 @@ def main() -> None:
         times.append(time.perf_counter() - t0)
         if done.returncode:
             sys.exit(f"memcgsim run exited {done.returncode}")
-    print(f"machine: {platform.machine()}, Python {platform.python_version()}")
+    print(describe())
     print(f"memcgsim run {args.file}: median {statistics.median(times) * 1e3:.0f} ms wall over "
           f"{args.runs} runs (min {min(times) * 1e3:.0f} ms, max {max(times) * 1e3:.0f} ms)")
 
