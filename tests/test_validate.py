@@ -103,7 +103,14 @@ def test_steps_the_guest_cannot_run(tmp_path, step, message):
     with pytest.raises(guest.Unsupported) as e:
         guest.plan(dataclass_replace(sc, nodes=1), 1)
     assert message in str(e.value)
-    with pytest.raises(guest.Unsupported, match="machine.nodes 2: the guest has one NUMA node"):
+    with pytest.raises(guest.Unsupported, match="s.yaml:2: machine.nodes 2: the guest has one"):
+        guest.plan(sc, 1)
+
+
+def test_a_machine_too_small_for_the_guest(tmp_path):
+    sc = scenario(tmp_path, BASIC.replace("memory: 256MiB", "memory: 64MiB"))
+    with pytest.raises(guest.Unsupported, match="s.yaml:2: machine.memory 64MiB: the guest "
+                                                "kernel itself needs about 100 MiB"):
         guest.plan(sc, 1)
 
 
