@@ -103,7 +103,14 @@ def test_steps_the_guest_cannot_run(tmp_path, step, message):
     with pytest.raises(guest.Unsupported) as e:
         guest.plan(dataclass_replace(sc, nodes=1), 1)
     assert message in str(e.value)
-    with pytest.raises(guest.Unsupported, match="machine.nodes 2: the guest has one NUMA node"):
+    with pytest.raises(guest.Unsupported, match="s.yaml:2: machine.nodes 2: the guest has one"):
+        guest.plan(sc, 1)
+
+
+def test_a_machine_too_small_for_the_guest(tmp_path):
+    sc = scenario(tmp_path, BASIC.replace("memory: 256MiB", "memory: 64MiB"))
+    with pytest.raises(guest.Unsupported, match="s.yaml:2: machine.memory 64MiB: the guest "
+                                                "kernel itself needs about 100 MiB"):
         guest.plan(sc, 1)
 
 
@@ -254,6 +261,8 @@ def _guest_from_model(plan, series):
     for c in result.checks:
         if c.key.startswith("task "):
             g.states[c.step] = {c.key[5:]: c.actual}
+        elif c.key.startswith("fd "):
+            g.fd_values[c.step] = c.actual
     return g
 
 
@@ -331,6 +340,31 @@ def test_missing_packages_name_what_to_install(monkeypatch, capsys):
 def test_workload_source_is_shipped():
     src = cache.workload_source()
     assert "int main(" in src and "@@R" in src
+
+
+def test_an_open_peak_files_value_is_compared(tmp_path):
+    sc = scenario(tmp_path, """\
+        format: 1
+        machine: {kernel: "6.12", cgroup: v2, memory: 256MiB}
+        cgroups:
+          /t: {}
+        steps:
+          - spawn: {task: A, cgroup: /t}
+          - anon: {task: A, size: 4MiB, as: a}
+          - open: {cgroup: /t, file: memory.peak, as: fd1}
+          - fd_write: {fd: fd1, text: reset}
+          - unmap: {task: A, region: a}
+          - expect: {fd: fd1, value: {max: 1MiB}}
+    """)
+    p = guest.plan(sc, 1)
+    assert p.lines[-3:] == ["1 4 task A unmap a", "1 5 fd_read fd1", "end 1"]
+    g = _guest_from_model(p, "6.12")
+    r = compare_scenario(p, g, "6.12", {"settings": {}})
+    row = next(row for row in r.comparison.rows if row.key == "fd fd1")
+    assert row.ok and row.kernel == row.model
+    g.fd_values[5] = row.model + 262145
+    r = compare_scenario(p, g, "6.12", {"settings": {}})
+    assert [m.key for m in r.comparison.mismatches] == ["fd fd1"]
 
 
 def test_a_step_whose_task_was_killed(tmp_path):

@@ -26,6 +26,8 @@ THP = "/sys/kernel/mm/transparent_hugepage/enabled"
 #: MGLRU: left as the kernel boots (6.1: off, 6.12: on) and recorded
 LRU_GEN = "/sys/kernel/mm/lru_gen/enabled"
 RESULT_PORT = "/dev/ttyS1"
+#: the smallest -m the guest boots with room for a scenario
+MIN_GUEST_MEMORY = 192 << 20
 _TOKEN = re.compile(r"^[A-Za-z0-9_.+@%=:,-]+$")
 _PATH = re.compile(r"^/[A-Za-z0-9_.+@%=:,/-]*$")
 
@@ -70,8 +72,12 @@ def plan(sc: Scenario, index: int) -> GuestPlan:
     p = GuestPlan(index, sc)
     ms = sc.machine
     if ms.nodes != 1:
-        raise _bad(sc, sc.steps[0].where if sc.steps else _Line(1),
-                   f"machine.nodes {ms.nodes}: the guest has one NUMA node")
+        raise _bad(sc, _machine_line(sc), f"machine.nodes {ms.nodes}: the guest has one NUMA "
+                                          "node")
+    if ms.memory < MIN_GUEST_MEMORY:
+        raise _bad(sc, _machine_line(sc),
+                   f"machine.memory {ms.memory >> 20}MiB: the guest kernel itself needs about "
+                   f"100 MiB (6.1 panics at 128M); give at least {MIN_GUEST_MEMORY >> 20}MiB")
     n = index
     out = p.lines
     out.append(f"begin {n}")
@@ -176,6 +182,18 @@ def plan(sc: Scenario, index: int) -> GuestPlan:
 @dataclass(frozen=True)
 class _Line:
     line: int
+
+
+def _machine_line(sc: Scenario) -> _Line:
+    """Where the file's machine: section starts (the parsed spec keeps no position)."""
+    try:
+        with open(sc.file, encoding="utf-8") as f:
+            for n, text in enumerate(f, 1):
+                if re.match(r"machine\s*:", text):
+                    return _Line(n)
+    except OSError:
+        pass
+    return _Line(1)
 
 
 def job_script(plans: list, v2: bool) -> str:

@@ -10,7 +10,18 @@ from dataclasses import dataclass, field
 from ..errors import InvalidRequest
 from ..scenario import Scenario, run_scenario
 from . import cache, guest, qemu, serial
-from .compare import RULES, Comparison, Row, compare_files, mglru_on, rule_for
+from .compare import (
+    CHARGE_BATCH,
+    PAGE,
+    RULES,
+    Comparison,
+    Context,
+    Row,
+    compare_files,
+    judge,
+    mglru_on,
+    rule_for,
+)
 
 SERIES = tuple(cache.SERIES)
 
@@ -131,10 +142,11 @@ def compare_scenario(plan: guest.GuestPlan, g: serial.GuestScenario, series: str
             add(i, step, None, key, k_state, m_state, rule_for(key), k_state == m_state)
         if i in model_fd:
             key = f"fd {step.args['fd']}"
+            rule = rule_for(key)
             kv = g.fd_values.get(i)
-            compare_files({"x": str(kv)} if kv is not None else {}, {"x": str(model_fd[i])},
-                          cpus, lambda _k, k, m, r, ok, allowed, i=i, step=step, key=key:
-                          add(i, step, None, key, k, m, rule_for(key), ok, allowed))
+            add(i, step, None, key, kv, model_fd[i], rule,
+                judge(rule, kv, model_fd[i], Context(cpus=cpus)),
+                f"±{CHARGE_BATCH * PAGE * cpus}")
         if i in snaps:
             kfiles = g.files.get(i, {})
             for cg, mfiles in snaps[i].items():
