@@ -176,7 +176,10 @@ class _Files:
         memcg = self._lookup(path, name)
         fn = self._write.get(name)
         if fn is None:
-            return -Errno.EACCES        # kernfs refuses to open a read-only file for writing
+            # only sysfs asks kernfs to check a file's mode at open
+            # (KERNFS_ROOT_EXTRA_OPEN_PERM_CHECK): root opens the 0444 cgroup file for writing
+            # and cgroup_file_write finds no handler (EINVAL, seen on 6.1)
+            return -Errno.EINVAL
         try:
             return fn(memcg, text)
         except ParseError:
@@ -611,7 +614,7 @@ class PeakFile:
 
     def write(self, text: str) -> int:
         if not self.writable:
-            return -Errno.EACCES
+            return -Errno.EINVAL        # read-only: as _Files.write
         if not text:
             return 0
         usage = self.counter.usage
