@@ -182,3 +182,22 @@ def test_a_reclaim_run_takes_each_page_from_the_list_once(vectorized):
     assert (stat["pgscan"], stat["pgsteal"]) == (94, 94)
     assert m.memcg("/a").memory_events["max"] == 2
     assert check(m.k) == []
+
+
+@pytest.mark.parametrize("kernel,outcome", [("6.1", "EAGAIN"), ("6.12", None)])
+def test_reclaim_of_a_memcg_sees_its_stale_protection_on_6_1(kernel, outcome):
+    """test_memcg_min's tree (conformance B1-3): after reclaim from A has given C an effective
+    memory.min covering its usage, memory.reclaim on C itself fails with EAGAIN on 6.1, whose
+    mem_cgroup_below_min checks the reclaim target's stale emin (as the real 6.1 does under
+    memcgsim validate), and reclaims on 6.12, which leaves the target unprotected."""
+    import pathlib
+
+    from memcgsim.scenario import load_scenario, run_scenario
+
+    path = pathlib.Path(__file__).parent / "conformance" / "B1-3.yaml"
+    text = path.read_text().replace('kernel: "6.12"', f'kernel: "{kernel}"')
+    result = run_scenario(load_scenario(str(path), text))
+    reclaim = next(s for s in result.steps if s.kind == "set" and s.where.line == 40)
+    assert reclaim.error == outcome
+    c = next(c for c in result.checks if c.where.line == 41)
+    assert c.ok == (outcome is None)

@@ -69,6 +69,10 @@ class KernelProfile:
     #: FGP_ACCESSED); 6.x's FGP_WRITEBEGIN does not, so a read after a write only sets
     #: PG_referenced and the page stays inactive (seen on 6.1 under memcgsim validate)
     write_marks_accessed: bool
+    #: reclaim checks its target memcg's memory.min/low against the effective values an
+    #: earlier reclaim from an ancestor left (6.1: mem_cgroup_below_min(memcg) has no target
+    #: argument), so a target whose stale emin covers its usage is skipped; fixed by 6.12
+    stale_target_protection: bool
     #: memory.stat: "charge-type" (3.17: cache/rss counted at commit and uncharge) or "state"
     #: (6.x: anon/file/shmem/... counted where pages are mapped, cached and swapped)
     stats: str
@@ -153,6 +157,7 @@ PROFILES: dict[str, KernelProfile] = {
         kmem_accounting=False,
         new_anon_active=True,
         write_marks_accessed=True,
+        stale_target_protection=False,
         stats="charge-type",
         limit_round_up=True,
         v1_unlimited_bytes=ULLONG_MAX,
@@ -181,6 +186,7 @@ PROFILES: dict[str, KernelProfile] = {
         kmem_accounting=True,
         new_anon_active=False,
         write_marks_accessed=False,
+        stale_target_protection=True,
         stats="state",
         limit_round_up=False,
         v1_unlimited_bytes=PAGE_COUNTER_MAX_BYTES,
@@ -220,6 +226,7 @@ PROFILES["6.12"] = dataclasses.replace(
     v2_stat_keys=V2_STAT_KEYS_6_12,
     v2_stat_events=V2_STAT_EVENTS_6_12,
     reclaim_syntax="6.12",
+    stale_target_protection=False,
 )
 
 

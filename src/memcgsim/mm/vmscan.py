@@ -424,11 +424,17 @@ def shrink_node_memcgs(k, sc: ScanControl):
     from .memcontrol import memcg_memory_event
     from .page_counter import PageCounter, calculate_protection
 
+    stale_target = k.profile.stale_target_protection
     for memcg in sc.target.stat_tree():
         protection = 0
         counter = memcg.res
-        if isinstance(counter, PageCounter) and memcg is not sc.target:
-            calculate_protection(sc.target.res, counter, recursive_protection=False)
+        target = memcg is sc.target
+        if isinstance(counter, PageCounter) and not memcg.is_root() and (
+                not target or stale_target):
+            if not target:
+                calculate_protection(sc.target.res, counter, recursive_protection=False)
+            # (6.1: the target's emin/elow are not computed for this reclaim but still
+            # checked, as whatever an earlier reclaim from an ancestor left them)
             if counter.usage <= counter.emin:
                 continue                        # hard protection
             if counter.usage <= counter.elow:
@@ -436,7 +442,9 @@ def shrink_node_memcgs(k, sc: ScanControl):
                     sc.memcg_low_skipped = True
                     continue
                 memcg_memory_event(memcg, "low")
-            if not sc.memcg_low_reclaim and counter.elow > counter.emin:
+            if target:
+                pass                            # the scan is never scaled for the target
+            elif not sc.memcg_low_reclaim and counter.elow > counter.emin:
                 protection = counter.elow
                 sc.memcg_low_skipped = True
             else:
