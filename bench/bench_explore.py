@@ -11,7 +11,8 @@ import platform
 import statistics
 import time
 
-from memcgsim.explore import INJECTIONS, RACE_SETS, explore
+from memcgsim.explore import explore
+from memcgsim.races import INJECTIONS, RACE_SETS
 
 
 def main() -> None:

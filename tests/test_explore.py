@@ -4,7 +4,8 @@ is found with its counterexample."""
 import pytest
 
 from memcgsim.cli import main
-from memcgsim.explore import INJECTIONS, RACE_SETS, explore
+from memcgsim.explore import explore
+from memcgsim.races import INJECTIONS, RACE_SETS
 
 
 @pytest.mark.parametrize("name", sorted(RACE_SETS))
@@ -30,13 +31,15 @@ def test_b1_is_an_interleaving():
     """The writeback statistic is lost only when the migration runs between the end of
     writeback's flag clear and its statistic update."""
     out = explore(RACE_SETS["writeback-vs-migrate"], inject=["B1"])
-    paths = [line.split(". ", 1)[1].split(":")[0] for line in out.counterexample]
-    assert paths[0] == "end-writeback" and "migrate" in paths[1:paths.index("end-writeback", 1)]
+    wb, mig = 0, 1
+    s = out.schedule
+    assert s[0] == wb and mig in s[1:s.index(wb, 1)]
+    assert out.counterexample[0].startswith("1. end-writeback #1: TestClearPageWriteback")
 
 
 def test_explore_command(capsys):
     assert main(["explore", "migrate-vs-munmap"]) == 0
-    assert "migrate-vs-munmap: 31 states, 5 complete schedules" in capsys.readouterr().out
+    assert "migrate-vs-munmap: 33 states, 6 complete schedules" in capsys.readouterr().out
     assert main(["explore", "--inject", "B4"]) == 1
     out = capsys.readouterr().out
     assert out.startswith("replace-page-cache-vs-reclaim: ") and "violation:" in out

@@ -215,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_explore(args) -> int:
     import time
 
-    from .explore import INJECTIONS, RACE_SETS, explore, explore_random
+    from .explore import explore, explore_random
+    from .races import INJECTIONS, RACE_SETS
 
     if args.list:
         for name, r in RACE_SETS.items():
