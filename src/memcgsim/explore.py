@@ -48,6 +48,7 @@ Only the model's public surface is used: Machine, the mm paths, check().
 from __future__ import annotations
 
 import hashlib
+import pickle
 import types
 from collections import deque
 from collections.abc import Callable
@@ -261,7 +262,9 @@ def _objects(k) -> dict:
                                tuple((v.start, v.npages) for v in mm.vmas))
     objs["tasks"] = tuple((t.pid, t.memcg.id, t.memdie, t.fatal_signal, t.exiting)
                           for t in k.tasks.values())
-    objs["warnings"] = (len(k.warnings), len(k.lru_tails))
+    objs["warnings"] = (len(k.warnings), len(k.lru_tails), len(k.oom_charges))
+    mc = k.mc
+    objs["mc"] = None if mc is None else (mc.precharge, mc.moved_charge, mc.moved_swap)
     return objs
 
 
@@ -325,10 +328,14 @@ def _frames(gen) -> tuple:
 class _Run:
     """One replay: a fresh machine, the paths started, and the steps taken so far."""
 
-    def __init__(self, race: RaceSet, inject: frozenset):
-        self.m = Machine(vectorized=False, **race.machine)
-        self.m.k.inject = inject
-        ctx = race.setup(self.m)
+    def __init__(self, race: RaceSet, inject: frozenset, snapshot: bytes | None = None):
+        self.race, self.inject = race, inject
+        if snapshot is None:
+            self.m = Machine(vectorized=False, **race.machine)
+            self.m.k.inject = inject
+            ctx = race.setup(self.m)
+        else:
+            self.m, ctx = pickle.loads(snapshot)
         _track(self.m.k)
         self.labels = [label for label, _ in race.paths]
         started = [factory(self.m, ctx) for _, factory in race.paths]
@@ -341,7 +348,6 @@ class _Run:
         self.steps = [0] * len(started)
         #: per step taken: (path, what it did)
         self.log: list[tuple[int, str]] = []
-        self.touched: set[int] = set()
 
     def enabled(self) -> list[int]:
         locks = self.m.k.locks
@@ -352,18 +358,17 @@ class _Run:
         """Run path i to its next lock operation (applying it) or to its end; with footprint,
         return what the step read and wrote."""
         k = self.m.k
-        before = _objects(k) if footprint else None
         fp = _Footprint()
+        if not footprint:                   # a replay: the footprint is known already
+            self.log.append((i, self._step(i, fp)))
+            return None
+        before = _objects(k)
         _Footprint.active = fp
         try:
             what = self._step(i, fp)
         finally:
             _Footprint.active = None
-            self.touched.update(idx for key, idx in fp.writes
-                                if key == "page" and idx is not None)
         self.log.append((i, what))
-        if not footprint:
-            return None
         _track(k)                       # a page cache index that grew is a new array
         after = _objects(k)
         for key in before.keys() | after.keys():
@@ -465,11 +470,30 @@ def _terminal_problem(run: _Run) -> str | None:
     return _problem(run, quiescent=True)
 
 
-def _replay(race: RaceSet, inject: frozenset, prefix: list[int]) -> _Run:
-    run = _Run(race, inject)
+def _snapshot(race: RaceSet, inject: frozenset) -> bytes | None:
+    """The machine after the race's setup, pickled: loading it is cheaper than a new setup.
+    None when the setup left something that cannot be pickled (the cgroup file system's
+    handlers): each run then builds its machine anew."""
+    m = Machine(vectorized=False, **race.machine)
+    m.k.inject = inject
+    ctx = race.setup(m)
+    try:
+        return pickle.dumps((m, ctx))
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return None
+
+
+def _replay(race: RaceSet, inject: frozenset, prefix: list[int],
+            snapshot: bytes | None = None) -> _Run:
+    run = _Run(race, inject, snapshot)
     for i in prefix:
         run.step(i)
     return run
+
+
+def _error(e: MemcgsimError) -> str:
+    """A VM_BUG_ON, deadlock or other model error, on one line (page dumps come apart)."""
+    return f"{type(e).__name__}: {str(e).splitlines()[0]}"
 
 
 def _kind(problem: str) -> str:
@@ -477,12 +501,22 @@ def _kind(problem: str) -> str:
     return problem.split("]", 1)[0] if problem.startswith("[") else problem.split(":", 1)[0]
 
 
-def _report(out: Outcome, run: _Run, problem: str) -> None:
+def _report(out: Outcome, run: _Run, problem: str, snapshot: bytes | None) -> None:
+    """The violation, the schedule as numbered steps, and the pages the paths changed."""
     out.violation = problem
     out.schedule = [i for i, _ in run.log]
     out.counterexample = _numbered(run)
     k = run.m.k
-    out.pages = [k.dump_page(pfn) for pfn in sorted(run.touched)[:8]]
+    k0 = _Run(run.race, run.inject, snapshot).m.k
+    changed = np.zeros(k.nr_pages, dtype=bool)
+    for now, then in ((k.mem_map.arrays(), k0.mem_map.arrays()),
+                      (k.pc.arrays(), k0.pc.arrays())):
+        for name, arr in now.items():
+            changed |= arr.view(np.ndarray) != then[name]
+    pfns = np.flatnonzero(changed).tolist()
+    # a freed THP changes 512 pages: show the head, not its tails
+    out.pages = [k.dump_page(pfn) for pfn in pfns
+                 if not (pfn % 512 and changed[pfn - pfn % 512])][:8]
 
 
 def _numbered(run: _Run) -> list[str]:
@@ -514,7 +548,7 @@ def explore(race: RaceSet, inject=(), max_states: int = 200000, por: bool = True
         pass
 
     def fail(run, problem):
-        _report(out, run, problem)
+        _report(out, run, problem, snap)
         raise _Stop
 
     def visit(run: _Run, prefix: list[int], sleep: dict) -> None:
@@ -540,12 +574,12 @@ def explore(race: RaceSet, inject=(), max_states: int = 200000, por: bool = True
             return
         awake = dict(sleep)
         for n, t in enumerate(todo):
-            child = run if n == 0 else _replay(race, inject, prefix)
+            child = run if n == 0 else _replay(race, inject, prefix, snap)
             out.transitions += 1
             try:
                 foot = child.step(t, footprint=por)
             except MemcgsimError as e:
-                fail(child, f"{type(e).__name__}: {e}")
+                fail(child, _error(e))
             if por:
                 child_sleep = {u: f for u, f in awake.items() if independent(f, foot)}
                 visit(child, [*prefix, t], child_sleep)
@@ -554,11 +588,12 @@ def explore(race: RaceSet, inject=(), max_states: int = 200000, por: bool = True
                 visit(child, [*prefix, t], {})
 
     try:
-        visit(_Run(race, inject), [], {})
+        snap = _snapshot(race, inject)
+        visit(_Run(race, inject, snap), [], {})
     except _Stop:
         pass
     except MemcgsimError as e:              # the setup itself broke
-        out.violation = f"{type(e).__name__}: {e}"
+        out.violation = _error(e)
         out.counterexample = ["0. (the race set's setup failed)"]
     if out.violation and minimize and out.schedule:
         shortest = shortest_counterexample(race, inject, _kind(out.violation),
@@ -576,23 +611,24 @@ def shortest_counterexample(race: RaceSet, inject, kind: str, limit: int) -> Out
     out = Outcome(race.name)
     seen = set()
     queue = deque([[]])
+    snap = _snapshot(race, inject)
     while queue:
         prefix = queue.popleft()
         try:
-            run = _replay(race, inject, prefix[:-1])
+            run = _replay(race, inject, prefix[:-1], snap)
             if prefix:
                 run.step(prefix[-1])
         except MemcgsimError as e:
-            problem = f"{type(e).__name__}: {e}"
+            problem = _error(e)
             if _kind(problem) == kind:
-                _report(out, run, problem)
+                _report(out, run, problem, snap)
                 return out
             continue
         enabled = run.enabled()
         problem = _terminal_problem(run) if not enabled else _problem(run, False)
         if problem:
             if _kind(problem) == kind:
-                _report(out, run, problem)
+                _report(out, run, problem, snap)
                 return out
             continue
         key = run.fingerprint()
@@ -612,8 +648,14 @@ def explore_random(race: RaceSet, walks: int, seed: int = 0, inject=()) -> Outco
     inject = frozenset(inject)
     out = Outcome(race.name)
     seen = set()
+    try:
+        snap = _snapshot(race, inject)
+    except MemcgsimError as e:
+        out.violation = _error(e)
+        out.counterexample = ["0. (the race set's setup failed)"]
+        return out
     for _ in range(walks):
-        run = _Run(race, inject)
+        run = _Run(race, inject, snap)
         problem = None
         try:
             while True:
@@ -632,9 +674,9 @@ def explore_random(race: RaceSet, walks: int, seed: int = 0, inject=()) -> Outco
                 if problem:
                     break
         except MemcgsimError as e:
-            problem = f"{type(e).__name__}: {e}"
+            problem = _error(e)
         out.schedules += 1
         if problem:
-            _report(out, run, problem)
+            _report(out, run, problem, snap)
             return out
     return out
