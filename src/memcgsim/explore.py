@@ -260,8 +260,18 @@ def _objects(k) -> dict:
     for mm in k.mms.values():
         objs[("mm", mm.id)] = (tuple(mm.rss_stat), mm.users,
                                tuple((v.start, v.npages) for v in mm.vmas))
-    objs["tasks"] = tuple((t.pid, t.memcg.id, t.memdie, t.fatal_signal, t.exiting)
-                          for t in k.tasks.values())
+    objs["tasks"] = tuple((t.pid, t.memcg.id, t.memdie, t.fatal_signal, t.exiting, t.state,
+                           t.memcg_may_oom, None if t.memcg_oom is None else t.memcg_oom.id,
+                           t.memcg_nr_pages_over_high, t.memcg_nomem,
+                           None if t.mm is None else t.mm.id) for t in k.tasks.values())
+    for cpu, stock in enumerate(k.stocks):
+        objs[("stock", cpu)] = (None if stock.cached is None else stock.cached.id,
+                                stock.nr_pages)
+    # the LRU order stamp and the id allocators: two steps that take from them do not commute
+    objs["lru_seq"] = k._lru_seq
+    objs["ids"] = (repr(k._ids), k._obj_ids, len(k.mappings), len(k.files),
+                   tuple((i, len(av.vmas)) for i, av in k.anon_vmas.items()),
+                   tuple(k.mms), tuple(m.online for m in k.memcg_by_id.values()))
     objs["warnings"] = (len(k.warnings), len(k.lru_tails), len(k.oom_charges))
     mc = k.mc
     objs["mc"] = None if mc is None else (mc.precharge, mc.moved_charge, mc.moved_swap)
@@ -348,6 +358,7 @@ class _Run:
         self.steps = [0] * len(started)
         #: per step taken: (path, what it did)
         self.log: list[tuple[int, str]] = []
+        self._kkey: bytes | None = None
 
     def enabled(self) -> list[int]:
         locks = self.m.k.locks
@@ -358,6 +369,7 @@ class _Run:
         """Run path i to its next lock operation (applying it) or to its end; with footprint,
         return what the step read and wrote."""
         k = self.m.k
+        self._kkey = None
         fp = _Footprint()
         if not footprint:                   # a replay: the footprint is known already
             self.log.append((i, self._step(i, fp)))
@@ -425,6 +437,18 @@ class _Run:
         return "; ".join(said)
 
     def machine_key(self) -> bytes:
+        """The kernel's state with the lock table."""
+        h = hashlib.blake2b(self.kernel_key(), digest_size=16)
+        h.update(repr(sorted(self.m.k.locks.held.items())).encode())
+        return h.digest()
+
+    def kernel_key(self) -> bytes:
+        """Everything the checker reads (PG_locked included, the lock table not)."""
+        if self._kkey is None:
+            self._kkey = self._kernel_key()
+        return self._kkey
+
+    def _kernel_key(self) -> bytes:
         k = self.m.k
         h = hashlib.blake2b(digest_size=16)
         for arr in (*k.mem_map.arrays().values(), *k.pc.arrays().values(), k.swap.swap_map,
@@ -435,8 +459,7 @@ class _Run:
         for mm in k.mms.values():
             for vma in mm.vmas:
                 h.update(vma.pte.view(np.ndarray).tobytes())
-        h.update(repr((sorted(_objects(k).items(), key=repr),
-                       sorted(k.locks.held.items()))).encode())
+        h.update(repr(sorted(_objects(k).items(), key=repr)).encode())
         return h.digest()
 
     def fingerprint(self) -> bytes:
@@ -455,11 +478,19 @@ def _lockname(lk: tuple) -> str:
     return names.get(kind, kind + " {}").format(*rest)
 
 
-def _problem(run: _Run, quiescent: bool) -> str | None:
+def _problem(run: _Run, quiescent: bool, cache: dict | None = None) -> str | None:
+    """The checker's verdict; with cache, remembered per kernel state (the checker reads
+    nothing else), so a state reached again with the paths elsewhere is not checked twice."""
+    key = None
+    if cache is not None and not quiescent:
+        key = run.kernel_key()
+        if key in cache:
+            return cache[key]
     v = check(run.m.k, quiescent=quiescent)
-    if not v:
-        return None
-    return "; ".join(f"[{x.invariant}] {x.message}" for x in v[:4])
+    problem = "; ".join(f"[{x.invariant}] {x.message}" for x in v[:4]) if v else None
+    if key is not None:
+        cache[key] = problem
+    return problem
 
 
 def _terminal_problem(run: _Run) -> str | None:
@@ -543,6 +574,7 @@ def explore(race: RaceSet, inject=(), max_states: int = 200000, por: bool = True
     inject = frozenset(inject)
     out = Outcome(race.name)
     seen: dict[bytes, frozenset] = {}
+    checked: dict[bytes, str | None] = {}
 
     class _Stop(Exception):
         pass
@@ -560,7 +592,8 @@ def explore(race: RaceSet, inject=(), max_states: int = 200000, por: bool = True
                 out.truncated = True
                 raise _Stop
             out.states += 1
-            problem = _terminal_problem(run) if not enabled else _problem(run, False)
+            problem = (_terminal_problem(run) if not enabled
+                       else _problem(run, False, checked))
             if problem:
                 fail(run, problem)
             seen[key] = frozenset(sleep)
