@@ -291,6 +291,13 @@ def _p_shmem_read(m, ctx, task, file, index=0):
     return t, _shmem_read(m.k, m.file(file), index, t.node)
 
 
+def _p_read(m, ctx, task, file, index=0, pages=1):
+    from .mm.filemap import do_generic_file_read
+
+    t = _task(m, ctx, task)
+    return t, do_generic_file_read(m.k, m.file(file), index, pages, t.node)
+
+
 def _p_hugetlb_add(m, ctx, file, index=0, node=0, task=None):
     from .mm.hugetlb import hugetlb_add_page
 
@@ -326,6 +333,8 @@ PATHS: dict[str, PathSpec] = {
     "shmem_read": PathSpec(_p_shmem_read, "shmem_getpage of a tmpfs page (swapin, "
                            "shmem_replace_page when the file asks for another node)",
                            ("task", "file"), ("index",)),
+    "read": PathSpec(_p_read, "read(2): page cache insertion (charged to the reader) of "
+                     "what is not cached", ("task", "file"), ("index", "pages")),
     "hugetlb_add": PathSpec(_p_hugetlb_add, "a hugetlbfs fault's page cache insertion of a "
                             "new huge page", ("file",), ("index", "node", "task")),
     "hugetlb_truncate": PathSpec(_p_hugetlb_truncate, "truncate a hugetlbfs file",
@@ -438,6 +447,22 @@ def _thp_limit_setup(m: Machine) -> dict:
     return ctx
 
 
+_READ = [("mkdir", {"path": "/a"}), ("spawn", {"task": "T", "cgroup": "/a"}),
+         ("create", {"file": "/data/f"}), ("write", {"task": "T", "file": "/data/f", "pages": 1}),
+         ("sync", {}), ("reclaim_file", {"file": "/data/f"})]
+
+_ANON_ATTACH = [("mkdir", {"path": "/a"}), ("mkdir", {"path": "/b"}),
+                ("set", {"cgroup": "/b", "file": "memory.move_charge_at_immigrate",
+                         "value": 3}),
+                ("spawn", {"task": "T", "cgroup": "/a"}),
+                ("mmap_anon", {"task": "T", "pages": 2, "name": "v"}),
+                ("touch", {"task": "T", "vma": "v", "pages": 1})]
+
+_SHARED_SWAP = [("mkdir", {"path": "/a"}), ("spawn", {"task": "T", "cgroup": "/a"}),
+                ("mmap_anon", {"task": "T", "pages": 1, "name": "v"}),
+                ("touch", {"task": "T", "vma": "v"}), ("reclaim_range", {"vma": "v"}),
+                ("fork", {"task": "T", "child": "C"})]
+
 _SWAP = {"memory_pages": 1024, "swap_pages": 16}
 _NUMA = {"memory_pages": 1024, "nodes": 2}
 
@@ -510,6 +535,19 @@ RACE_SETS = {r.name: r for r in (
              "not a race)", _thp_limit_setup,
              [("thp-fault", "fault", {"task": "T", "vma": "big", "write": True})],
              {"memory_pages": 1024, "profile": "6.1", "cgroup": "v2", "thp": True}),
+    race_set("read-vs-truncate", "read(2) brings a page back into the cache (charge, "
+             "insertion under the page lock and tree_lock) while the file is truncated", _READ,
+             [("read", "read", {"task": "T", "file": "/data/f"}),
+              ("truncate", "truncate", {"file": "/data/f"})], {"memory_pages": 1024}),
+    race_set("anon-fault-vs-charge-move", "a page fault commits a new anonymous page under "
+             "the page-table lock while the task moves to a memcg that takes its charges",
+             _ANON_ATTACH,
+             [("fault", "fault", {"task": "T", "vma": "v", "offset": 1, "write": True}),
+              ("attach", "attach", {"task": "T", "cgroup": "/b"})], {"memory_pages": 1024}),
+    race_set("swapin-vs-swapin", "parent and forked child fault the same swapped-out page: "
+             "one reads it in, both commit (the second finds it charged)", _SHARED_SWAP,
+             [("parent", "fault", {"task": "T", "vma": "v"}),
+              ("child", "fault", {"task": "C", "vma": "C:v"})], _SWAP),
     race_set("migrate-vs-truncate-vs-reclaim", "three paths on one mapped page-cache page: "
              "migration, truncation and reclaim", _FILE_PAGE,
              [("migrate", "migrate", {"page": _F0, "task": "T"}),
