@@ -180,3 +180,37 @@ def test_split_of_an_unmapped_thp_frees_its_tails():
     assert m.usage("/a") == 1 and m.stat("/a")["rss"] == 4096
     put_page(m.k, head)
     assert m.usage("/a") == 0 and m.check() == []
+
+
+def test_a_binding_changed_without_its_protection_breaks_the_locking_rule():
+    """Spec 4.1: moving a page's charge under nothing but its isolation (no trylock_page, as
+    charge moving did before page cache replacement needed excluding) is reported."""
+    from memcgsim.explore import RaceSet
+    from memcgsim.mm.locking import Step
+    from memcgsim.mm.memcontrol import mem_cgroup_move_account
+    from memcgsim.mm.vmscan import isolate_lru_page, putback_lru_page
+    from memcgsim.races import run_setup
+
+    def setup(m):
+        ctx = run_setup(m, [("mkdir", {"path": "/a"}), ("mkdir", {"path": "/b"}),
+                            ("spawn", {"task": "T", "cgroup": "/a"}),
+                            ("mmap_anon", {"task": "T", "pages": 1, "name": "v"}),
+                            ("touch", {"task": "T", "vma": "v"})])
+        ctx["pfn"] = m.pfn_of(ctx["vmas"]["v"], 0)
+        return ctx
+
+    def careless_move(k, pfn, a, b):
+        yield Step("isolate")
+        isolate_lru_page(k, pfn)
+        mem_cgroup_move_account(k, pfn, 1, a, b)
+        putback_lru_page(k, pfn)
+        yield Step("putback")
+
+    race = RaceSet("careless", "", setup, (
+        ("move", lambda m, ctx: (None, careless_move(m.k, ctx["pfn"], m.memcg("/a"),
+                                                      m.memcg("/b")))),), {"memory_pages": 512})
+    out = explore(race)
+    assert out.violation == ("LockingRuleBroken: pfn 0x0: page_cgroup changed by move without "
+                             "its page lock, a page-table lock or the lru_lock, with "
+                             "references left (spec 4.1)")
+    assert out.counterexample == ["1. move #1: isolate", "2. move #2: putback"]

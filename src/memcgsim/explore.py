@@ -57,9 +57,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .checker import check
-from .errors import Deadlock, MemcgsimError
+from .errors import Deadlock, MemcgsimError, ModelBug
 from .machine import Machine
 from .mm.locking import Lock, Step, TryLock, Unlock
+
+
+class LockingRuleBroken(ModelBug):
+    """A step changed what protects a page's memcg binding without holding the protection."""
 
 
 @dataclass(frozen=True)
@@ -365,14 +369,24 @@ class _Run:
         return [i for i, d in enumerate(self.done) if not d and (
             self.pending[i] is None or not locks.is_held(self.pending[i].lock))]
 
-    def step(self, i: int, footprint: bool = False):
-        """Run path i to its next lock operation (applying it) or to its end; with footprint,
-        return what the step read and wrote."""
+    def step(self, i: int, footprint: bool = False, fresh: bool = False):
+        """Run path i to its next lock operation (applying it) or to its end. A fresh step
+        (not a replay) is held to the locking rules; with footprint, return what it read and
+        wrote."""
         k = self.m.k
         self._kkey = None
         fp = _Footprint()
-        if not footprint:                   # a replay: the footprint is known already
+        if not (footprint or fresh):        # a replay: already checked, footprint known
             self.log.append((i, self._step(i, fp)))
+            return None
+        pc_before = (k.pc.flags.view(np.ndarray).copy(), k.pc.memcg.view(np.ndarray).copy(),
+                     k.mem_map.refcount.view(np.ndarray).copy())
+        held = set(k.locks.held_by(i + 1))
+        if self.pending[i] is not None:
+            held.add(self.pending[i].lock)
+        if not footprint:
+            self.log.append((i, self._step(i, fp)))
+            self._locking_rules(i, pc_before, held)
             return None
         before = _objects(k)
         _Footprint.active = fp
@@ -381,12 +395,39 @@ class _Run:
         finally:
             _Footprint.active = None
         self.log.append((i, what))
+        self._locking_rules(i, pc_before, held)
         _track(k)                       # a page cache index that grew is a new array
         after = _objects(k)
         for key in before.keys() | after.keys():
             if before.get(key) != after.get(key):
                 fp.writes.add((key, None))
         return fp.freeze()
+
+    def _locking_rules(self, i: int, before, held: set) -> None:
+        """Spec 4.1: a page's page_cgroup changes only under what protects the page: its
+        page lock (page cache, swapin, migration, replacement, charge moving), the page-table
+        lock (a fresh anonymous page's commit), the lru_lock (THP split, lrucare), or with no
+        reference left (uncharge at the final put, swapout with frozen references)."""
+        k = self.m.k
+        flags0, memcg0, ref0 = before
+        flags1 = k.pc.flags.view(np.ndarray)
+        # the memcg pointer of an uncharged page may be pointed at root by
+        # mem_cgroup_page_lruvec (under the lru_lock, which the model's LRU add does not
+        # yield for): only a change that involves a charged page counts
+        changed = np.flatnonzero((flags1 != flags0) | (
+            (k.pc.memcg.view(np.ndarray) != memcg0) & ((flags0 | flags1) != 0)))
+        if not len(changed):
+            return
+        held = held | set(k.locks.held_by(i + 1))
+        if any(lk[0] in ("ptl", "lru") for lk in held):
+            return
+        ref1 = k.mem_map.refcount.view(np.ndarray)
+        for pfn in changed.tolist():
+            if ("page", pfn) in held or ref0[pfn] == 0 or ref1[pfn] == 0:
+                continue
+            raise LockingRuleBroken(
+                f"pfn {pfn:#x}: page_cgroup changed by {self.labels[i]} without its page "
+                "lock, a page-table lock or the lru_lock, with references left (spec 4.1)")
 
     def _step(self, i: int, fp: _Footprint) -> str:
         k = self.m.k
@@ -610,7 +651,7 @@ def explore(race: RaceSet, inject=(), max_states: int = 200000, por: bool = True
             child = run if n == 0 else _replay(race, inject, prefix, snap)
             out.transitions += 1
             try:
-                foot = child.step(t, footprint=por)
+                foot = child.step(t, footprint=por, fresh=True)
             except MemcgsimError as e:
                 fail(child, _error(e))
             if por:
@@ -650,7 +691,7 @@ def shortest_counterexample(race: RaceSet, inject, kind: str, limit: int) -> Out
         try:
             run = _replay(race, inject, prefix[:-1], snap)
             if prefix:
-                run.step(prefix[-1])
+                run.step(prefix[-1], fresh=True)
         except MemcgsimError as e:
             problem = _error(e)
             if _kind(problem) == kind:
@@ -701,7 +742,7 @@ def explore_random(race: RaceSet, walks: int, seed: int = 0, inject=()) -> Outco
                     problem = _terminal_problem(run)
                     out.finals.add(run.machine_key())
                     break
-                run.step(rng.choice(enabled))
+                run.step(rng.choice(enabled), fresh=True)
                 out.transitions += 1
                 problem = _problem(run, quiescent=False)
                 if problem:
