@@ -1,60 +1,216 @@
-"""The interleaving explorer: the correct model passes every race set, and each bug put back
-is found with its counterexample."""
+"""The interleaving explorer: the correct model passes every race set, each bug put back is
+found with its counterexample, and the partial-order reduction changes nothing it finds."""
 
 import pytest
 
 from memcgsim.cli import main
-from memcgsim.explore import INJECTIONS, RACE_SETS, explore
+from memcgsim.errors import VMBugOnPage
+from memcgsim.explore import explore, explore_random, independent
+from memcgsim.races import INJECTIONS, RACE_SETS
 
 
 @pytest.mark.parametrize("name", sorted(RACE_SETS))
 def test_every_race_set_is_clean(name):
     out = explore(RACE_SETS[name])
     assert out.violation is None, "\n".join([out.violation] + out.counterexample)
-    assert out.schedules > 1 and out.states > out.schedules
+    assert not out.truncated and out.schedules >= 1 and out.finals
+    assert out.states > 1
+
+
+def test_race_sets_of_three_and_four_paths():
+    sizes = {name: len(r.paths) for name, r in RACE_SETS.items()}
+    assert sizes["migrate-vs-truncate-vs-reclaim"] == 3
+    assert sizes["writeback-migrate-reclaim-munmap"] == 4
+
+
+@pytest.mark.parametrize("name", sorted(RACE_SETS))
+def test_reduction_reaches_the_same_final_states_with_fewer_steps(name):
+    full = explore(RACE_SETS[name], por=False)
+    reduced = explore(RACE_SETS[name], por=True)
+    assert reduced.finals == full.finals
+    assert reduced.transitions <= full.transitions
+
+
+def test_reduction_visits_fewer_schedules_on_the_larger_sets():
+    for name in ("migrate-vs-truncate-vs-reclaim", "writeback-migrate-reclaim-munmap",
+                 "reclaim-vs-truncate", "swapin-vs-reclaim"):
+        full = explore(RACE_SETS[name], por=False)
+        reduced = explore(RACE_SETS[name])
+        assert reduced.transitions < full.transitions, name
+        assert reduced.schedules <= full.schedules, name
 
 
 @pytest.mark.parametrize("bug,expected", [
     ("B1", "[stats] /a writeback 1 but 0 pages"),
     ("B2", "[underflow] /a stat mapped_file = -1"),
-    ("B4", "VM_BUG_ON_PAGE(!lrucare && PageLRU(oldpage))"),
-    ("MEMSW-NOACCT", "PCG_MEMSW set with swap accounting off"),
+    ("B3", "[flags] pfn 0x0: PCG_USED without PCG_MEM"),
+    ("B4", "VMBugOnPage: VM_BUG_ON_PAGE(!lrucare && PageLRU(oldpage))"),
+    ("B5", "VMBugOnPage: VM_BUG_ON_PAGE(!lrucare && PageLRU(oldpage))"),
+    ("B7", "[warn:bad_page] BUG: Bad page state: pfn 0x0: cgroup check failed"),
+    ("B8", "[oom-order] /a: OOM invoked for a charge of 512 pages (a costly order)"),
+    ("MEMSW-NOACCT", "[flags] pfn 0x0: PCG_MEMSW set with swap accounting off"),
 ])
-def test_each_injected_bug_is_found(bug, expected):
-    out = explore(RACE_SETS[INJECTIONS[bug][1]], inject=[bug])
-    assert out.violation is not None and expected in out.violation
-    assert out.counterexample and out.counterexample[0][:3] in ("0. ", "1. ")
+def test_each_injected_bug_is_found_with_and_without_reduction(bug, expected):
+    race = RACE_SETS[INJECTIONS[bug][1]]
+    for por in (True, False):
+        out = explore(race, inject=[bug], por=por)
+        assert out.violation is not None and out.violation.startswith(expected), out.violation
+        assert out.counterexample and out.counterexample[0][:3] in ("0. ", "1. ")
+
+
+def test_counterexample_is_numbered_per_path_and_shows_the_pages():
+    out = explore(RACE_SETS["replace-page-cache-vs-reclaim"], inject=["B4"])
+    assert out.counterexample == [
+        "1. splice  #1: takes page lock of pfn 1",
+        "2. splice  #2: takes tree_lock of mapping 4",
+        "3. splice  #3: releases tree_lock of mapping 4",
+        "4. splice  #4: takes page lock of pfn 0",
+        "5. splice  #5: takes tree_lock of mapping 3",
+        "6. splice  #6: releases tree_lock of mapping 3",
+    ]
+    assert out.pages[0].splitlines() == [
+        "page pfn:0x0 node:0 count:2 mapcount:0 mapping:0 index:0x0 private:0",
+        "flags: locked|referenced|lru",
+        "page_cgroup: flags USED|MEM|MEMSW mem_cgroup /a",
+        "lru: inactive_file of lruvec /a node 0",
+    ]
+
+
+def test_counterexample_is_the_shortest():
+    """Depth first finds B2 on a longer schedule; the breadth-first pass shortens it to the
+    seven steps that lose the count: the migration's re-map before its charge, then the
+    truncation's unmap."""
+    long = explore(RACE_SETS["migrate-vs-truncate"], inject=["B2"], minimize=False)
+    short = explore(RACE_SETS["migrate-vs-truncate"], inject=["B2"])
+    assert len(short.schedule) == 7 < len(long.schedule)
+    assert short.schedule == [0, 0, 0, 0, 0, 1, 1]
 
 
 def test_b1_is_an_interleaving():
     """The writeback statistic is lost only when the migration runs between the end of
     writeback's flag clear and its statistic update."""
     out = explore(RACE_SETS["writeback-vs-migrate"], inject=["B1"])
-    paths = [line.split(". ", 1)[1].split(":")[0] for line in out.counterexample]
-    assert paths[0] == "end-writeback" and "migrate" in paths[1:paths.index("end-writeback", 1)]
+    wb, mig = 0, 1
+    s = out.schedule
+    assert s[0] == wb and mig in s[1:s.index(wb, 1)]
+    assert out.counterexample[0].startswith("1. end-writeback #1: TestClearPageWriteback")
+
+
+def test_b3_the_second_migration_hits_the_vm_bug_on():
+    """With B3 the old page keeps PCG_USED without PCG_MEM (the checker's flag invariant);
+    a second migration of it, taken from the LRU in the first one's putback window, then
+    trips VM_BUG_ON(!PCG_MEM)."""
+    from memcgsim.explore import _replay
+
+    race = RACE_SETS["migrate-vs-migrate"]
+    first = [0] * 7                            # migrate-1 up to its putback window
+    run = _replay(race, frozenset(["B3"]), first + [1])       # migrate-2 isolates the page
+    assert run.log[-2][1] == "putback_lru_page: on the LRU, isolation reference still held"
+    run.step(0)                                # migrate-1 drops its isolation reference
+    with pytest.raises(VMBugOnPage, match=r"!\(pc->flags & PCG_MEM\)"):
+        for _ in range(10):
+            run.step(1)
+    clean = _replay(race, frozenset(), first + [1, 0])
+    while 1 in clean.enabled():
+        clean.step(1)
+    assert clean.done[1] and clean.log[-1] == (1, "returns 0")   # migrated, nothing moved
+
+
+def test_independence_rule():
+    page = ("page", 5)
+    other = ("page", 6)
+    read5 = (frozenset({page}), frozenset())
+    write5 = (frozenset(), frozenset({page}))
+    write6 = (frozenset(), frozenset({other}))
+    write_all = (frozenset(), frozenset({("page", None)}))
+    assert independent(read5, read5)
+    assert not independent(read5, write5)
+    assert independent(write5, write6)
+    assert not independent(write_all, read5)
 
 
 def test_explore_command(capsys):
     assert main(["explore", "migrate-vs-munmap"]) == 0
-    assert "migrate-vs-munmap: 31 states, 5 complete schedules" in capsys.readouterr().out
-    assert main(["explore", "--inject", "B4"]) == 1
     out = capsys.readouterr().out
-    assert out.startswith("replace-page-cache-vs-reclaim: ") and "violation:" in out
+    assert out.startswith("migrate-vs-munmap: 40 states, 6 complete schedules, 50 steps, ")
+    assert main(["explore", "--inject", "B3"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("migrate-vs-migrate: ") and "violation: [flags]" in out
+    assert "  1. migrate-1 #1: trylock page lock of pfn 0: taken" in out
+    assert "  pages:" in out and "page_cgroup: flags USED mem_cgroup /a" in out
     assert main(["explore", "nope"]) == 2
     assert "unknown race set or bug: nope" in capsys.readouterr().err
     assert main(["explore", "--list"]) == 0
-    assert "--inject B2" in capsys.readouterr().out
+    listing = capsys.readouterr().out
+    assert "--inject B2" in listing and "--inject B8" in listing
+    assert "path migrate " in listing
 
 
 def test_random_walks_are_seeded_and_find_injected_bugs(capsys):
-    from memcgsim.explore import explore_random
-
     a = explore_random(RACE_SETS["swapin-vs-reclaim"], 20, seed=3)
     b = explore_random(RACE_SETS["swapin-vs-reclaim"], 20, seed=3)
-    assert a.violation is None and (a.schedules, a.states) == (b.schedules, b.states) == (
-        20, a.states) and a.states > 20
+    assert a.violation is None and a.schedules == b.schedules == 20
+    assert a.transitions == b.transitions and a.finals == b.finals
+    assert a.transitions > 20
     bad = explore_random(RACE_SETS["replace-page-cache-vs-reclaim"], 20, seed=1,
                          inject=["B4"])
     assert "!lrucare && PageLRU(oldpage)" in bad.violation
     assert main(["explore", "--random", "5", "--seed", "2", "reclaim-vs-munmap"]) == 0
     assert "reclaim-vs-munmap: " in capsys.readouterr().out
+
+
+def test_split_of_an_unmapped_thp_frees_its_tails():
+    """The tails get a reference each besides their mappings, dropped after the split: a THP
+    unmapped while a split held it leaves no page on an LRU list without a reference (found
+    by thp-split-vs-munmap)."""
+    from memcgsim.machine import Machine
+    from memcgsim.mm.huge_memory import split_huge_page
+    from memcgsim.mm.swap import get_page, put_page
+
+    m = Machine(1024, thp=True, vectorized=False)
+    m.mkdir("/a")
+    t = m.spawn("T", "/a")
+    vma = m.mmap_anon(t, 512)
+    m.touch(t, vma, 0, 1)
+    head = m.pfn_of(vma, 0)
+    assert m.stat("/a")["rss_huge"] == 512 * 4096
+    get_page(m.k, head)
+    m.munmap(t, vma)
+    m.k.run(split_huge_page(m.k, head))
+    assert m.usage("/a") == 1 and m.stat("/a")["rss"] == 4096
+    put_page(m.k, head)
+    assert m.usage("/a") == 0 and m.check() == []
+
+
+def test_a_binding_changed_without_its_protection_breaks_the_locking_rule():
+    """Spec 4.1: moving a page's charge under nothing but its isolation (no trylock_page, as
+    charge moving did before page cache replacement needed excluding) is reported."""
+    from memcgsim.explore import RaceSet
+    from memcgsim.mm.locking import Step
+    from memcgsim.mm.memcontrol import mem_cgroup_move_account
+    from memcgsim.mm.vmscan import isolate_lru_page, putback_lru_page
+    from memcgsim.races import run_setup
+
+    def setup(m):
+        ctx = run_setup(m, [("mkdir", {"path": "/a"}), ("mkdir", {"path": "/b"}),
+                            ("spawn", {"task": "T", "cgroup": "/a"}),
+                            ("mmap_anon", {"task": "T", "pages": 1, "name": "v"}),
+                            ("touch", {"task": "T", "vma": "v"})])
+        ctx["pfn"] = m.pfn_of(ctx["vmas"]["v"], 0)
+        return ctx
+
+    def careless_move(k, pfn, a, b):
+        yield Step("isolate")
+        isolate_lru_page(k, pfn)
+        mem_cgroup_move_account(k, pfn, 1, a, b)
+        putback_lru_page(k, pfn)
+        yield Step("putback")
+
+    race = RaceSet("careless", "", setup, (
+        ("move", lambda m, ctx: (None, careless_move(m.k, ctx["pfn"], m.memcg("/a"),
+                                                      m.memcg("/b")))),), {"memory_pages": 512})
+    out = explore(race)
+    assert out.violation == ("LockingRuleBroken: pfn 0x0: page_cgroup changed by move without "
+                             "its page lock, a page-table lock or the lru_lock, with "
+                             "references left (spec 4.1)")
+    assert out.counterexample == ["1. move #1: isolate", "2. move #2: putback"]

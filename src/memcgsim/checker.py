@@ -42,6 +42,7 @@ from .mm.mm_types import (
     PG_anon,
     PG_buddy,
     PG_head,
+    PG_locked,
     PG_lru,
     PG_swapcache,
     PG_tail,
@@ -104,6 +105,17 @@ class _Sums:
         self.tx = np.zeros(self.n, dtype=np.int64)
         for memcg_id, pages in k.inflight.items():
             self.tx[memcg_id] += pages
+        #: a charge move under way (spec 7, MC terms): `to` holds its unused precharge and,
+        #: for moved swap records, res; `from` keeps res and memsw of the moved pages and
+        #: memsw of the moved records until mem_cgroup_clear_mc settles them
+        self.mc_res = np.zeros(self.n, dtype=np.int64)
+        self.mc_memsw = np.zeros(self.n, dtype=np.int64)
+        mc = k.mc
+        if mc is not None:
+            self.mc_res[mc.to.id] += mc.precharge + mc.moved_swap
+            self.mc_memsw[mc.to.id] += mc.precharge
+            self.mc_res[mc.from_.id] += mc.moved_charge
+            self.mc_memsw[mc.from_.id] += mc.moved_charge + mc.moved_swap
         #: kernel memory charged to each memcg itself (6.x: page tables, stacks, task slab)
         self.kmem = np.zeros(self.n, dtype=np.int64)
         for m in k.memcg_by_id.values():
@@ -122,14 +134,16 @@ def inv_counter_tree(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
             # root is never charged itself; it holds only kernel memory reparented to it
             local_res = local_memsw = s.kmem[m.id]
         else:
-            local_res = s.pmem[m.id] + s.stock[m.id] + s.tx[m.id] + s.kmem[m.id]
+            local_res = (s.pmem[m.id] + s.stock[m.id] + s.tx[m.id] + s.kmem[m.id]
+                         + s.mc_res[m.id])
             local_memsw = (s.pmsw[m.id] + s.rec[m.id] + s.stock[m.id] + s.tx[m.id]
-                           + s.kmem[m.id])
+                           + s.kmem[m.id] + s.mc_memsw[m.id])
         want = local_res + sum(c.res.usage for c in kids)
         if m.res.usage != want:
             yield Violation("counter-tree", f"{m.name} res.usage {m.res.usage} != {want} (pages "
                             f"{s.pmem[m.id]} + stock {s.stock[m.id]} + in-flight {s.tx[m.id]} "
-                            f"+ children {[c.name for c in kids]})")
+                            f"+ charge move {s.mc_res[m.id]} + children "
+                            f"{[c.name for c in kids]})")
         if k.do_swap_account:
             want = local_memsw + sum(c.memsw.usage for c in kids)
             if m.memsw.usage != want:
@@ -214,6 +228,10 @@ def inv_flags(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
     if len(swc):
         slots = mm.private[swc]
         wrong = (slots <= 0) | (k.swap.cache[np.clip(slots, 0, None)] != swc)
+        if not quiescent:
+            # shmem_replace_page puts the new page in the slot under the tree lock and clears
+            # the old page's PageSwapCache after, under the old page's lock
+            wrong &= (f[swc] & PG_locked) == 0
         yield from bad(np.isin(np.arange(len(f)), swc[wrong]), "swap cache entry mismatch")
 
 
@@ -338,8 +356,19 @@ def inv_stats(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
                                 f"{m.stat[idx]} but {int(real[m.id])} pages")
 
 
+def inv_oom_order(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
+    """Bug B8's check: no memcg OOM for a charge of a costly order, where the kernel's OOM
+    path declines those (get_order of the charge's bytes is above PAGE_ALLOC_COSTLY_ORDER)."""
+    if not k.profile.oom_skips_costly_order:
+        return
+    for memcg_id, nr_pages in k.oom_charges:
+        if nr_pages > k.profile.costly_order_pages:
+            yield Violation("oom-order", f"{k.memcg_by_id[memcg_id].name}: OOM invoked for a "
+                            f"charge of {nr_pages} pages (a costly order)")
+
+
 INVARIANTS = (inv_counter_tree, inv_no_underflow, inv_limits, inv_flags, inv_exactly_once,
-              inv_lru, inv_swap, inv_stats)
+              inv_lru, inv_swap, inv_stats, inv_oom_order)
 
 
 def check(k, quiescent: bool = True) -> list[Violation]:

@@ -201,11 +201,16 @@ def build_parser() -> argparse.ArgumentParser:
                     "them without names), depth first, skipping states already seen, with the "
                     "invariant checker after every step. Exit 0 when no schedule breaks "
                     "anything, 1 with the first counterexample, 2 for an unknown name.")
-    p.add_argument("races", nargs="*", metavar="RACE", help="race set names (see --list)")
+    p.add_argument("races", nargs="*", metavar="RACE",
+                   help="race set names (see --list) or race files (*.yaml, see "
+                        "docs/explore-format.md)")
     p.add_argument("--inject", action="append", default=[], metavar="BUG",
                    help="put a historical bug back (see --list); alone, runs the race set "
                         "that shows it")
-    p.add_argument("--max-states", type=int, default=20000)
+    p.add_argument("--max-states", type=int, default=200000,
+                   help="stop after this many distinct states")
+    p.add_argument("--no-por", action="store_true",
+                   help="explore without the partial-order reduction (sleep sets)")
     p.add_argument("--random", type=int, metavar="WALKS",
                    help="instead of every schedule, WALKS seeded random ones")
     p.add_argument("--seed", type=int, default=0, help="the random walks' seed")
@@ -290,38 +295,63 @@ def cmd_validate(args) -> int:
 def cmd_explore(args) -> int:
     import time
 
-    from .explore import INJECTIONS, RACE_SETS, explore, explore_random
+    from .explore import explore, explore_random
+    from .races import INJECTIONS, PATHS, RACE_SETS
 
     if args.list:
         for name, r in RACE_SETS.items():
-            print(f"{name:<32} {r.doc}")
+            print(f"{name:<34} {r.doc}")
         for bug, (why, race) in INJECTIONS.items():
-            print(f"--inject {bug:<22} {why} (race set {race})")
+            print(f"--inject {bug:<25} {why} (race set {race})")
+        for name, spec in PATHS.items():
+            print(f"path {name:<29} {spec.doc}")
         return EXIT_OK
-    unknown = [n for n in args.races if n not in RACE_SETS] + [
+    races = {}
+    for name in args.races:
+        if name.endswith((".yaml", ".yml")):
+            from .racefile import RaceFileError, load_race_file
+
+            try:
+                race = load_race_file(name)
+            except RaceFileError as e:
+                print(f"memcgsim: {e}", file=sys.stderr)
+                return EXIT_INVALID
+            races[race.name] = race
+        elif name in RACE_SETS:
+            races[name] = RACE_SETS[name]
+        else:
+            races[name] = None
+    unknown = [n for n, r in races.items() if r is None] + [
         b for b in args.inject if b not in INJECTIONS]
     if unknown:
         print(f"memcgsim: unknown race set or bug: {', '.join(unknown)} (see --list)",
               file=sys.stderr)
         return EXIT_INVALID
-    names = args.races or ([INJECTIONS[b][1] for b in args.inject] if args.inject
-                           else list(RACE_SETS))
+    if not races:
+        names = [INJECTIONS[b][1] for b in args.inject] if args.inject else list(RACE_SETS)
+        races = {n: RACE_SETS[n] for n in names}
     status = EXIT_OK
-    for name in dict.fromkeys(names):
+    for name, race in races.items():
         t0 = time.perf_counter()
         if args.random:
-            out = explore_random(RACE_SETS[name], args.random, args.seed, inject=args.inject)
+            out = explore_random(race, args.random, args.seed, inject=args.inject)
         else:
-            out = explore(RACE_SETS[name], inject=args.inject, max_states=args.max_states)
+            out = explore(race, inject=args.inject, max_states=args.max_states,
+                          por=not args.no_por)
         dt = time.perf_counter() - t0
         rate = out.states / dt if dt else 0.0
         print(f"{name}: {out.states} states, {out.schedules} complete schedules, "
-              f"{dt:.3f} s ({rate:,.0f} states/s)")
+              f"{out.transitions} steps, {dt:.3f} s ({rate:,.0f} states/s)"
+              + (" (stopped at --max-states)" if out.truncated else ""))
         if out.violation:
             status = EXIT_ERROR
             print(f"  violation: {out.violation}")
             for line in out.counterexample:
                 print(f"  {line}")
+            if out.pages:
+                print("  pages:")
+                for dump in out.pages:
+                    print("    " + dump.replace("\n", "\n    "))
     return status
 
 

@@ -1,14 +1,46 @@
 """The interleaving explorer: run a few kernel paths over their interleavings and check each
 state on the way.
 
-A race set builds a small machine and names 2 to 4 kernel paths (the generators of memcgsim.mm,
-which yield at their lock operations). One atomic step of a path runs it from one yield to the
-next; a path waiting for a lock that another holds is not enabled. The explorer walks the
-schedules depth first, rebuilding the machine and replaying the schedule for each new branch
-(generators cannot be copied), and skips a state it has seen (the machine's arrays and counters
-with how far each path has come). After every step the invariant checker runs (with the locks
-of running paths allowed), and at the end of each schedule with nothing running; a VM_BUG_ON, a
-deadlock or a violation ends the search with the schedule that caused it.
+A race set (memcgsim.races) builds a small machine and names 2 to 4 kernel paths (the
+generators of memcgsim.mm, which yield at their lock operations and named atomic steps). One
+atomic step of a path runs it from one yield to the next; a path waiting for a lock another
+holds is not enabled. The explorer walks the schedules depth first. Generators cannot be
+copied, so a new branch rebuilds the machine and replays its schedule; the first child of a
+state goes on with the run already there, so only the other siblings replay.
+
+State. A state is the machine (every per-page, per-slot, per-memcg array and counter), the lock
+table, and where each path stands: the chain of its suspended frames with their code position
+and local variables. Two schedules that reach the same state are explored once.
+
+Partial-order reduction (sleep sets). While a step runs, the explorer records its footprint:
+- the per-page arrays (mem_map, page_cgroup), the swap slot arrays (swap_map, swap cache,
+  swap_cgroup), each file's page cache index and each VMA's page table are watched element by
+  element: a read or write of one element names that page, slot, index or pte; any other use of
+  the array (a slice, a whole-array operation) names the whole array;
+- the lock it takes, tries or drops (a lock that it only waits for counts too: the wait is the
+  step's last act);
+- everything else the kernel keeps (each memcg's counters, statistics and LRU sizes, the page
+  allocator, each file's and mm's scalars and lists, the swap device's scalars, tasks'
+  memcgs, warnings) is compared before and after the step, per object: a change is a write of
+  the whole object.
+Two steps of different paths are independent when neither writes what the other reads or
+writes. Independent steps commute: running one cannot change what the other reads, so either
+order leaves the same state and each still does exactly what it did. The reads of the
+compared-by-value objects are not watched; that is sound because in the kernel's code every read
+of them happens in a step that also writes the same object (try_charge reads usage and writes
+usage or failcnt, statistics are read-modify-written, the allocator moves its cursor), or reads
+configuration that no racing path changes (limits, hierarchy, the profile). A sleeping step is
+not run again from a state reached by an independent step (Godefroid's sleep sets, combined with
+the state cache as in his thesis: a state seen before with a larger sleep set is explored again
+for the steps that were asleep then and are awake now). The test suite checks, on every
+standard race set, that the reduced search reaches exactly the final states the full one does
+and finds the same bugs.
+
+After every new state the invariant checker runs (with the locks of running paths allowed), and
+at the end of each schedule with nothing running; a VM_BUG_ON, a deadlock, a lock still held at
+a path's end or a violation ends the search. The counterexample is then made minimal: a
+breadth-first search over the same race set finds the shortest schedule that breaks the same
+invariant.
 
 Only the model's public surface is used: Machine, the mm paths, check().
 """
@@ -16,13 +48,22 @@ Only the model's public surface is used: Machine, the mm paths, check().
 from __future__ import annotations
 
 import hashlib
+import pickle
+import types
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .checker import check
-from .errors import Deadlock, MemcgsimError
+from .errors import Deadlock, MemcgsimError, ModelBug
 from .machine import Machine
 from .mm.locking import Lock, Step, TryLock, Unlock
+
+
+class LockingRuleBroken(ModelBug):
+    """A step changed what protects a page's memcg binding without holding the protection."""
 
 
 @dataclass(frozen=True)
@@ -41,94 +82,635 @@ class RaceSet:
 @dataclass
 class Outcome:
     race: str
-    schedules: int = 0
+    #: distinct states (machine, locks and every path's frames)
     states: int = 0
-    #: the failing schedule's steps, "path: what it did", numbered in order, or None
+    #: arrivals at a state where every path has ended
+    schedules: int = 0
+    #: steps run to reach new children (replays of a prefix not counted)
+    transitions: int = 0
+    #: fingerprints of the machine (and locks) at the end of the complete schedules
+    finals: set = field(default_factory=set)
+    #: the failing schedule's steps, numbered in order, or None
     counterexample: list[str] | None = None
+    #: the broken rule: "[invariant] message", "VMBugOnPage: ...", "deadlock: ..."
     violation: str | None = None
+    #: dump of each page the counterexample's steps touched, in the state that broke
+    pages: list[str] = field(default_factory=list)
+    #: the counterexample's schedule as path indices
+    schedule: list[int] | None = None
+    #: the search stopped at max_states before covering every schedule
+    truncated: bool = False
+
+
+# ------------------------------------------------------------------------------------------
+# footprints
+
+
+class _Tracked(np.ndarray):
+    """A view of a kernel array that reports which elements a step reads and writes."""
+
+    _key = None
+
+    def __array_finalize__(self, obj):
+        self._key = getattr(obj, "_key", None)
+
+    def __getitem__(self, idx):
+        fp = _Footprint.active
+        if fp is not None:
+            fp.note(fp.reads, self._key, idx)
+        return np.ndarray.__getitem__(self.view(np.ndarray), idx)
+
+    def __setitem__(self, idx, value):
+        fp = _Footprint.active
+        if fp is not None:
+            fp.note(fp.writes, self._key, idx)
+        np.ndarray.__setitem__(self.view(np.ndarray), idx, value)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        fp = _Footprint.active
+        plain = []
+        for x in inputs:
+            if isinstance(x, _Tracked):
+                if fp is not None:
+                    fp.note(fp.reads, x._key, None)
+                x = x.view(np.ndarray)
+            plain.append(x)
+        out = kwargs.get("out")
+        if out:
+            outs = []
+            for x in out:
+                if isinstance(x, _Tracked):
+                    if fp is not None:
+                        fp.note(fp.writes, x._key, None)
+                    x = x.view(np.ndarray)
+                outs.append(x)
+            kwargs["out"] = tuple(outs)
+        return getattr(ufunc, method)(*plain, **kwargs)
+
+    def __array_function__(self, func, types_, args, kwargs):
+        fp = _Footprint.active
+        if fp is not None:
+            fp.note(fp.writes, self._key, None)     # unknown use: the whole array, both ways
+        args = tuple(a.view(np.ndarray) if isinstance(a, _Tracked) else a for a in args)
+        return func(*args, **kwargs)
+
+    def _whole(self, name, *a, **kw):
+        fp = _Footprint.active
+        if fp is not None:
+            fp.note(fp.reads, self._key, None)
+        return getattr(self.view(np.ndarray), name)(*a, **kw)
+
+    def nonzero(self):
+        return self._whole("nonzero")
+
+    def any(self, *a, **kw):
+        return self._whole("any", *a, **kw)
+
+    def all(self, *a, **kw):
+        return self._whole("all", *a, **kw)
+
+    def sum(self, *a, **kw):
+        return self._whole("sum", *a, **kw)
+
+    def copy(self, *a, **kw):
+        return self._whole("copy", *a, **kw)
+
+    def tolist(self):
+        return self._whole("tolist")
+
+    def astype(self, *a, **kw):
+        return self._whole("astype", *a, **kw)
+
+
+class _Footprint:
+    """What one step read and wrote: sets of (object, element) with element None = all."""
+
+    active: _Footprint | None = None
+    __slots__ = ("reads", "writes")
+
+    def __init__(self):
+        self.reads: set = set()
+        self.writes: set = set()
+
+    @staticmethod
+    def note(into: set, key, idx) -> None:
+        if idx is None or not isinstance(idx, (int, np.integer)):
+            into.add((key, None))
+        else:
+            into.add((key, int(idx)))
+
+    def freeze(self) -> tuple[frozenset, frozenset]:
+        return frozenset(self.reads), frozenset(self.writes)
+
+
+def _overlap(a: frozenset, b: frozenset) -> bool:
+    if a.isdisjoint(b):
+        whole_a = {k for k, i in a if i is None}
+        whole_b = {k for k, i in b if i is None}
+        if not whole_a and not whole_b:
+            return False
+        return any(k in whole_b for k, _ in a) or any(k in whole_a for k, _ in b)
+    return True
+
+
+def independent(f: tuple, g: tuple) -> bool:
+    """Two steps commute: neither writes what the other reads or writes."""
+    (rf, wf), (rg, wg) = f, g
+    return not (_overlap(wf, wg) or _overlap(wf, rg) or _overlap(wg, rf))
+
+
+def _track(k) -> None:
+    """Put watched views in place of the kernel's per-element arrays."""
+    for obj, names, key in ((k.mem_map, [n for n, _ in k.mem_map.FIELDS], "page"),
+                            (k.pc, ["flags", "memcg"], "page"),
+                            (k.swap, ["swap_map", "cache"], "slot"),
+                            (k.swap_cgroup, ["id"], "slot")):
+        for n in names:
+            arr = getattr(obj, n)
+            if not isinstance(arr, _Tracked):
+                v = arr.view(_Tracked)
+                v._key = key
+                setattr(obj, n, v)
+    for mapping in (*k.mappings.values(), k.swapper_space):
+        if not isinstance(mapping.i_pages, _Tracked):
+            v = mapping.i_pages.view(_Tracked)
+            v._key = ("i_pages", mapping.id)
+            mapping.i_pages = v
+    for mm in k.mms.values():
+        for vma in mm.vmas:
+            if not isinstance(vma.pte, _Tracked):
+                v = vma.pte.view(_Tracked)
+                v._key = ("pte", mm.id, vma.start)
+                vma.pte = v
+
+
+def _objects(k) -> dict:
+    """The state compared by value before and after a step, per object."""
+    objs = {}
+    for m in k.memcg_by_id.values():
+        objs[("memcg", m.id)] = (
+            m.res.usage, m.res.failcnt, m.memsw.usage, m.memsw.failcnt, m.kmem.usage,
+            tuple(m.stat), tuple(m.events), m.nr_page_events, m.swap_css_refs, m.under_oom,
+            tuple(tuple(lv.lru_size) for lv in m.lruvecs), k.inflight.get(m.id, 0),
+            tuple(m.memory_events.values()), tuple(m.vm_events.items()),
+            None if m.swap is None else m.swap.usage)
+    fa = k.free_area
+    objs["free_area"] = (tuple(fa.cursor), tuple(fa.nr_free), fa.block_free.tobytes())
+    objs["swapinfo"] = (k.swap.inuse_pages, k.swap.cluster_next)
+    for mapping in k.mappings.values():
+        objs[("mapping", mapping.id)] = (mapping.nrpages, mapping.size_pages, mapping.nlink,
+                                         mapping.i_count, len(mapping.i_pages),
+                                         tuple((v.mm.id, v.start) for v in mapping.i_mmap))
+    for mm in k.mms.values():
+        objs[("mm", mm.id)] = (tuple(mm.rss_stat), mm.users,
+                               tuple((v.start, v.npages) for v in mm.vmas))
+    objs["tasks"] = tuple((t.pid, t.memcg.id, t.memdie, t.fatal_signal, t.exiting, t.state,
+                           t.memcg_may_oom, None if t.memcg_oom is None else t.memcg_oom.id,
+                           t.memcg_nr_pages_over_high, t.memcg_nomem,
+                           None if t.mm is None else t.mm.id) for t in k.tasks.values())
+    for cpu, stock in enumerate(k.stocks):
+        objs[("stock", cpu)] = (None if stock.cached is None else stock.cached.id,
+                                stock.nr_pages)
+    # the LRU order stamp and the id allocators: two steps that take from them do not commute
+    objs["lru_seq"] = k._lru_seq
+    objs["ids"] = (repr(k._ids), k._obj_ids, len(k.mappings), len(k.files),
+                   tuple((i, len(av.vmas)) for i, av in k.anon_vmas.items()),
+                   tuple(k.mms), tuple(m.online for m in k.memcg_by_id.values()))
+    objs["warnings"] = (len(k.warnings), len(k.lru_tails), len(k.oom_charges))
+    mc = k.mc
+    objs["mc"] = None if mc is None else (mc.precharge, mc.moved_charge, mc.moved_swap)
+    return objs
+
+
+# ------------------------------------------------------------------------------------------
+# where a path stands
+
+
+#: kernel-wide objects a frame may hold: their state is the machine's, hashed apart
+_OPAQUE = frozenset({"Kernel", "MemMap", "PageCgroupMap", "SwapInfo", "SwapCgroup", "LockTable",
+                     "FreeArea", "Machine"})
+
+
+def _canon(v, depth: int = 0):
+    if v is None or isinstance(v, (bool, int, str, float)):
+        return v
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, (tuple, list)):
+        return tuple(_canon(x, depth) for x in v)
+    if isinstance(v, (set, frozenset)):
+        return tuple(sorted(map(repr, (_canon(x, depth) for x in v))))
+    if isinstance(v, dict):
+        return tuple(sorted((repr(a), repr(_canon(b, depth))) for a, b in v.items()))
+    if isinstance(v, np.ndarray):
+        return hashlib.blake2b(v.view(np.ndarray).tobytes(), digest_size=8).digest()
+    name = type(v).__name__
+    if name in _OPAQUE:
+        return name
+    if isinstance(v, (types.GeneratorType, Lock, TryLock, Unlock, Step)):
+        return type(v).__name__ if isinstance(v, types.GeneratorType) else repr(v)
+    if name == "Vma":
+        return ("vma", v.mm.id, v.start)
+    if name == "Task":
+        return ("task", v.pid)
+    ident = getattr(v, "id", None)
+    if isinstance(ident, int):
+        return (name, ident)
+    if depth < 1 and hasattr(v, "__dict__"):
+        return (name, tuple((a, _canon(b, depth + 1)) for a, b in sorted(vars(v).items())))
+    return name
+
+
+def _frames(gen) -> tuple:
+    """The chain of suspended frames of a path: function, position and locals of each."""
+    out = []
+    g = gen
+    while isinstance(g, types.GeneratorType):
+        f = g.gi_frame
+        if f is None:
+            break
+        out.append((f.f_code.co_name, f.f_lasti,
+                    tuple((n, _canon(x)) for n, x in f.f_locals.items())))
+        g = g.gi_yieldfrom
+    return tuple(out)
+
+
+# ------------------------------------------------------------------------------------------
+# one run
 
 
 class _Run:
     """One replay: a fresh machine, the paths started, and the steps taken so far."""
 
-    def __init__(self, race: RaceSet, inject: frozenset):
-        self.m = Machine(vectorized=False, **race.machine)
-        self.m.k.inject = inject
-        ctx = race.setup(self.m)
+    def __init__(self, race: RaceSet, inject: frozenset, snapshot: bytes | None = None):
+        self.race, self.inject = race, inject
+        if snapshot is None:
+            self.m = Machine(vectorized=False, **race.machine)
+            self.m.k.inject = inject
+            ctx = race.setup(self.m)
+        else:
+            self.m, ctx = pickle.loads(snapshot)
+        _track(self.m.k)
         self.labels = [label for label, _ in race.paths]
         started = [factory(self.m, ctx) for _, factory in race.paths]
+        _track(self.m.k)
         self.tasks = [t for t, _ in started]
         self.gens = [g for _, g in started]
         self.done = [False] * len(started)
         self.pending: list = [None] * len(started)   # a Lock not yet granted
         self.send: list = [None] * len(started)
         self.steps = [0] * len(started)
-        self.log: list[str] = []
+        #: per step taken: (path, what it did)
+        self.log: list[tuple[int, str]] = []
+        self._kkey: bytes | None = None
 
     def enabled(self) -> list[int]:
         locks = self.m.k.locks
         return [i for i, d in enumerate(self.done) if not d and (
             self.pending[i] is None or not locks.is_held(self.pending[i].lock))]
 
-    def step(self, i: int) -> None:
-        """Run path i to its next lock operation (applying it) or to its end."""
+    def step(self, i: int, footprint: bool = False, fresh: bool = False):
+        """Run path i to its next lock operation (applying it) or to its end. A fresh step
+        (not a replay) is held to the locking rules; with footprint, return what it read and
+        wrote."""
+        k = self.m.k
+        self._kkey = None
+        fp = _Footprint()
+        if not (footprint or fresh):        # a replay: already checked, footprint known
+            self.log.append((i, self._step(i, fp)))
+            return None
+        pc_before = (k.pc.flags.view(np.ndarray).copy(), k.pc.memcg.view(np.ndarray).copy(),
+                     k.mem_map.refcount.view(np.ndarray).copy())
+        held = set(k.locks.held_by(i + 1))
+        if self.pending[i] is not None:
+            held.add(self.pending[i].lock)
+        if not footprint:
+            self.log.append((i, self._step(i, fp)))
+            self._locking_rules(i, pc_before, held)
+            return None
+        before = _objects(k)
+        _Footprint.active = fp
+        try:
+            what = self._step(i, fp)
+        finally:
+            _Footprint.active = None
+        self.log.append((i, what))
+        self._locking_rules(i, pc_before, held)
+        _track(k)                       # a page cache index that grew is a new array
+        after = _objects(k)
+        for key in before.keys() | after.keys():
+            if before.get(key) != after.get(key):
+                fp.writes.add((key, None))
+        return fp.freeze()
+
+    def _locking_rules(self, i: int, before, held: set) -> None:
+        """Spec 4.1: a page's page_cgroup changes only under what protects the page: its
+        page lock (page cache, swapin, migration, replacement, charge moving), the page-table
+        lock (a fresh anonymous page's commit), the lru_lock (THP split, lrucare), or with no
+        reference left (uncharge at the final put, swapout with frozen references)."""
+        k = self.m.k
+        flags0, memcg0, ref0 = before
+        flags1 = k.pc.flags.view(np.ndarray)
+        # the memcg pointer of an uncharged page may be pointed at root by
+        # mem_cgroup_page_lruvec (under the lru_lock, which the model's LRU add does not
+        # yield for): only a change that involves a charged page counts
+        changed = np.flatnonzero((flags1 != flags0) | (
+            (k.pc.memcg.view(np.ndarray) != memcg0) & ((flags0 | flags1) != 0)))
+        if not len(changed):
+            return
+        held = held | set(k.locks.held_by(i + 1))
+        if any(lk[0] in ("ptl", "lru") for lk in held):
+            return
+        ref1 = k.mem_map.refcount.view(np.ndarray)
+        for pfn in changed.tolist():
+            if ("page", pfn) in held or ref0[pfn] == 0 or ref1[pfn] == 0:
+                continue
+            raise LockingRuleBroken(
+                f"pfn {pfn:#x}: page_cgroup changed by {self.labels[i]} without its page "
+                "lock, a page-table lock or the lru_lock, with references left (spec 4.1)")
+
+    def _step(self, i: int, fp: _Footprint) -> str:
         k = self.m.k
         locks = k.locks
         owner = i + 1
+        said = []
         if self.pending[i] is not None:
-            locks.try_acquire(self.pending[i].lock, owner)
-            self.log.append(f"{self.labels[i]}: takes {self.pending[i].lock}")
+            lk = self.pending[i].lock
+            locks.try_acquire(lk, owner)
+            fp.writes.add((("lock", lk), None))
+            said.append(f"takes {_lockname(lk)}")
             self.pending[i] = None
         saved = k.current
         k.current = self.tasks[i]
+        self.steps[i] += 1
         try:
             req = self.gens[i].send(self.send[i])
         except StopIteration as stop:
             self.done[i] = True
-            self.log.append(f"{self.labels[i]}: returns {stop.value!r}")
             leaked = locks.held_by(owner)
             if leaked:
-                raise Deadlock(f"{self.labels[i]} ended holding {leaked}") from None
-            return
+                raise Deadlock(f"{self.labels[i]} ended holding "
+                               f"{', '.join(map(_lockname, leaked))}") from None
+            said.append(f"returns {stop.value!r}")
+            return "; ".join(said)
         finally:
             k.current = saved
         self.send[i] = None
-        self.steps[i] += 1
+        if isinstance(req, (Lock, TryLock, Unlock)):
+            fp.writes.add((("lock", req.lock), None))
         if isinstance(req, Lock):
             if locks.try_acquire(req.lock, owner):
-                self.log.append(f"{self.labels[i]}: takes {req.lock}")
+                said.append(f"takes {_lockname(req.lock)}")
             else:
                 self.pending[i] = req
-                self.log.append(f"{self.labels[i]}: waits for {req.lock}")
+                said.append(f"waits for {_lockname(req.lock)}")
         elif isinstance(req, TryLock):
             got = locks.try_acquire(req.lock, owner)
             self.send[i] = got
-            self.log.append(f"{self.labels[i]}: trylock {req.lock} {'ok' if got else 'busy'}")
+            said.append(f"trylock {_lockname(req.lock)}: {'taken' if got else 'busy'}")
         elif isinstance(req, Unlock):
             locks.release(req.lock, owner)
-            self.log.append(f"{self.labels[i]}: releases {req.lock}")
+            said.append(f"releases {_lockname(req.lock)}")
         elif isinstance(req, Step):
-            self.log.append(f"{self.labels[i]}: {req.name}")
+            said.append(req.name)
+        else:
+            said.append("runs")
+        return "; ".join(said)
 
-    def fingerprint(self) -> bytes:
-        """The machine's state and how far each path has come."""
+    def machine_key(self) -> bytes:
+        """The kernel's state with the lock table."""
+        h = hashlib.blake2b(self.kernel_key(), digest_size=16)
+        h.update(repr(sorted(self.m.k.locks.held.items())).encode())
+        return h.digest()
+
+    def kernel_key(self) -> bytes:
+        """Everything the checker reads (PG_locked included, the lock table not)."""
+        if self._kkey is None:
+            self._kkey = self._kernel_key()
+        return self._kkey
+
+    def _kernel_key(self) -> bytes:
         k = self.m.k
         h = hashlib.blake2b(digest_size=16)
         for arr in (*k.mem_map.arrays().values(), *k.pc.arrays().values(), k.swap.swap_map,
-                    k.swap_cgroup.id):
-            h.update(arr.tobytes())
-        for memcg in k.memcg_by_id.values():
-            h.update(repr((memcg.res.usage, memcg.memsw.usage, memcg.stat)).encode())
-        h.update(repr((sorted(k.locks.held.items()), self.steps, self.done,
-                       [p.lock if p else None for p in self.pending])).encode())
+                    k.swap.cache, k.swap_cgroup.id):
+            h.update(arr.view(np.ndarray).tobytes())
+        for mapping in k.mappings.values():
+            h.update(mapping.i_pages.view(np.ndarray).tobytes())
+        for mm in k.mms.values():
+            for vma in mm.vmas:
+                h.update(vma.pte.view(np.ndarray).tobytes())
+        h.update(repr(sorted(_objects(k).items(), key=repr)).encode())
+        return h.digest()
+
+    def fingerprint(self) -> bytes:
+        """The machine's state and where each path stands."""
+        h = hashlib.blake2b(self.machine_key(), digest_size=16)
+        h.update(repr((self.done, [p.lock if p else None for p in self.pending], self.send,
+                       [_frames(g) for g in self.gens])).encode())
         return h.digest()
 
 
-def _violations(run: _Run, quiescent: bool) -> str | None:
+def _lockname(lk: tuple) -> str:
+    kind, *rest = lk
+    names = {"page": "page lock of pfn {}", "ptl": "page-table lock of mm {}",
+             "lru": "lru_lock of node {}", "tree": "tree_lock of mapping {}",
+             "move": "move_lock of memcg {}"}
+    return names.get(kind, kind + " {}").format(*rest)
+
+
+def _problem(run: _Run, quiescent: bool, cache: dict | None = None) -> str | None:
+    """The checker's verdict; with cache, remembered per kernel state (the checker reads
+    nothing else), so a state reached again with the paths elsewhere is not checked twice."""
+    key = None
+    if cache is not None and not quiescent:
+        key = run.kernel_key()
+        if key in cache:
+            return cache[key]
     v = check(run.m.k, quiescent=quiescent)
-    if not v:
+    problem = "; ".join(f"[{x.invariant}] {x.message}" for x in v[:4]) if v else None
+    if key is not None:
+        cache[key] = problem
+    return problem
+
+
+def _terminal_problem(run: _Run) -> str | None:
+    if not all(run.done):
+        waits = ", ".join(f"{run.labels[i]} waits for {_lockname(p.lock)}"
+                          for i, p in enumerate(run.pending) if p is not None)
+        return f"deadlock: every unfinished path waits for a lock ({waits})"
+    return _problem(run, quiescent=True)
+
+
+def _snapshot(race: RaceSet, inject: frozenset) -> bytes | None:
+    """The machine after the race's setup, pickled: loading it is cheaper than a new setup.
+    None when the setup left something that cannot be pickled (the cgroup file system's
+    handlers): each run then builds its machine anew."""
+    m = Machine(vectorized=False, **race.machine)
+    m.k.inject = inject
+    ctx = race.setup(m)
+    try:
+        return pickle.dumps((m, ctx))
+    except (pickle.PicklingError, AttributeError, TypeError):
         return None
-    return "; ".join(f"[{x.invariant}] {x.message}" for x in v[:4])
+
+
+def _replay(race: RaceSet, inject: frozenset, prefix: list[int],
+            snapshot: bytes | None = None) -> _Run:
+    run = _Run(race, inject, snapshot)
+    for i in prefix:
+        run.step(i)
+    return run
+
+
+def _error(e: MemcgsimError) -> str:
+    """A VM_BUG_ON, deadlock or other model error, on one line (page dumps come apart)."""
+    return f"{type(e).__name__}: {str(e).splitlines()[0]}"
+
+
+def _kind(problem: str) -> str:
+    """What broke, without the numbers: the invariant name or the error class."""
+    return problem.split("]", 1)[0] if problem.startswith("[") else problem.split(":", 1)[0]
+
+
+def _report(out: Outcome, run: _Run, problem: str, snapshot: bytes | None) -> None:
+    """The violation, the schedule as numbered steps, and the pages the paths changed."""
+    out.violation = problem
+    out.schedule = [i for i, _ in run.log]
+    out.counterexample = _numbered(run)
+    k = run.m.k
+    k0 = _Run(run.race, run.inject, snapshot).m.k
+    changed = np.zeros(k.nr_pages, dtype=bool)
+    for now, then in ((k.mem_map.arrays(), k0.mem_map.arrays()),
+                      (k.pc.arrays(), k0.pc.arrays())):
+        for name, arr in now.items():
+            changed |= arr.view(np.ndarray) != then[name]
+    pfns = np.flatnonzero(changed).tolist()
+    # a freed THP changes 512 pages: show the head, not its tails
+    out.pages = [k.dump_page(pfn) for pfn in pfns
+                 if not (pfn % 512 and changed[pfn - pfn % 512])][:8]
+
+
+def _numbered(run: _Run) -> list[str]:
+    if not run.log:
+        return ["0. (no path has run: the setup's own operations left this state)"]
+    width = max(len(x) for x in run.labels)
+    seen = [0] * len(run.labels)
+    lines = []
+    for n, (i, what) in enumerate(run.log):
+        seen[i] += 1
+        lines.append(f"{n + 1}. {run.labels[i]:<{width}} #{seen[i]}: {what}")
+    return lines
+
+
+# ------------------------------------------------------------------------------------------
+# searches
+
+
+def explore(race: RaceSet, inject=(), max_states: int = 200000, por: bool = True,
+            minimize: bool = True) -> Outcome:
+    """Depth first over the schedules of the race's paths, with state caching and (por)
+    sleep sets; stops at the first violation, then (minimize) looks for the shortest
+    schedule that breaks the same rule."""
+    inject = frozenset(inject)
+    out = Outcome(race.name)
+    seen: dict[bytes, frozenset] = {}
+    checked: dict[bytes, str | None] = {}
+
+    class _Stop(Exception):
+        pass
+
+    def fail(run, problem):
+        _report(out, run, problem, snap)
+        raise _Stop
+
+    def visit(run: _Run, prefix: list[int], sleep: dict) -> None:
+        enabled = run.enabled()
+        key = run.fingerprint()
+        old = seen.get(key)
+        if old is None:
+            if out.states >= max_states:
+                out.truncated = True
+                raise _Stop
+            out.states += 1
+            problem = (_terminal_problem(run) if not enabled
+                       else _problem(run, False, checked))
+            if problem:
+                fail(run, problem)
+            seen[key] = frozenset(sleep)
+            todo = [t for t in enabled if t not in sleep]
+        else:
+            todo = [t for t in enabled if t in old and t not in sleep]
+            seen[key] = old & frozenset(sleep)
+        if not enabled:
+            out.schedules += 1
+            out.finals.add(run.machine_key())
+            return
+        awake = dict(sleep)
+        for n, t in enumerate(todo):
+            child = run if n == 0 else _replay(race, inject, prefix, snap)
+            out.transitions += 1
+            try:
+                foot = child.step(t, footprint=por, fresh=True)
+            except MemcgsimError as e:
+                fail(child, _error(e))
+            if por:
+                child_sleep = {u: f for u, f in awake.items() if independent(f, foot)}
+                visit(child, [*prefix, t], child_sleep)
+                awake[t] = foot
+            else:
+                visit(child, [*prefix, t], {})
+
+    try:
+        snap = _snapshot(race, inject)
+        visit(_Run(race, inject, snap), [], {})
+    except _Stop:
+        pass
+    except MemcgsimError as e:              # the setup itself broke
+        out.violation = _error(e)
+        out.counterexample = ["0. (the race set's setup failed)"]
+    if out.violation and minimize and out.schedule:
+        shortest = shortest_counterexample(race, inject, _kind(out.violation),
+                                           len(out.schedule))
+        if shortest is not None and len(shortest.schedule) < len(out.schedule):
+            out.violation, out.schedule = shortest.violation, shortest.schedule
+            out.counterexample, out.pages = shortest.counterexample, shortest.pages
+    return out
+
+
+def shortest_counterexample(race: RaceSet, inject, kind: str, limit: int) -> Outcome | None:
+    """Breadth first (states cached): the shortest schedule, of at most limit steps, that
+    breaks the rule `kind` (an invariant name or an error class)."""
+    inject = frozenset(inject)
+    out = Outcome(race.name)
+    seen = set()
+    queue = deque([[]])
+    snap = _snapshot(race, inject)
+    while queue:
+        prefix = queue.popleft()
+        try:
+            run = _replay(race, inject, prefix[:-1], snap)
+            if prefix:
+                run.step(prefix[-1], fresh=True)
+        except MemcgsimError as e:
+            problem = _error(e)
+            if _kind(problem) == kind:
+                _report(out, run, problem, snap)
+                return out
+            continue
+        enabled = run.enabled()
+        problem = _terminal_problem(run) if not enabled else _problem(run, False)
+        if problem:
+            if _kind(problem) == kind:
+                _report(out, run, problem, snap)
+                return out
+            continue
+        key = run.fingerprint()
+        if key in seen or len(prefix) >= limit:
+            continue
+        seen.add(key)
+        queue.extend([*prefix, t] for t in enabled)
+    return None
 
 
 def explore_random(race: RaceSet, walks: int, seed: int = 0, inject=()) -> Outcome:
@@ -139,226 +721,36 @@ def explore_random(race: RaceSet, walks: int, seed: int = 0, inject=()) -> Outco
     rng = random.Random(seed)
     inject = frozenset(inject)
     out = Outcome(race.name)
+    seen = set()
+    try:
+        snap = _snapshot(race, inject)
+    except MemcgsimError as e:
+        out.violation = _error(e)
+        out.counterexample = ["0. (the race set's setup failed)"]
+        return out
     for _ in range(walks):
-        run = _Run(race, inject)
+        run = _Run(race, inject, snap)
         problem = None
         try:
             while True:
                 enabled = run.enabled()
+                key = run.fingerprint()
+                if key not in seen:
+                    seen.add(key)
+                    out.states += 1
                 if not enabled:
-                    if not all(run.done):
-                        problem = "deadlock: every unfinished path waits for a lock"
-                    else:
-                        problem = _violations(run, quiescent=True)
+                    problem = _terminal_problem(run)
+                    out.finals.add(run.machine_key())
                     break
-                run.step(rng.choice(enabled))
-                out.states += 1
-                problem = _violations(run, quiescent=False)
+                run.step(rng.choice(enabled), fresh=True)
+                out.transitions += 1
+                problem = _problem(run, quiescent=False)
                 if problem:
                     break
         except MemcgsimError as e:
-            problem = f"{type(e).__name__}: {e}"
+            problem = _error(e)
         out.schedules += 1
         if problem:
-            out.violation = problem
-            out.counterexample = [f"{n + 1}. {line}" for n, line in enumerate(run.log)] or [
-                "0. (no path has run: the setup's own operations left this state)"]
+            _report(out, run, problem, snap)
             return out
     return out
-
-
-def explore(race: RaceSet, inject=(), max_states: int = 20000) -> Outcome:
-    """Depth-first over the schedules of the race's paths; stops at the first violation."""
-    inject = frozenset(inject)
-    out = Outcome(race.name)
-    seen: set[bytes] = set()
-    stack: list[list[int]] = [[]]
-    while stack and out.states < max_states:
-        prefix = stack.pop()
-        try:
-            run = _Run(race, inject)
-            for i in prefix:
-                run.step(i)
-            problem = None
-            enabled = run.enabled()
-            if not enabled:
-                out.schedules += 1
-                if not all(run.done):
-                    problem = "deadlock: every unfinished path waits for a lock"
-                else:
-                    problem = _violations(run, quiescent=True)
-            else:
-                problem = _violations(run, quiescent=False)
-        except MemcgsimError as e:
-            problem = f"{type(e).__name__}: {e}"
-            enabled = []
-        if problem:
-            out.violation = problem
-            out.counterexample = [f"{n + 1}. {line}" for n, line in enumerate(run.log)] or [
-                "0. (no path has run: the setup's own operations left this state)"]
-            return out
-        key = run.fingerprint()
-        if key in seen:
-            continue
-        seen.add(key)
-        out.states += 1
-        for i in reversed(enabled):
-            stack.append([*prefix, i])
-    return out
-
-
-# ------------------------------------------------------------------------------------------
-# race sets
-
-
-def _file_page_setup(m: Machine) -> dict:
-    m.mkdir("/a")
-    t = m.spawn("T", "/a")
-    f = m.create("/data/f")
-    m.write(t, f.name, 1)
-    m.sync()
-    vma = m.mmap_file(t, f.name, 1)
-    m.touch(t, vma, write=False)
-    return {"task": t, "file": f, "pfn": f.find_page(0)}
-
-
-def _migrate(m: Machine, ctx: dict):
-    from .mm.migrate import migrate_pages
-
-    return ctx["task"], migrate_pages(m.k, [ctx["pfn"]], 1)
-
-
-def _truncate(m: Machine, ctx: dict):
-    from .mm import fs_ops
-
-    return None, fs_ops.do_truncate(m.k, ctx["file"], 0)
-
-
-def _reclaim(m: Machine, ctx: dict):
-    return None, _kswapd_page(m.k, ctx["pfn"])
-
-
-def _kswapd_page(k, pfn: int):
-    """Path: kswapd meets the page at the tail of its LRU list: under the lru_lock it is
-    isolated only if it is still there (and referenced), then shrink_page_list runs."""
-    from .mm.mm_types import PG_lru
-    from .mm.vmscan import reclaim_page
-
-    yield Step("lru_lock: look at the list's tail")
-    if not k.mem_map.flags[pfn] & PG_lru or k.mem_map.refcount[pfn] <= 0:
-        return 0
-    return (yield from reclaim_page(k, pfn))
-
-
-def _anon_setup(m: Machine) -> dict:
-    m.mkdir("/a")
-    t = m.spawn("T", "/a")
-    vma = m.mmap_anon(t, 2)
-    m.touch(t, vma)
-    return {"task": t, "vma": vma, "pfn": m.pfn_of(vma, 0)}
-
-
-def _munmap(m: Machine, ctx: dict):
-    from .mm import mmap
-
-    return ctx["task"], mmap.do_munmap(m.k, ctx["vma"])
-
-
-def _splice_setup(m: Machine) -> dict:
-    m.mkdir("/a")
-    m.mkdir("/b")
-    t, u = m.spawn("T", "/a"), m.spawn("U", "/b")
-    f, g = m.create("/data/f"), m.create("/data/g")
-    m.write(t, f.name, 1)
-    m.write(u, g.name, 1)
-    m.sync()
-    return {"task": t, "file": f, "steal": g, "pfn": f.find_page(0)}
-
-
-def _splice(m: Machine, ctx: dict):
-    from .machine import _splice as splice_path
-
-    return ctx["task"], splice_path(m.k, ctx["file"], 0, ctx["steal"], 0, 0)
-
-
-def _writeback_setup(m: Machine) -> dict:
-    """A page-cache page whose writeback has started (the device will complete it)."""
-    from .mm.page_writeback import clear_page_dirty_for_io, test_set_page_writeback
-
-    ctx = _file_page_setup(m)
-    pfn = ctx["pfn"]
-    m.write(ctx["task"], ctx["file"].name, 1, offset=0)     # dirty again
-    clear_page_dirty_for_io(m.k, pfn)
-    test_set_page_writeback(m.k, pfn)
-    return ctx
-
-
-def _end_writeback(m: Machine, ctx: dict):
-    from .mm.page_writeback import end_page_writeback
-
-    return None, end_page_writeback(m.k, ctx["pfn"])
-
-
-def _swapin_setup(m: Machine) -> dict:
-    """Eight anonymous pages swapped out; a fault on the first reads its neighbours ahead into
-    the swap cache (uncharged on 3.17, on the LRU). The race is on the second one."""
-    m.mkdir("/a")
-    t = m.spawn("T", "/a")
-    vma = m.mmap_anon(t, 8)
-    m.touch(t, vma)
-    for i in range(8):
-        m.reclaim(m.pfn_of(vma, i))
-    m.touch(t, vma, 0, 1, write=False)
-    entry = m.swap_entry_of(vma, 1)
-    return {"task": t, "vma": vma, "pfn": int(m.k.swap.cache[entry])}
-
-
-def _swapin(m: Machine, ctx: dict):
-    from .mm.memory import handle_mm_fault
-
-    vma = ctx["vma"]
-    return ctx["task"], handle_mm_fault(m.k, vma, vma.start + 1, False)
-
-
-RACE_SETS = {
-    r.name: r for r in (
-        RaceSet("migrate-vs-truncate", "a mapped page-cache page migrated while its file is "
-                "truncated", _file_page_setup, (("migrate", _migrate), ("truncate", _truncate)),
-                {"memory_pages": 2048, "nodes": 2}),
-        RaceSet("reclaim-vs-truncate", "a mapped page-cache page reclaimed while its file is "
-                "truncated", _file_page_setup, (("reclaim", _reclaim), ("truncate", _truncate)),
-                {"memory_pages": 2048, "swap_pages": 64}),
-        RaceSet("migrate-vs-munmap", "an anonymous page migrated while it is unmapped",
-                _anon_setup, (("migrate", _migrate), ("munmap", _munmap)),
-                {"memory_pages": 2048, "nodes": 2}),
-        RaceSet("reclaim-vs-munmap", "an anonymous page swapped out while it is unmapped",
-                _anon_setup, (("reclaim", _reclaim), ("munmap", _munmap)),
-                {"memory_pages": 2048, "swap_pages": 64}),
-        RaceSet("replace-page-cache-vs-reclaim", "FUSE splice steals another file's page "
-                "into the cache (replace_page_cache_page) while reclaim takes the old one",
-                _splice_setup, (("splice", _splice), ("reclaim", _reclaim)),
-                {"memory_pages": 2048}),
-        RaceSet("writeback-vs-migrate", "the end of a page's writeback while it is migrated",
-                _writeback_setup, (("end-writeback", _end_writeback), ("migrate", _migrate)),
-                {"memory_pages": 2048, "nodes": 2}),
-        RaceSet("swapin-vs-reclaim", "a fault maps a read-ahead swap cache page (commit with "
-                "lrucare) while reclaim takes the page", _swapin_setup,
-                (("swapin", _swapin), ("reclaim", _reclaim)),
-                {"memory_pages": 2048, "swap_pages": 64}),
-        RaceSet("reclaim-vs-munmap-noacct", "reclaim-vs-munmap with swap accounting off",
-                _anon_setup, (("reclaim", _reclaim), ("munmap", _munmap)),
-                {"memory_pages": 2048, "swap_pages": 64, "swap_accounting": False}),
-    )
-}
-
-#: the historical bugs (spec section 8) the model can put back, and a race set that shows each
-INJECTIONS = {
-    "B1": ("end of writeback against migration: the writeback statistic is never decremented",
-           "writeback-vs-migrate"),
-    "B2": ("migration after re-mapping: mapped_file of the new page is never counted",
-           "migrate-vs-truncate"),
-    "B4": ("replace_page_cache without lrucare: the page changes memcg on its LRU list",
-           "replace-page-cache-vs-reclaim"),
-    "MEMSW-NOACCT": ("PCG_MEMSW set with swap accounting off: memsw uncharged below zero",
-                     "reclaim-vs-munmap-noacct"),
-}

@@ -80,6 +80,10 @@ class Kernel:
         self.inflight: dict[int, int] = {}
         #: what the kernel would WARN about or report as a bad page: (kind, message)
         self.warnings: list[tuple[str, str]] = []
+        #: the charge move under way (v1 move_charge_at_immigrate; the kernel's global `mc`)
+        self.mc = None
+        #: the memcg OOMs the charge path invoked: (memcg id, pages of the charge)
+        self.oom_charges: list[tuple[int, int]] = []
         self._lru_seq = 0
         #: names of historical bugs put back for the explorer (memcgsim.explore.INJECTIONS)
         self.inject: frozenset = frozenset()

@@ -21,6 +21,7 @@ from .mm.mm_struct import (
     PTE_PRESENT,
     PTE_SWAP,
     PTE_VAL_MASK,
+    VM_HUGEPAGE,
     VM_READ,
     VM_SHARED,
     VM_WRITE,
@@ -218,11 +219,12 @@ class Machine:
         task.state = "exited"
 
     # -------------------------------------------------------------- anonymous memory
-    def mmap_anon(self, task: Task, npages: int, shared: bool = False, locked: bool = False):
+    def mmap_anon(self, task: Task, npages: int, shared: bool = False, locked: bool = False,
+                  hugepage: bool = False):
         """A private (or shared: shmem-backed, as MAP_SHARED|MAP_ANONYMOUS, /dev/zero and SysV
         shm are) anonymous mapping of npages, not yet touched; locked (MAP_LOCKED) populates
         and mlocks it at once, as mmap does: a page that cannot be charged ends the
-        population (and may OOM-kill), not the mmap."""
+        population (and may OOM-kill), not the mmap. hugepage: madvise(MADV_HUGEPAGE)."""
         self._alive(task)
         self._check_size(npages)
         if shared:
@@ -232,6 +234,8 @@ class Machine:
             f.size_pages = npages
         else:
             vma = mmap.do_mmap(self.k, task.mm, npages, VM_READ | VM_WRITE)
+        if hugepage:
+            vma.flags |= VM_HUGEPAGE
         if locked:
             self.mlock(task, vma)
         return vma

@@ -109,6 +109,12 @@ class KernelProfile:
     page_cluster: int = 3
     #: PAGE_ALLOC_COSTLY_ORDER in pages: a smaller charge that made reclaim progress is retried
     costly_order_pages: int = 8
+    #: a THP fault in a VMA with MADV_HUGEPAGE reclaims and retries (GFP_TRANSHUGE without
+    #: __GFP_NORETRY, defrag=madvise, from 4.6); 3.17's GFP_TRANSHUGE always has __GFP_NORETRY
+    thp_madvise_retries: bool = False
+    #: the memcg OOM path itself declines a charge of a costly order (mem_cgroup_oom's order
+    #: check, 4.x); 3.17's mem_cgroup_oom has none (its THP charges never retry that far)
+    oom_skips_costly_order: bool = False
 
     @property
     def default_cgroup(self) -> str:
@@ -204,6 +210,8 @@ PROFILES: dict[str, KernelProfile] = {
         v2_events_keys=("low", "high", "max", "oom", "oom_kill", "oom_group_kill"),
         max_swappiness=200,
         precharge_noretry=True,
+        thp_madvise_retries=True,
+        oom_skips_costly_order=True,
     ),
 }
 

@@ -13,7 +13,7 @@ from .memcontrol import (
     mem_cgroup_try_charge,
 )
 from .mm_struct import PTE_PRESENT
-from .mm_types import PG_active, PG_locked, PG_lru, PG_referenced, PG_swapbacked
+from .mm_types import PG_active, PG_huge, PG_locked, PG_lru, PG_referenced, PG_swapbacked
 from .page_alloc import alloc_pages_node
 from .swap import lru_cache_add_file, page_cache_get, page_cache_release
 
@@ -27,7 +27,10 @@ def __add_to_page_cache_locked(k, pfn: int, mapping, index: int, gfp_mask: int):
     mm = k.mem_map
     k.bug_on(not mm.flags[pfn] & PG_locked, pfn, "!PageLocked(page)")
     k.bug_on(mm.flags[pfn] & PG_swapbacked, pfn, "PageSwapBacked(page)")
-    ret, memcg = mem_cgroup_try_charge(k, pfn, current_mm(k), gfp_mask)
+    if mm.flags[pfn] & PG_huge and "B7" not in k.inject:
+        ret, memcg = 0, None      # hugetlb pages are not memcg pages (B7 charged them)
+    else:
+        ret, memcg = mem_cgroup_try_charge(k, pfn, current_mm(k), gfp_mask)
     if ret:
         return ret
     page_cache_get(k, pfn)

@@ -21,6 +21,9 @@ class AddressSpace:
         self.i_mmap: list = []       # VMAs mapping this file
         self.nlink = 1               # names in the file system
         self.i_count = 0             # open files and mappings that keep the inode alive
+        #: the node this file's pages must come from, or None: the model's stand-in for a
+        #: mapping_gfp_mask that limits the zone (i915's shmem objects ask for GFP_DMA32)
+        self.gfp_node: int | None = None
 
     def __repr__(self) -> str:
         return f"<mapping {self.id} {self.name}>"

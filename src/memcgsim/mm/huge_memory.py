@@ -2,14 +2,15 @@
 
 A PMD mapping is kept as 512 ptes carrying PTE_HUGE; mapcount and refcount live on the head.
 A THP charge uses GFP_TRANSHUGE (__GFP_NORETRY): it never OOMs, the fault falls back to small
-pages instead.
+pages instead; only 6.x's madvised VMAs reclaim and retry, and then a 512-page charge is a costly
+order, which does not OOM either (get_order of the bytes, not of the pages: bug B8).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .gfp import GFP_TRANSHUGE
+from .gfp import __GFP_NORETRY, GFP_TRANSHUGE
 from .locking import Lock, Unlock, lru_lock, ptl
 from .memcontrol import (
     mem_cgroup_cancel_charge,
@@ -17,7 +18,15 @@ from .memcontrol import (
     mem_cgroup_split_huge_fixup,
     mem_cgroup_try_charge,
 )
-from .mm_struct import MM_ANONPAGES, PTE_DIRTY, PTE_HUGE, PTE_PRESENT, PTE_VAL_MASK, PTE_WRITE
+from .mm_struct import (
+    MM_ANONPAGES,
+    PTE_DIRTY,
+    PTE_HUGE,
+    PTE_PRESENT,
+    PTE_VAL_MASK,
+    PTE_WRITE,
+    VM_HUGEPAGE,
+)
 from .mm_types import (
     HPAGE_PMD_NR,
     PG_active,
@@ -51,7 +60,10 @@ def do_huge_pmd_anonymous_page(k, vma, addr: int):
     if head < 0:
         return VM_FAULT_FALLBACK
     mm = vma.mm
-    ret, memcg = mem_cgroup_try_charge(k, head, mm, GFP_TRANSHUGE)
+    gfp = GFP_TRANSHUGE
+    if vma.flags & VM_HUGEPAGE and k.profile.thp_madvise_retries:
+        gfp &= ~__GFP_NORETRY               # vma_thp_gfp_mask: madvised, defrag=madvise
+    ret, memcg = mem_cgroup_try_charge(k, head, mm, gfp)
     if ret:
         put_page(k, head)
         return VM_FAULT_FALLBACK
@@ -107,7 +119,9 @@ def split_huge_page(k, head: int):
     mm.mapping[tails] = mm.mapping[head]
     mm.index[tails] = int(mm.index[head]) + np.arange(1, HPAGE_PMD_NR, dtype=np.uint32)
     mm.mapcount[tails] = mapcount
-    mm.refcount[tails] = mapcount
+    # each tail gets a reference of its own besides its mappings, dropped once the split is
+    # done: a tail nobody maps any more is freed then (the lru_lock is needed to free it)
+    mm.refcount[tails] = mapcount + 1
     if flags & PG_lru:
         # lru_add_page_tail: the tails join the head's list right beside it; the list's
         # lru_size is unchanged (512 for the head before, 1 for each of 512 pages after)
@@ -119,4 +133,6 @@ def split_huge_page(k, head: int):
         vma.pte[off:off + HPAGE_PMD_NR] &= ~PTE_HUGE
     for vma, _ in reversed(mappings):
         yield Unlock(ptl(vma.mm.id))
+    for tail in range(head + 1, head + HPAGE_PMD_NR):
+        put_page(k, tail)
 

@@ -54,6 +54,11 @@ def tree_lock(mapping_id: int) -> tuple:
     return ("tree", mapping_id)
 
 
+def move_lock(memcg_id: int) -> tuple:
+    """memcg->move_lock: page statistics against charge moving."""
+    return ("move", memcg_id)
+
+
 class LockTable:
     """Who holds which lock. Page locks are mirrored in PG_locked."""
 

@@ -470,7 +470,7 @@ def try_charge(k, memcg: MemCgroup, gfp_mask: int, nr_pages: int) -> tuple[int, 
             continue
         if gfp_mask & __GFP_NOFAIL or (current is not None and current.fatal_signal):
             return -Errno.EINTR, memcg
-        mem_cgroup_oom(k, over, gfp_mask, get_order_bug(nr_pages))
+        mem_cgroup_oom(k, over, gfp_mask, get_order_bug(nr_pages), nr_pages)
         if not gfp_mask & __GFP_NOFAIL:
             return -Errno.ENOMEM, memcg
         return -Errno.EINTR, memcg
@@ -532,7 +532,9 @@ def try_charge_memcg(k, memcg: MemCgroup, gfp_mask: int, nr_pages: int) -> tuple
             return _force_charge(k, memcg, over, nr_pages, raised_max_event)
         if passed_oom and task_is_dying(current):
             return _nomem_or_force(k, memcg, over, gfp_mask, nr_pages, raised_max_event)
-        if mem_cgroup_oom_6x(k, over, gfp_mask, get_order(nr_pages)):
+        # bug B8 put back: the order of nr_pages, not of nr_pages * PAGE_SIZE
+        order = get_order_bug(nr_pages) if "B8" in k.inject else get_order(nr_pages)
+        if mem_cgroup_oom_6x(k, over, gfp_mask, order, nr_pages):
             passed_oom = True
             nr_retries = prof.reclaim_retries
             if task_is_dying(current):
@@ -669,7 +671,7 @@ def get_order(nr_pages: int) -> int:
     return order
 
 
-def mem_cgroup_oom_6x(k, memcg: MemCgroup, gfp_mask: int, order: int) -> bool:
+def mem_cgroup_oom_6x(k, memcg: MemCgroup, gfp_mask: int, order: int, nr_pages: int) -> bool:
     """mem_cgroup_oom (6.x): True when the OOM killer freed (or is freeing) memory.
 
     Costly orders never OOM. A v1 memcg with oom_kill_disable records the OOM in a faulting
@@ -678,6 +680,7 @@ def mem_cgroup_oom_6x(k, memcg: MemCgroup, gfp_mask: int, order: int) -> bool:
 
     if order > 3:
         return False
+    k.oom_charges.append((memcg.id, nr_pages))
     memcg_memory_event(memcg, "oom")
     current = k.current
     if memcg.oom_kill_disable:
@@ -730,11 +733,12 @@ def mem_cgroup_reclaim(k, memcg: MemCgroup, gfp_mask: int, noswap: bool,
     return total
 
 
-def mem_cgroup_oom(k, memcg: MemCgroup, gfp_mask: int, order: int) -> None:
+def mem_cgroup_oom(k, memcg: MemCgroup, gfp_mask: int, order: int, nr_pages: int) -> None:
     """Record a memcg OOM in the task; the kill (or wait) happens at the end of the fault."""
     current = k.current
     if current is None or not current.memcg_may_oom:
         return
+    k.oom_charges.append((memcg.id, nr_pages))
     current.memcg_oom = memcg
     current.memcg_oom_order = order
 
@@ -1068,6 +1072,15 @@ def mem_cgroup_migrate(k, oldpage: int, newpage: int, lrucare: bool) -> None:
     if pc.flags[newpage] & PCG_USED:     # page cache replacement: new page already charged
         return
     pcf = int(pc.flags[oldpage])
+    if "B3" in k.inject:
+        # bug B3 put back (the first version of the rewrite): the old page keeps PCG_USED and
+        # its statistics, only the charge bits go, and nothing stops a second migration
+        k.bug_on(not pcf & PCG_MEM, oldpage, "!(pc->flags & PCG_MEM)")
+        memcg = k.memcg_by_id[int(pc.memcg[oldpage])]
+        pc.flags[oldpage] = pcf & ~(PCG_MEM | PCG_MEMSW)
+        commit_charge(k, newpage, memcg, lrucare)
+        mem_cgroup_charge_statistics(k, memcg, newpage, k.mem_map.nr_pages_of(oldpage))
+        return
     if not pcf & PCG_USED:               # re-entrant migration: old page already uncharged
         return
     k.bug_on(not pcf & PCG_MEM, oldpage, "!(pc->flags & PCG_MEM)")
@@ -1175,8 +1188,9 @@ def mem_cgroup_uncharge_swap(k, entry: int) -> None:
 
 @traced
 def mem_cgroup_move_account(k, pfn: int, nr_pages: int, from_: MemCgroup,
-                            to: MemCgroup) -> int:
-    """Move a charged, isolated page's binding and statistics (not its counters) to `to`."""
+                            to: MemCgroup, page_locked: bool = False) -> int:
+    """Move a charged, isolated page's binding and statistics (not its counters) to `to`.
+    page_locked: the caller took the page lock (the charge-moving path's trylock_page)."""
     mm, pc = k.mem_map, k.pc
     if from_ is to:
         raise AssertionError("VM_BUG_ON(from == to)")
@@ -1185,7 +1199,7 @@ def mem_cgroup_move_account(k, pfn: int, nr_pages: int, from_: MemCgroup,
         return -Errno.EBUSY
     # trylock_page excludes mem_cgroup_migrate of page cache replacement, which does not
     # isolate the old page
-    if mm.flags[pfn] & PG_locked:
+    if not page_locked and mm.flags[pfn] & PG_locked:
         return -Errno.EBUSY
     if not pc.flags[pfn] & PCG_USED or pc.memcg[pfn] != from_.id:
         return -Errno.EINVAL

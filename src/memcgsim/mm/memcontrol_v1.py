@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import Errno
 from .gfp import __GFP_NORETRY, __GFP_WAIT, GFP_KERNEL
+from .locking import Lock, TryLock, Unlock, move_lock, page_lock, ptl, run_path
 from .memcontrol import (
     MemCgroup,
     drain_all_stock,
@@ -179,29 +180,44 @@ def mem_cgroup_precharge_mc(k, mc: MoveCharge, mm) -> int:
     return 0
 
 
-def mem_cgroup_move_charge(k, mc: MoveCharge, mm) -> None:
-    """Walk the mm: move each target page's binding (move_account) or swap record."""
-    from .swap import get_page, put_page
+def mem_cgroup_move_charge(k, mc: MoveCharge, mm):
+    """Path: walk the mm's page tables, each pte under the page-table lock: a target page is
+    isolated from its LRU, then trylocked (move_account's trylock_page excludes page cache
+    replacement, which moves a charge without isolating the old page) and its binding moved
+    under the source memcg's move_lock; a swap record is moved by cmpxchg."""
+    from .swap import get_page_unless_zero, put_page
     from .vmscan import isolate_lru_page, putback_lru_page
 
-    for kind, what, nr in list(_targets(k, mc, mm)):
-        if mc.precharge < nr:
-            break
-        if kind == MC_TARGET_PAGE:
-            pfn = what
-            if not k.mem_map.flags[pfn] & PG_lru or k.mem_map.refcount[pfn] <= 0:
-                continue
-            get_page(k, pfn)
-            if isolate_lru_page(k, pfn) == 0:
-                if not mem_cgroup_move_account(k, pfn, nr, mc.from_, mc.to):
-                    mc.precharge -= nr
-                    mc.moved_charge += nr
-                putback_lru_page(k, pfn)
-            put_page(k, pfn)
-        elif kind == MC_TARGET_SWAP:
-            if not mem_cgroup_move_swap_account(k, what, mc.from_, mc.to):
-                mc.precharge -= 1
-                mc.moved_swap += 1
+    for vma in list(mm.vmas):
+        i = 0
+        while i < vma.npages:
+            pte = int(vma.pte[i])
+            step = HPAGE_PMD_NR - (pte & PTE_VAL_MASK) % HPAGE_PMD_NR if pte & PTE_HUGE else 1
+            yield Lock(ptl(mm.id))
+            kind, what = get_mctgt_type(k, mc, vma, i)
+            nr = HPAGE_PMD_NR if kind == MC_TARGET_PAGE and pte & PTE_HUGE else 1
+            if kind != MC_TARGET_NONE and mc.precharge < nr:
+                yield Unlock(ptl(mm.id))
+                return
+            if kind == MC_TARGET_PAGE and get_page_unless_zero(k, what):
+                pfn = what
+                if isolate_lru_page(k, pfn) == 0:
+                    if (yield TryLock(page_lock(pfn))):
+                        yield Lock(move_lock(mc.from_.id))
+                        if not mem_cgroup_move_account(k, pfn, nr, mc.from_, mc.to,
+                                                       page_locked=True):
+                            mc.precharge -= nr
+                            mc.moved_charge += nr
+                        yield Unlock(move_lock(mc.from_.id))
+                        yield Unlock(page_lock(pfn))
+                    putback_lru_page(k, pfn)
+                put_page(k, pfn)
+            elif kind == MC_TARGET_SWAP:
+                if not mem_cgroup_move_swap_account(k, what, mc.from_, mc.to):
+                    mc.precharge -= 1
+                    mc.moved_swap += 1
+            yield Unlock(ptl(mm.id))
+            i += step
 
 
 def mem_cgroup_clear_mc(k, mc: MoveCharge) -> None:
@@ -226,6 +242,11 @@ def mem_cgroup_clear_mc(k, mc: MoveCharge) -> None:
 def mem_cgroup_attach_task(k, task, to: MemCgroup) -> int:
     """Move a task to `to` (a write of its pid to tasks): with to's move_charge_at_immigrate
     set and the task owning its mm, its charges move too; -ENOMEM if `to` cannot take them."""
+    return run_path(k, attach_task(k, task, to), task=task)
+
+
+def attach_task(k, task, to: MemCgroup):
+    """Path: can_attach's precharge, the move of the task, then the charge move."""
     from_ = task.memcg
     if from_ is to:
         return 0
@@ -233,19 +254,16 @@ def mem_cgroup_attach_task(k, task, to: MemCgroup) -> int:
     flags = to.move_charge_at_immigrate if k.profile.charge_moving and not k.cgroup_v2 else 0
     mm = task.mm
     if flags and mm is not None and mm.owner is task:
-        mc = MoveCharge(from_, to, flags)
-        saved = k.current
-        k.current = task
-        try:
-            ret = mem_cgroup_precharge_mc(k, mc, mm)
-            if ret:
-                mem_cgroup_clear_mc(k, mc)
-                return -Errno.ENOMEM
-            task.memcg = to
-            mem_cgroup_move_charge(k, mc, mm)
+        mc = k.mc = MoveCharge(from_, to, flags)
+        ret = mem_cgroup_precharge_mc(k, mc, mm)
+        if ret:
             mem_cgroup_clear_mc(k, mc)
-        finally:
-            k.current = saved
+            k.mc = None
+            return -Errno.ENOMEM
+        task.memcg = to
+        yield from mem_cgroup_move_charge(k, mc, mm)
+        mem_cgroup_clear_mc(k, mc)
+        k.mc = None
         return 0
     task.memcg = to
     return 0

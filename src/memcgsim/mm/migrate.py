@@ -8,7 +8,7 @@ charged page (the fix for bug B2).
 from __future__ import annotations
 
 from ..errors import Errno
-from .locking import Lock, TryLock, Unlock, page_lock, tree_lock
+from .locking import Lock, Step, TryLock, Unlock, page_lock, tree_lock
 from .memcontrol import mem_cgroup_migrate
 from .mm_struct import PTE_DIRTY, PTE_PRESENT, PTE_WRITE
 from .mm_types import (
@@ -32,7 +32,7 @@ from .rmap import (
     rmap_walk,
     try_to_unmap,
 )
-from .swap import get_page, page_cache_release
+from .swap import get_page, page_cache_release, put_page
 from .vmscan import isolate_lru_page, putback_lru_page
 
 MIGRATEPAGE_SUCCESS = 0
@@ -135,7 +135,12 @@ def unmap_and_move(k, old: int, node: int):
                 remove_migration_ptes(k, old, old)
             yield Unlock(page_lock(new))
         yield Unlock(page_lock(old))
+    # putback_lru_page adds the page to its list and only then drops the isolation reference:
+    # in between, compaction may isolate (and migrate) the page again (bug B3's window)
+    get_page(k, old)
     putback_lru_page(k, old)
+    yield Step("putback_lru_page: on the LRU, isolation reference still held")
+    put_page(k, old)
     if rc == MIGRATEPAGE_SUCCESS:
         putback_lru_page(k, new)
     else:

@@ -86,7 +86,10 @@ def rmap_walk(k, pfn: int, migration: bool = False):
     mapping = int(mm.mapping[pfn])
     index = int(mm.index[pfn])
     if flags & PG_anon:
-        vmas = k.anon_vmas[mapping].vmas
+        anon_vma = k.anon_vmas.get(mapping)
+        if anon_vma is None:
+            return      # every VMA of it is gone: the page is mapped nowhere (a split's, say)
+        vmas = anon_vma.vmas
     elif mapping:
         vmas = k.mappings[mapping].i_mmap
     else:

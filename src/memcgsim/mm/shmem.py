@@ -76,6 +76,12 @@ def shmem_getpage(k, mapping, index: int, node: int, write: bool):
                 yield Unlock(page_lock(pfn))
                 page_cache_release(k, pfn)
                 continue
+            if shmem_should_replace_page(k, mapping, pfn):
+                pfn, err = yield from shmem_replace_page(k, pfn, mapping)
+                if err:
+                    yield Unlock(page_lock(pfn))
+                    page_cache_release(k, pfn)
+                    return err
             ret, memcg = mem_cgroup_try_charge(k, pfn, charge_mm, GFP_KERNEL)
             if ret:
                 yield Unlock(page_lock(pfn))
@@ -93,7 +99,7 @@ def shmem_getpage(k, mapping, index: int, node: int, write: bool):
             set_page_dirty(k, pfn)
             swap_free(k, swap)
             break
-        pfn = alloc_pages_node(k, node, 0)
+        pfn = alloc_pages_node(k, node if mapping.gfp_node is None else mapping.gfp_node, 0)
         if pfn < 0:
             return -Errno.ENOMEM
         mm.flags[pfn] |= PG_swapbacked
@@ -116,6 +122,47 @@ def shmem_getpage(k, mapping, index: int, node: int, write: bool):
         set_page_dirty(k, pfn)
     mapping.size_pages = max(mapping.size_pages, index + 1)
     return pfn
+
+
+def shmem_should_replace_page(k, mapping, pfn: int) -> bool:
+    """Swap read-ahead allocated the page without the file's constraint: it must be copied
+    into a page the file may use."""
+    return mapping.gfp_node is not None and k.page_to_nid(pfn) != mapping.gfp_node
+
+
+def shmem_replace_page(k, old: int, mapping):
+    """Path: copy a locked swap cache page into a new page the file may use, and put the new
+    one in the swap cache in its place. The old page came from swap read-ahead and may sit on
+    an LRU list, so the charge moves with lrucare (passing false was bug B5).
+    Returns (the page now locked and referenced, 0 or -errno)."""
+    from .memcontrol import mem_cgroup_migrate
+
+    mm = k.mem_map
+    entry = int(mm.private[old])
+    new = alloc_pages_node(k, mapping.gfp_node, 0, thisnode=True)
+    if new < 0:
+        return old, -Errno.ENOMEM
+    page_cache_get(k, new)
+    mm.flags[new] |= PG_swapbacked
+    yield Lock(page_lock(new))                     # __set_page_locked: nobody sees it yet
+    yield Lock(tree_lock(k.swapper_space.id))
+    replaced = k.swap.cache[entry] == old
+    if replaced:                                   # shmem_radix_tree_replace
+        mm.flags[new] |= PG_swapcache
+        mm.private[new] = entry
+        k.swap.cache[entry] = new
+    yield Unlock(tree_lock(k.swapper_space.id))
+    if not replaced:
+        old, new = new, old                        # drop the new page instead
+    else:
+        mem_cgroup_migrate(k, old, new, "B5" not in k.inject)
+        lru_cache_add_anon(k, new)
+    mm.flags[old] &= ~PG_swapcache
+    mm.private[old] = 0
+    yield Unlock(page_lock(old))
+    page_cache_release(k, old)                    # the lookup's reference
+    page_cache_release(k, old)                    # the swap cache's
+    return new, 0 if replaced else -Errno.EEXIST
 
 
 def shmem_write(k, mapping, start: int, nr: int, node: int):

@@ -18,6 +18,7 @@ from .memcontrol import (
 )
 from .mm_types import (
     PG_active,
+    PG_huge,
     PG_lru,
     PG_mlocked,
     PG_tail,
@@ -71,6 +72,11 @@ def put_page(k, pfn: int) -> None:
     """Drop a reference; the last one releases, uncharges and frees the page."""
     k.bug_on(k.mem_map.flags[pfn] & PG_tail, pfn, "PageTail(page) in put_page")
     if put_page_testzero(k, pfn):
+        if k.mem_map.flags[pfn] & PG_huge:
+            from .hugetlb import free_huge_page
+
+            free_huge_page(k, pfn)        # a huge page's own destructor
+            return
         __page_cache_release(k, pfn)
         free_pages(k, pfn)
 

@@ -1,0 +1,582 @@
+"""Race sets for the explorer: small machines and the kernel paths that race on them, the
+historical bugs (spec section 8) the model can put back, and the two vocabularies race files
+(memcgsim.racefile) are written in: setup steps (SETUP_STEPS) and named paths (PATHS).
+
+A setup step or a path names what it works on with references resolved in a context: tasks and
+VMAs by the names the setup gave them, files by path, pages as {file: F, index: I} or
+{vma: V, offset: I} (the page there when the paths start).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .errors import InvalidRequest
+from .explore import RaceSet
+from .machine import Machine
+from .mm.locking import Step
+
+# ------------------------------------------------------------------------------------------
+# references
+
+
+def _task(m: Machine, ctx: dict, name):
+    t = ctx.get("tasks", {}).get(name)
+    if t is None:
+        raise InvalidRequest(f"unknown task {name!r} (spawn it in the setup)")
+    return t
+
+
+def _vma(ctx: dict, name):
+    v = ctx.get("vmas", {}).get(name)
+    if v is None:
+        raise InvalidRequest(f"unknown VMA {name!r} (give an mmap step `as: {name}`)")
+    return v
+
+
+def _page(m: Machine, ctx: dict, ref) -> int:
+    """The pfn a page reference names: {file: F, index: I} or {vma: V, offset: I}."""
+    if isinstance(ref, int) and not isinstance(ref, bool):
+        return ref
+    if not isinstance(ref, dict) or not ({"file", "vma"} & ref.keys()):
+        raise InvalidRequest(f"page {ref!r}: want {{file: F, index: I}} or "
+                             "{vma: V, offset: I}")
+    if "file" in ref:
+        f = m.file(ref["file"])
+        pfn = f.find_page(int(ref.get("index", 0)))
+        slot = f.swap_entry(int(ref.get("index", 0)))
+        if pfn < 0 and slot and m.k.swap.cache[slot] >= 0:
+            pfn = int(m.k.swap.cache[slot])                # a tmpfs page in the swap cache
+        if pfn < 0:
+            raise InvalidRequest(f"no page cached at index {ref.get('index', 0)} of "
+                                 f"{ref['file']}")
+        return pfn
+    vma = _vma(ctx, ref["vma"])
+    off = int(ref.get("offset", 0))
+    from .mm.mm_struct import PTE_PRESENT, PTE_SWAP, PTE_VAL_MASK
+
+    pte = int(vma.pte[off]) if 0 <= off < vma.npages else 0
+    if pte & PTE_PRESENT:
+        return pte & PTE_VAL_MASK
+    if pte & PTE_SWAP and m.k.swap.cache[pte & PTE_VAL_MASK] >= 0:
+        return int(m.k.swap.cache[pte & PTE_VAL_MASK])     # its swap cache page
+    raise InvalidRequest(f"no page at offset {off} of VMA {ref['vma']}")
+
+
+# ------------------------------------------------------------------------------------------
+# setup steps: name -> (function(m, ctx, **args), required args, optional args)
+
+
+def _s_mkdir(m, ctx, path):
+    m.mkdir(path)
+
+
+def _s_set(m, ctx, cgroup, file, value):
+    m.write_file(cgroup, file, str(value))
+
+
+def _s_spawn(m, ctx, task, cgroup="/", node=0):
+    ctx.setdefault("tasks", {})[task] = m.spawn(task, cgroup, node=node)
+
+
+def _s_fork(m, ctx, task, child):
+    """fork: the child's copies of the parent's named VMAs are named child:name."""
+    parent = _task(m, ctx, task)
+    ctx.setdefault("tasks", {})[child] = c = m.fork(parent, child)
+    for name, vma in list(ctx.get("vmas", {}).items()):
+        if vma in parent.mm.vmas:
+            ctx["vmas"][f"{child}:{name}"] = c.mm.vmas[parent.mm.vmas.index(vma)]
+
+
+def _s_create(m, ctx, file, tmpfs=False, node=None):
+    f = m.create(file, tmpfs=tmpfs)
+    f.gfp_node = node
+
+
+def _s_write(m, ctx, task, file, pages, offset=None):
+    m.write(_task(m, ctx, task), file, pages, offset=offset)
+
+
+def _s_read(m, ctx, task, file, index=0, pages=None):
+    f = m.file(file)
+    if f.shmem:
+        from .mm.locking import Unlock, page_lock
+        from .mm.shmem import shmem_getpage
+        from .mm.swap import page_cache_release
+
+        def path():
+            for i in range(index, index + (pages or 1)):
+                pfn = yield from shmem_getpage(m.k, f, i, 0, False)
+                if pfn >= 0:
+                    yield Unlock(page_lock(pfn))
+                    page_cache_release(m.k, pfn)
+        m._run(path(), _task(m, ctx, task))
+        return
+    m.read(_task(m, ctx, task), file, index, pages)
+
+
+def _s_sync(m, ctx):
+    m.sync()
+
+
+def _s_mmap_anon(m, ctx, task, pages, name, hugepage=False, shared=False):
+    ctx.setdefault("vmas", {})[name] = m.mmap_anon(_task(m, ctx, task), pages, shared=shared,
+                                                   hugepage=hugepage)
+
+
+def _s_mmap_file(m, ctx, task, file, name, pages=None, pgoff=0):
+    ctx.setdefault("vmas", {})[name] = m.mmap_file(_task(m, ctx, task), file, pages, pgoff)
+
+
+def _s_touch(m, ctx, task, vma, offset=0, pages=None, write=True):
+    m.touch(_task(m, ctx, task), _vma(ctx, vma), offset, pages, write=write)
+
+
+def _s_reclaim(m, ctx, page):
+    m.reclaim(_page(m, ctx, page))
+
+
+def _s_reclaim_range(m, ctx, vma, offset=0, pages=1):
+    """Swap out pages [offset, offset+pages) of an anonymous VMA one by one."""
+    v = _vma(ctx, vma)
+    for i in range(offset, offset + pages):
+        m.reclaim(m.pfn_of(v, i))
+
+
+def _s_reclaim_file(m, ctx, file, index=0, pages=1):
+    """Reclaim cached pages of a file (tmpfs pages go to swap)."""
+    f = m.file(file)
+    for i in range(index, index + pages):
+        pfn = f.find_page(i)
+        if pfn >= 0:
+            m.reclaim(pfn)
+
+
+SETUP_STEPS: dict[str, tuple[Callable, tuple, tuple]] = {
+    "mkdir": (_s_mkdir, ("path",), ()),
+    "set": (_s_set, ("cgroup", "file", "value"), ()),
+    "spawn": (_s_spawn, ("task",), ("cgroup", "node")),
+    "fork": (_s_fork, ("task", "child"), ()),
+    "create": (_s_create, ("file",), ("tmpfs", "node")),
+    "write": (_s_write, ("task", "file", "pages"), ("offset",)),
+    "read": (_s_read, ("task", "file"), ("index", "pages")),
+    "sync": (_s_sync, (), ()),
+    "mmap_anon": (_s_mmap_anon, ("task", "pages", "name"), ("hugepage", "shared")),
+    "mmap_file": (_s_mmap_file, ("task", "file", "name"), ("pages", "pgoff")),
+    "touch": (_s_touch, ("task", "vma"), ("offset", "pages", "write")),
+    "reclaim": (_s_reclaim, ("page",), ()),
+    "reclaim_range": (_s_reclaim_range, ("vma",), ("offset", "pages")),
+    "reclaim_file": (_s_reclaim_file, ("file",), ("index", "pages")),
+}
+
+
+def run_setup(m: Machine, steps: list[tuple[str, dict]], ctx: dict | None = None) -> dict:
+    """Apply setup steps (name, arguments) to a machine; returns the context."""
+    ctx = {} if ctx is None else ctx
+    for name, args in steps:
+        SETUP_STEPS[name][0](m, ctx, **args)
+    return ctx
+
+
+# ------------------------------------------------------------------------------------------
+# paths: name -> PathSpec
+
+
+@dataclass(frozen=True)
+class PathSpec:
+    """A kernel path a race can run: start(m, ctx, **args) -> (task or None, generator)."""
+
+    start: Callable
+    doc: str
+    required: tuple = ()
+    optional: tuple = ()
+
+
+def _p_migrate(m, ctx, page, node=1, task=None):
+    from .mm.migrate import migrate_pages
+
+    return (_task(m, ctx, task) if task else None,
+            migrate_pages(m.k, [_page(m, ctx, page)], node))
+
+
+def _p_truncate(m, ctx, file, pages=0):
+    from .mm import fs_ops
+
+    return None, fs_ops.do_truncate(m.k, m.file(file), pages)
+
+
+def _kswapd_page(k, pfn: int):
+    """Path: kswapd meets the page at the tail of its LRU list: under the lru_lock it is
+    isolated only if it is still there (and referenced), then shrink_page_list runs."""
+    from .mm.mm_types import PG_lru
+    from .mm.vmscan import reclaim_page
+
+    yield Step("lru_lock: look at the list's tail")
+    if not k.mem_map.flags[pfn] & PG_lru or k.mem_map.refcount[pfn] <= 0:
+        return 0
+    return (yield from reclaim_page(k, pfn))
+
+
+def _p_reclaim(m, ctx, page):
+    return None, _kswapd_page(m.k, _page(m, ctx, page))
+
+
+def _p_munmap(m, ctx, task, vma):
+    from .mm import mmap
+
+    return _task(m, ctx, task), mmap.do_munmap(m.k, _vma(ctx, vma))
+
+
+def _p_splice(m, ctx, task, file, steal, index=0, steal_index=0):
+    from .machine import _splice
+
+    return _task(m, ctx, task), _splice(m.k, m.file(file), index, m.file(steal), steal_index,
+                                        0)
+
+
+def _p_end_writeback(m, ctx, page):
+    from .mm.page_writeback import end_page_writeback
+
+    return None, end_page_writeback(m.k, _page(m, ctx, page))
+
+
+def _p_fault(m, ctx, task, vma, offset=0, write=False):
+    from .mm.memory import handle_mm_fault
+
+    v = _vma(ctx, vma)
+    return _task(m, ctx, task), handle_mm_fault(m.k, v, v.start + offset, write)
+
+
+def _p_attach(m, ctx, task, cgroup):
+    from .mm.memcontrol_v1 import attach_task
+
+    t = _task(m, ctx, task)
+    return t, attach_task(m.k, t, m.memcg(cgroup))
+
+
+def _split(k, head: int):
+    from .mm.huge_memory import split_huge_page
+    from .mm.swap import get_page_unless_zero, put_page
+
+    if not get_page_unless_zero(k, head):
+        return 0
+    yield from split_huge_page(k, head)
+    put_page(k, head)
+    return 1
+
+
+def _p_split_thp(m, ctx, page):
+    from .mm.mm_types import HPAGE_PMD_NR
+
+    pfn = _page(m, ctx, page)
+    return None, _split(m.k, pfn - pfn % HPAGE_PMD_NR)
+
+
+def _shmem_read(k, mapping, index: int, node: int):
+    from .mm.locking import Unlock, page_lock
+    from .mm.shmem import shmem_getpage
+    from .mm.swap import page_cache_release
+
+    pfn = yield from shmem_getpage(k, mapping, index, node, False)
+    if pfn < 0:
+        return pfn
+    yield Unlock(page_lock(pfn))
+    page_cache_release(k, pfn)
+    return 0
+
+
+def _p_shmem_read(m, ctx, task, file, index=0):
+    t = _task(m, ctx, task)
+    return t, _shmem_read(m.k, m.file(file), index, t.node)
+
+
+def _p_read(m, ctx, task, file, index=0, pages=1):
+    from .mm.filemap import do_generic_file_read
+
+    t = _task(m, ctx, task)
+    return t, do_generic_file_read(m.k, m.file(file), index, pages, t.node)
+
+
+def _p_hugetlb_add(m, ctx, file, index=0, node=0, task=None):
+    from .mm.hugetlb import hugetlb_add_page
+
+    return (_task(m, ctx, task) if task else None,
+            hugetlb_add_page(m.k, m.file(file), index, node))
+
+
+def _p_hugetlb_truncate(m, ctx, file, pages=0):
+    from .mm.hugetlb import truncate_hugepages
+
+    return None, truncate_hugepages(m.k, m.file(file), pages)
+
+
+PATHS: dict[str, PathSpec] = {
+    "migrate": PathSpec(_p_migrate, "migrate_pages of one page to a node (isolate, lock both "
+                        "pages, move the mapping and the charge, re-map, putback)",
+                        ("page",), ("node", "task")),
+    "truncate": PathSpec(_p_truncate, "truncate a file to `pages` pages", ("file",),
+                         ("pages",)),
+    "reclaim": PathSpec(_p_reclaim, "kswapd reclaims the page (isolate, trylock, unmap, "
+                        "add_to_swap, writeback, __remove_mapping, swapout, free)", ("page",)),
+    "munmap": PathSpec(_p_munmap, "munmap a VMA (zap, the final puts)", ("task", "vma")),
+    "splice": PathSpec(_p_splice, "FUSE splice: replace_page_cache_page steals a page of "
+                       "`steal` into `file` (lrucare)", ("task", "file", "steal"),
+                       ("index", "steal_index")),
+    "end_writeback": PathSpec(_p_end_writeback, "the I/O of a page under writeback completes",
+                              ("page",)),
+    "fault": PathSpec(_p_fault, "a page fault (anonymous, file, swapin with read-ahead and "
+                      "the commit with lrucare, THP)", ("task", "vma"), ("offset", "write")),
+    "attach": PathSpec(_p_attach, "move a task to a cgroup: precharge, then the charge move "
+                       "(isolation, trylock_page, move_lock)", ("task", "cgroup")),
+    "split_thp": PathSpec(_p_split_thp, "split the THP a page belongs to", ("page",)),
+    "shmem_read": PathSpec(_p_shmem_read, "shmem_getpage of a tmpfs page (swapin, "
+                           "shmem_replace_page when the file asks for another node)",
+                           ("task", "file"), ("index",)),
+    "read": PathSpec(_p_read, "read(2): page cache insertion (charged to the reader) of "
+                     "what is not cached", ("task", "file"), ("index", "pages")),
+    "hugetlb_add": PathSpec(_p_hugetlb_add, "a hugetlbfs fault's page cache insertion of a "
+                            "new huge page", ("file",), ("index", "node", "task")),
+    "hugetlb_truncate": PathSpec(_p_hugetlb_truncate, "truncate a hugetlbfs file",
+                                 ("file",), ("pages",)),
+}
+
+
+def race_set(name: str, doc: str, setup, paths: list[tuple[str, str, dict]],
+             machine: dict) -> RaceSet:
+    """A RaceSet from setup steps (or a setup function) and (label, path name, arguments)."""
+    def build(m: Machine) -> dict:
+        return setup(m) if callable(setup) else run_setup(m, setup)
+
+    def starter(spec: PathSpec, args: dict):
+        return lambda m, ctx: spec.start(m, ctx, **args)
+
+    return RaceSet(name, doc, build,
+                   tuple((label, starter(PATHS[p], args)) for label, p, args in paths),
+                   machine)
+
+
+# ------------------------------------------------------------------------------------------
+# the standard race sets
+
+_FILE_PAGE = [("mkdir", {"path": "/a"}), ("spawn", {"task": "T", "cgroup": "/a"}),
+              ("create", {"file": "/data/f"}),
+              ("write", {"task": "T", "file": "/data/f", "pages": 1}), ("sync", {}),
+              ("mmap_file", {"task": "T", "file": "/data/f", "name": "v", "pages": 1}),
+              ("touch", {"task": "T", "vma": "v", "write": False})]
+_F0 = {"file": "/data/f", "index": 0}
+
+_ANON_PAGE = [("mkdir", {"path": "/a"}), ("spawn", {"task": "T", "cgroup": "/a"}),
+              ("mmap_anon", {"task": "T", "pages": 2, "name": "v"}),
+              ("touch", {"task": "T", "vma": "v"})]
+_V0 = {"vma": "v", "offset": 0}
+
+_SPLICE = [("mkdir", {"path": "/a"}), ("mkdir", {"path": "/b"}),
+           ("spawn", {"task": "T", "cgroup": "/a"}), ("spawn", {"task": "U", "cgroup": "/b"}),
+           ("create", {"file": "/data/f"}), ("create", {"file": "/data/g"}),
+           ("write", {"task": "T", "file": "/data/f", "pages": 1}),
+           ("write", {"task": "U", "file": "/data/g", "pages": 1}), ("sync", {})]
+
+
+def _writeback_setup(m: Machine) -> dict:
+    """A page-cache page whose writeback has started (the device will complete it)."""
+    from .mm.page_writeback import clear_page_dirty_for_io, test_set_page_writeback
+
+    ctx = run_setup(m, _FILE_PAGE)
+    pfn = m.file("/data/f").find_page(0)
+    m.write(ctx["tasks"]["T"], "/data/f", 1, offset=0)     # dirty again
+    clear_page_dirty_for_io(m.k, pfn)
+    test_set_page_writeback(m.k, pfn)
+    return ctx
+
+
+_SWAPIN = [("mkdir", {"path": "/a"}), ("spawn", {"task": "T", "cgroup": "/a"}),
+           ("mmap_anon", {"task": "T", "pages": 8, "name": "v"}),
+           ("touch", {"task": "T", "vma": "v"}),
+           ("reclaim_range", {"vma": "v", "pages": 8}),
+           ("touch", {"task": "T", "vma": "v", "pages": 1, "write": False})]
+
+# two pages swapped out and shared with a child by fork: the child's swapin reads the
+# neighbour's slot ahead while the parent unmaps its copy (mmap_sem keeps a fault and munmap
+# of one mm apart, so the racing fault is the other mm's)
+_READAHEAD = [("mkdir", {"path": "/a"}), ("spawn", {"task": "T", "cgroup": "/a"}),
+              ("mmap_anon", {"task": "T", "pages": 2, "name": "v"}),
+              ("touch", {"task": "T", "vma": "v"}),
+              ("reclaim_range", {"vma": "v", "pages": 2}),
+              ("fork", {"task": "T", "child": "C"})]
+
+_CHARGE_MOVE = _SPLICE[:2] + [("set", {"cgroup": "/b", "file": "memory.move_charge_at_immigrate",
+                                       "value": 3})] + _SPLICE[2:] + [
+    ("mmap_file", {"task": "T", "file": "/data/f", "name": "v", "pages": 1})]
+
+_THP = [("mkdir", {"path": "/a"}), ("spawn", {"task": "T", "cgroup": "/a"}),
+        ("mmap_anon", {"task": "T", "pages": 512, "name": "v"}),
+        ("touch", {"task": "T", "vma": "v", "pages": 1})]
+
+# i915's case: a tmpfs page is swapped out; a neighbour's swapin reads its slot ahead into a
+# page of the wrong node (the file asks for node 1), so shmem_getpage must replace it
+_SHMEM_REPLACE = [("mkdir", {"path": "/a"}), ("spawn", {"task": "T", "cgroup": "/a"}),
+                  ("create", {"file": "/dev/shm/gem", "tmpfs": True, "node": 1}),
+                  ("write", {"task": "T", "file": "/dev/shm/gem", "pages": 1}),
+                  ("reclaim_file", {"file": "/dev/shm/gem"}),
+                  ("mmap_anon", {"task": "T", "pages": 1, "name": "v"}),
+                  ("touch", {"task": "T", "vma": "v"}),
+                  ("reclaim_range", {"vma": "v"}),
+                  ("touch", {"task": "T", "vma": "v", "write": False})]
+_GEM0 = {"file": "/dev/shm/gem", "index": 0}
+
+_HUGETLB = [("mkdir", {"path": "/a"}), ("spawn", {"task": "T", "cgroup": "/a"}),
+            ("create", {"file": "/hugetlbfs/f"})]
+
+_THP_LIMIT = [("mkdir", {"path": "/a"}), ("spawn", {"task": "T", "cgroup": "/a"}),
+              ("mmap_anon", {"task": "T", "pages": 200, "name": "small"}),
+              ("touch", {"task": "T", "vma": "small"}),
+              ("mmap_anon", {"task": "T", "pages": 512, "name": "big", "hugepage": True})]
+
+
+def _thp_limit_setup(m: Machine) -> dict:
+    """The memcg full to its memory.max but for the fault's page table: with room for even
+    one page more, the OOM killer asked about an order-0 charge would report success without
+    a kill (its margin check is by the order), and the charge loop would retry forever."""
+    ctx = run_setup(m, _THP_LIMIT)
+    from .mm.memcontrol import drain_all_stock
+
+    drain_all_stock(m.k, m.memcg("/a"))
+    # room for the page table the fault allocates (kernel memory, charged on 6.x), no more
+    m.write_file("/a", "memory.max", str((m.usage("/a") + 1) * 4096))
+    return ctx
+
+
+_READ = [("mkdir", {"path": "/a"}), ("spawn", {"task": "T", "cgroup": "/a"}),
+         ("create", {"file": "/data/f"}), ("write", {"task": "T", "file": "/data/f", "pages": 1}),
+         ("sync", {}), ("reclaim_file", {"file": "/data/f"})]
+
+_ANON_ATTACH = [("mkdir", {"path": "/a"}), ("mkdir", {"path": "/b"}),
+                ("set", {"cgroup": "/b", "file": "memory.move_charge_at_immigrate",
+                         "value": 3}),
+                ("spawn", {"task": "T", "cgroup": "/a"}),
+                ("mmap_anon", {"task": "T", "pages": 2, "name": "v"}),
+                ("touch", {"task": "T", "vma": "v", "pages": 1})]
+
+_SHARED_SWAP = [("mkdir", {"path": "/a"}), ("spawn", {"task": "T", "cgroup": "/a"}),
+                ("mmap_anon", {"task": "T", "pages": 1, "name": "v"}),
+                ("touch", {"task": "T", "vma": "v"}), ("reclaim_range", {"vma": "v"}),
+                ("fork", {"task": "T", "child": "C"})]
+
+_SWAP = {"memory_pages": 1024, "swap_pages": 16}
+_NUMA = {"memory_pages": 1024, "nodes": 2}
+
+RACE_SETS = {r.name: r for r in (
+    race_set("migrate-vs-truncate", "a mapped page-cache page migrated while its file is "
+             "truncated", _FILE_PAGE,
+             [("migrate", "migrate", {"page": _F0, "task": "T"}),
+              ("truncate", "truncate", {"file": "/data/f"})], _NUMA),
+    race_set("reclaim-vs-truncate", "a mapped page-cache page reclaimed while its file is "
+             "truncated", _FILE_PAGE,
+             [("reclaim", "reclaim", {"page": _F0}),
+              ("truncate", "truncate", {"file": "/data/f"})], _SWAP),
+    race_set("migrate-vs-munmap", "an anonymous page migrated while it is unmapped", _ANON_PAGE,
+             [("migrate", "migrate", {"page": _V0, "task": "T"}),
+              ("munmap", "munmap", {"task": "T", "vma": "v"})], _NUMA),
+    race_set("reclaim-vs-munmap", "an anonymous page swapped out while it is unmapped",
+             _ANON_PAGE, [("reclaim", "reclaim", {"page": _V0}),
+                          ("munmap", "munmap", {"task": "T", "vma": "v"})], _SWAP),
+    race_set("replace-page-cache-vs-reclaim", "FUSE splice steals another file's page into "
+             "the cache (replace_page_cache_page) while reclaim takes the old one", _SPLICE,
+             [("splice", "splice", {"task": "T", "file": "/data/f", "steal": "/data/g"}),
+              ("reclaim", "reclaim", {"page": _F0})], {"memory_pages": 1024}),
+    race_set("writeback-vs-migrate", "the end of a page's writeback while it is migrated",
+             _writeback_setup,
+             [("end-writeback", "end_writeback", {"page": _F0}),
+              ("migrate", "migrate", {"page": _F0, "task": "T"})], _NUMA),
+    race_set("swapin-vs-reclaim", "a fault maps a read-ahead swap cache page (commit with "
+             "lrucare) while reclaim takes the page", _SWAPIN,
+             [("swapin", "fault", {"task": "T", "vma": "v", "offset": 1}),
+              ("reclaim", "reclaim", {"page": {"vma": "v", "offset": 1}})], _SWAP),
+    race_set("reclaim-vs-munmap-noacct", "reclaim-vs-munmap with swap accounting off",
+             _ANON_PAGE, [("reclaim", "reclaim", {"page": _V0}),
+                          ("munmap", "munmap", {"task": "T", "vma": "v"})],
+             {**_SWAP, "swap_accounting": False}),
+    race_set("migrate-vs-migrate", "compaction migrates a page twice: the second isolation "
+             "takes the old page back from the LRU before the first migration's putback "
+             "dropped its reference", _FILE_PAGE,
+             [("migrate-1", "migrate", {"page": _F0}),
+              ("migrate-2", "migrate", {"page": _F0})], _NUMA),
+    race_set("replace-page-cache-vs-charge-move", "FUSE splice replaces a cached page while "
+             "the task that maps the file moves to a memcg with move_charge_at_immigrate "
+             "(the charge move trylocks the page)", _CHARGE_MOVE,
+             [("splice", "splice", {"task": "U", "file": "/data/f", "steal": "/data/g"}),
+              ("attach", "attach", {"task": "T", "cgroup": "/b"})], {"memory_pages": 1024}),
+    race_set("swapin-readahead-vs-munmap", "a forked child's swapin fault reads its "
+             "neighbour's slot ahead while the parent unmaps its copy (zap drops the slots' "
+             "counts and may free their swap cache pages)",
+             _READAHEAD,
+             [("swapin", "fault", {"task": "C", "vma": "C:v", "offset": 0}),
+              ("munmap", "munmap", {"task": "T", "vma": "v"})], _SWAP),
+    race_set("thp-split-vs-munmap", "a THP split (lru_lock, page-table lock, memcg fixup) "
+             "while the VMA is unmapped", _THP,
+             [("split", "split_thp", {"page": _V0}),
+              ("munmap", "munmap", {"task": "T", "vma": "v"})],
+             {"memory_pages": 1024, "thp": True}),
+    race_set("shmem-replace-vs-reclaim", "a tmpfs page swapped in by read-ahead on the wrong "
+             "node is replaced (shmem_replace_page, lrucare) while reclaim takes it",
+             _SHMEM_REPLACE,
+             [("shmem-read", "shmem_read", {"task": "T", "file": "/dev/shm/gem"}),
+              ("reclaim", "reclaim", {"page": _GEM0})],
+             {**_SWAP, "nodes": 2}),
+    race_set("hugetlb-add-vs-truncate", "a hugetlbfs page enters the page cache while the "
+             "file is truncated (sequential in effect: the bug B7 shows needs no race)",
+             _HUGETLB,
+             [("hugetlb-fault", "hugetlb_add", {"file": "/hugetlbfs/f", "task": "T"}),
+              ("truncate", "hugetlb_truncate", {"file": "/hugetlbfs/f"})],
+             {"memory_pages": 1024}),
+    race_set("thp-fault-at-limit", "6.1 v2: a THP fault in a madvised VMA whose 512-page "
+             "charge does not fit memory.max (one path: B8 is an order computed wrongly, "
+             "not a race)", _thp_limit_setup,
+             [("thp-fault", "fault", {"task": "T", "vma": "big", "write": True})],
+             {"memory_pages": 1024, "profile": "6.1", "cgroup": "v2", "thp": True}),
+    race_set("read-vs-truncate", "read(2) brings a page back into the cache (charge, "
+             "insertion under the page lock and tree_lock) while the file is truncated", _READ,
+             [("read", "read", {"task": "T", "file": "/data/f"}),
+              ("truncate", "truncate", {"file": "/data/f"})], {"memory_pages": 1024}),
+    race_set("anon-fault-vs-charge-move", "a page fault commits a new anonymous page under "
+             "the page-table lock while the task moves to a memcg that takes its charges",
+             _ANON_ATTACH,
+             [("fault", "fault", {"task": "T", "vma": "v", "offset": 1, "write": True}),
+              ("attach", "attach", {"task": "T", "cgroup": "/b"})], {"memory_pages": 1024}),
+    race_set("swapin-vs-swapin", "parent and forked child fault the same swapped-out page: "
+             "one reads it in, both commit (the second finds it charged)", _SHARED_SWAP,
+             [("parent", "fault", {"task": "T", "vma": "v"}),
+              ("child", "fault", {"task": "C", "vma": "C:v"})], _SWAP),
+    race_set("migrate-vs-truncate-vs-reclaim", "three paths on one mapped page-cache page: "
+             "migration, truncation and reclaim", _FILE_PAGE,
+             [("migrate", "migrate", {"page": _F0, "task": "T"}),
+              ("truncate", "truncate", {"file": "/data/f"}),
+              ("reclaim", "reclaim", {"page": _F0})], {**_NUMA, "swap_pages": 16}),
+    race_set("writeback-migrate-reclaim-munmap", "four paths on a page under writeback: its "
+             "I/O completes while it is migrated, reclaimed and unmapped", _writeback_setup,
+             [("end-writeback", "end_writeback", {"page": _F0}),
+              ("migrate", "migrate", {"page": _F0, "task": "T"}),
+              ("reclaim", "reclaim", {"page": _F0}),
+              ("munmap", "munmap", {"task": "T", "vma": "v"})], {**_NUMA, "swap_pages": 16}),
+)}
+
+#: the historical bugs (spec section 8) the model can put back, and a race set that shows each
+INJECTIONS = {
+    "B1": ("end of writeback against migration: the writeback statistic is never decremented",
+           "writeback-vs-migrate"),
+    "B2": ("migration after re-mapping: mapped_file of the new page is never counted",
+           "migrate-vs-truncate"),
+    "B3": ("double migration: the old page keeps PCG_USED without its charge, and a second "
+           "migration takes it again", "migrate-vs-migrate"),
+    "B4": ("replace_page_cache without lrucare: the page changes memcg on its LRU list",
+           "replace-page-cache-vs-reclaim"),
+    "B5": ("shmem_replace_page with lrucare false: the read-ahead page is on its LRU list",
+           "shmem-replace-vs-reclaim"),
+    "B7": ("hugetlb pages charged through the page cache: freed with PCG_USED set",
+           "hugetlb-add-vs-truncate"),
+    "B8": ("the OOM order of a THP charge computed from pages, not bytes: a costly charge "
+           "OOM-kills", "thp-fault-at-limit"),
+    "MEMSW-NOACCT": ("PCG_MEMSW set with swap accounting off: memsw uncharged below zero",
+                     "reclaim-vs-munmap-noacct"),
+}

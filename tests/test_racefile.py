@@ -1,0 +1,109 @@
+"""Race files: the examples load and run, and each kind of mistake is named with its file,
+line and column, exit status 2 and no traceback."""
+
+import pathlib
+
+import pytest
+
+from memcgsim.cli import main
+from memcgsim.explore import explore
+from memcgsim.racefile import RaceFileError, load_race_file
+from memcgsim.races import RACE_SETS
+
+EXAMPLES = pathlib.Path(__file__).parent.parent / "examples" / "races"
+
+GOOD = """\
+race: 1
+name: mine
+machine: {memory_pages: 1024, nodes: 2}
+setup:
+  - mkdir: /a
+  - spawn: {task: T, cgroup: /a}
+  - create: /data/f
+  - write: {task: T, file: /data/f, pages: 1}
+  - sync:
+  - mmap_file: {task: T, file: /data/f, name: v, pages: 1}
+  - touch: {task: T, vma: v, write: false}
+paths:
+  - {path: migrate, page: {file: /data/f, index: 0}, node: 1, task: T}
+  - {path: truncate, file: /data/f}
+"""
+
+
+def test_a_race_file_explores_as_the_built_in_set_does():
+    mine = explore(load_race_file("mine.yaml", GOOD))
+    builtin = explore(RACE_SETS["migrate-vs-truncate"])
+    assert mine.violation is None
+    assert (mine.states, mine.transitions, mine.finals) == (builtin.states,
+                                                            builtin.transitions,
+                                                            builtin.finals)
+    bug = explore(load_race_file("mine.yaml", GOOD), inject=["B2"])
+    assert bug.violation == "[underflow] /a stat mapped_file = -1"
+
+
+def test_example_race_files_run_clean(capsys):
+    files = sorted(EXAMPLES.glob("*.yaml"))
+    assert len(files) == 2
+    assert main(["explore", *map(str, files)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("my-migrate-vs-truncate: 123 states, 8 complete schedules, 180 steps")
+    assert "\nswapin-vs-reclaim-vs-attach: 2982 states, " in out
+
+
+def test_example_race_file_with_an_injected_bug(capsys):
+    assert main(["explore", "--inject", "B2", str(EXAMPLES / "migrate-vs-truncate.yaml")]) == 1
+    out = capsys.readouterr().out
+    assert "  violation: [underflow] /a stat mapped_file = -1\n" in out
+    assert "  7. truncate #2: releases page-table lock of mm 1\n" in out
+
+
+def _replace(old: str, new: str) -> str:
+    assert old in GOOD
+    return GOOD.replace(old, new)
+
+
+@pytest.mark.parametrize("text,where,message", [
+    (_replace("race: 1\n", ""), "1:1", "missing 'race: 1' (the format version)"),
+    (_replace("race: 1", "race: 2"), "1:7", "race format 2 is not known: this version reads 1"),
+    (_replace("name: mine", "nmae: mine"), "2:1",
+     "unknown top-level key 'nmae' (did you mean 'name'?)"),
+    (_replace("memory_pages: 1024", "memory_pages: lots"), "3:25",
+     "machine memory_pages must be a int, not 'lots'"),
+    (_replace("nodes: 2}", "nodes: 2, numa: 1}"), "3:41", "unknown machine key 'numa'"),
+    (_replace("  - mkdir: /a", "  - mkdri: /a"), "5:5",
+     "unknown setup step 'mkdri' (did you mean 'mkdir'?)"),
+    (_replace("{task: T, cgroup: /a}", "{task: T, group: /a}"), "6:22",
+     "setup step spawn has no argument 'group' (did you mean 'cgroup'?); it takes task, "
+     "cgroup, node"),
+    (_replace("{task: T, file: /data/f, pages: 1}", "{task: T, file: /data/f}"), "8:12",
+     "setup step write needs pages"),
+    (_replace("{task: T, vma: v, write: false}", "{task: U, vma: v, write: false}"), "11:5",
+     "setup step touch: unknown task 'U' (spawn it in the setup)"),
+    (_replace("{path: truncate, file: /data/f}", "{path: truncate, file: /data/g}"), "14:5",
+     "path truncate: unknown file '/data/g'"),
+    (_replace("{path: truncate", "{path: truncat"), "14:12",
+     "unknown path 'truncat' (did you mean 'truncate'?)"),
+    (_replace("index: 0}, node: 1", "index: 3}, node: 1"), "13:5",
+     "path migrate: no page cached at index 3 of /data/f"),
+    (_replace("  - {path: truncate, file: /data/f}\n",
+              "  - {path: truncate, file: /data/f}\n" * 4), "13:3", "5 paths: a race runs 1 to 4"),
+    (_replace("  - {path: truncate, file: /data/f}\n",
+              "  - {path: truncate, file: /data/f}\n" * 2), "15:5",
+     "path label 'truncate' is used twice: give each a `label`"),
+    (_replace("paths:", "paths: ["), "13:3", "not valid YAML: expected the node content"),
+])
+def test_mistakes_are_named_with_file_and_line(text, where, message, tmp_path, capsys):
+    with pytest.raises(RaceFileError) as e:
+        load_race_file("race.yaml", text)
+    assert str(e.value).startswith(f"race.yaml:{where}: {message}"), str(e.value)
+    f = tmp_path / "race.yaml"
+    f.write_text(text)
+    assert main(["explore", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"memcgsim: {f}:{where}: {message}") and "Traceback" not in err
+
+
+def test_a_missing_file(capsys):
+    assert main(["explore", "/nonexistent/race.yaml"]) == 2
+    assert ("memcgsim: /nonexistent/race.yaml:1:1: cannot read the file: No such file or "
+            "directory") in capsys.readouterr().err
