@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .locking import Lock, TryLock, Unlock, page_lock, run_path, tree_lock
+from .locking import Lock, TryLock, Unlock, lru_lock, page_lock, run_path, tree_lock
 from .memcontrol import mem_cgroup_swapout, mem_cgroup_uncharge_list
 from .mm_types import (
     LRU_ACTIVE_ANON,
@@ -163,9 +163,25 @@ def shrink_page_list(k, pfns: list[int], may_swap: bool = True, dirty: list | No
     mem_cgroup_uncharge_list(k, free_list)
     for pfn in free_list:
         free_pages(k, pfn)
-    for pfn in keep:
-        putback_lru_page(k, pfn)
+    if keep:
+        nodes = yield from _lock_lrus(k, keep)
+        for pfn in keep:
+            putback_lru_page(k, pfn)
+        yield from _unlock_lrus(nodes)
     return len(free_list)
+
+
+def _lock_lrus(k, pfns):
+    """Path: take the lru_lock of every node the pages sit on, in node order."""
+    nodes = sorted({k.page_to_nid(pfn) for pfn in pfns})
+    for node in nodes:
+        yield Lock(lru_lock(node))
+    return nodes
+
+
+def _unlock_lrus(nodes):
+    for node in reversed(nodes):
+        yield Unlock(lru_lock(node))
 
 
 def _reclaim_locked_page(k, pfn: int, may_swap: bool):
@@ -378,9 +394,14 @@ def shrink_inactive_list(k, memcg, sc: ScanControl, lru: int, n: int):
     from .memcontrol import count_memcg_event
 
     batch = []
-    for pfn in _next_pages(k, sc, memcg, lru, n):
+    candidates = _next_pages(k, sc, memcg, lru, n)
+    if not candidates:
+        return
+    nodes = yield from _lock_lrus(k, candidates)        # isolate_lru_folios
+    for pfn in candidates:
         if k.mem_map.refcount[pfn] > 0 and isolate_lru_page(k, pfn) == 0:
             batch.append(pfn)
+    yield from _unlock_lrus(nodes)
     if not batch:
         return
     how = "proactive" if sc.proactive else ("kswapd" if sc.global_reclaim else "direct")
@@ -405,17 +426,20 @@ def shrink_active_list(k, memcg, sc: ScanControl, lru: int, n: int):
 
     mm = k.mem_map
     moved = 0
-    for pfn in _next_pages(k, sc, memcg, lru, n):
+    candidates = _next_pages(k, sc, memcg, lru, n)
+    if not candidates:
+        return
+    nodes = yield from _lock_lrus(k, candidates)
+    for pfn in candidates:
         if mm.refcount[pfn] <= 0 or isolate_lru_page(k, pfn):
             continue
         mm.flags[pfn] &= ~PG_active
         putback_lru_page(k, pfn)
         moved += 1
+    yield from _unlock_lrus(nodes)
     if moved:
         count_memcg_event(memcg, "pgrefill", moved)
         count_memcg_event(memcg, "pgdeactivate", moved)
-    return
-    yield  # a path, though it takes no lock of its own
 
 
 def shrink_node_memcgs(k, sc: ScanControl):
@@ -503,7 +527,13 @@ def try_to_free_pages(k) -> int:
 
 def reclaim_page(k, pfn: int):
     """Path: reclaim one given page (isolate, then shrink_page_list), as kswapd would."""
-    if isolate_lru_page(k, pfn):
+    nodes = yield from _lock_lrus(k, [pfn])
+    # as __isolate_lru_page: only a page still on its list with a reference left
+    mm = k.mem_map
+    busy = (not mm.flags[pfn] & PG_lru or mm.refcount[pfn] <= 0
+            or isolate_lru_page(k, pfn))
+    yield from _unlock_lrus(nodes)
+    if busy:
         return 0
     return (yield from shrink_page_list(k, [pfn], may_swap=k.swap.nr_slots > 0))
 
