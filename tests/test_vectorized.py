@@ -166,6 +166,17 @@ def test_bulk_reclaim_matches_the_per_page_reclaim(kind, limit, swap, pages, mlo
         assert any(used), "the bulk shrink never ran"
 
 
+def _limited(vectorized, kind, limit, swap, cpus, nodes):
+    """A machine with /p/a at memory.max `limit` pages and two tasks in it (other CPU, node)."""
+    m = Machine(4096, swap_pages=swap, profile=kind[0], cgroup=kind[1], cpus=cpus, nodes=nodes,
+                vectorized=vectorized)
+    m.mkdir("/p")
+    assert m.write_file("/p", "cgroup.subtree_control", "+memory") == 0
+    m.mkdir("/p/a")
+    assert m.write_file("/p/a", "memory.max", str(limit * 4096)) == 0
+    return m, [m.spawn("T", "/p/a", cpu=0), m.spawn("U", "/p/a", cpu=cpus - 1, node=nodes - 1)]
+
+
 PRESSURE_OPS = st.lists(
     st.tuples(st.sampled_from(["touch", "touch", "touch", "mmap", "munmap", "other", "file",
                                "swap.max", "memory.high", "memory.low", "parent.max"]),
@@ -180,17 +191,7 @@ def test_faults_at_the_limit_match_the_per_page_faults(kind, limit, swap, cpus, 
     """Faults at memory.max, with the pages of other tasks, other CPUs and nodes, protection,
     swap and high limits and a parent's limit in play: the bulk fault-and-reclaim runs leave
     the per-page paths' state after every operation."""
-    machines = []
-    for vectorized in (False, True):
-        m = Machine(4096, swap_pages=swap, profile=kind[0], cgroup=kind[1], cpus=cpus,
-                    nodes=nodes, vectorized=vectorized)
-        m.mkdir("/p")
-        assert m.write_file("/p", "cgroup.subtree_control", "+memory") == 0
-        m.mkdir("/p/a")
-        assert m.write_file("/p/a", "memory.max", str(limit * 4096)) == 0
-        tasks = [m.spawn("T", "/p/a", cpu=0), m.spawn("U", "/p/a", cpu=cpus - 1,
-                                                       node=nodes - 1)]
-        machines.append((m, tasks))
+    machines = [_limited(vec, kind, limit, swap, cpus, nodes) for vec in (False, True)]
     for step, (op, who, n) in enumerate(ops):
         for m, tasks in machines:
             t = tasks[who % 2]
@@ -239,20 +240,13 @@ def test_reads_at_the_limit_match_the_per_page_reads(kind, limit, swap, cpus, no
     state after every operation."""
     machines = []
     for vectorized in (False, True):
-        m = Machine(4096, swap_pages=swap, profile=kind[0], cgroup=kind[1], cpus=cpus,
-                    nodes=nodes, vectorized=vectorized)
-        m.mkdir("/p")
-        assert m.write_file("/p", "cgroup.subtree_control", "+memory") == 0
-        m.mkdir("/p/a")
-        assert m.write_file("/p/a", "memory.max", str(limit * 4096)) == 0
+        m, tasks = _limited(vectorized, kind, limit, swap, cpus, nodes)
         w = m.spawn("W", "/")
         for name, size in (("/data/f0", 700), ("/data/f1", 90)):
             m.write(w, name, size)
         m.sync()
         m.drop_caches()
-        tasks = [m.spawn("T", "/p/a", cpu=0), m.spawn("U", "/p/a", cpu=cpus - 1,
-                                                       node=nodes - 1), w]
-        machines.append((m, tasks))
+        machines.append((m, [*tasks, w]))
     assert_same(snapshot(machines[0][0]), snapshot(machines[1][0]), "setup")
     for step, (op, who, x, n) in enumerate(ops):
         for m, tasks in machines:

@@ -10,6 +10,8 @@ path: near a limit, with THP, for swap entries, shared or mlocked pages.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from .locking import run_path
@@ -444,17 +446,23 @@ def _missing_tables(k, mm, addr: int, n: int) -> list[tuple[int, tuple]]:
     return [(f, key) for f, _, key in out]
 
 
+@contextmanager
+def _current(k, task):
+    """Run as task (k.current): what the charges, the stock and pte_alloc look at."""
+    saved, k.current = k.current, task
+    try:
+        yield
+    finally:
+        k.current = saved
+
+
 def _fault_anon_reclaim_run(k, task, vma, start: int, n: int) -> int:
     """Fault up to n pte_none pages from offset start of a private anonymous vma while the
     charges reclaim (a _LimitRun on the inactive anon list; limit reclaim swaps the oldest
-    pages out), with the page tables there already and swap room for all of it. Returns how
-    many faults were done (0: not this case)."""
-    saved = k.current
-    k.current = task
-    try:
+    pages out), with swap room for all of it; the page tables of the faults are charged on
+    the way. Returns how many faults were done (0: not this case)."""
+    with _current(k, task):
         return _fault_anon_reclaim_steps(k, task, vma, start, n)
-    finally:
-        k.current = saved
 
 
 def _fault_anon_reclaim_steps(k, task, vma, start: int, n: int) -> int:
@@ -581,12 +589,8 @@ def _read_reclaim_run(k, task, mapping, start: int, n: int) -> int:
     """Read up to n pages not in the cache from index start: a _LimitRun on the inactive file
     list, whose reclaim drops the oldest clean, unmapped cache pages. Returns how many pages
     were read (0: not this case)."""
-    saved = k.current
-    k.current = task
-    try:
+    with _current(k, task):
         return _read_reclaim_steps(k, task, mapping, start, n)
-    finally:
-        k.current = saved
 
 
 def _read_reclaim_steps(k, task, mapping, start: int, n: int) -> int:
