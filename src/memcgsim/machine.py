@@ -37,7 +37,11 @@ from .mm.res_counter import RES_COUNTER_MAX
 from .mm.sched import Task
 from .mm.shmem import shmem_write
 from .mm.swap import get_page, lru_cache_add_file, page_cache_release
-from .mm.vectorized import fault_anon_range, read_file_range, zap_pte_range_vectorized
+from .mm.vectorized import (
+    do_generic_file_read_vectorized,
+    fault_anon_range,
+    zap_pte_range_vectorized,
+)
 from .mm.vmscan import reclaim_page, shrink_mem_cgroup
 
 
@@ -333,7 +337,7 @@ class Machine:
         if f.shmem:
             return count     # reading tmpfs holes allocates nothing; cached pages stay put
         if self.vectorized:
-            return self._run(read_file_range(self.k, task, f, start, count), task)
+            return self._run(do_generic_file_read_vectorized(self.k, task, f, start, count), task)
         return self._run(do_generic_file_read(self.k, f, start, count, task.node), task)
 
     def mmap_file(self, task: Task, name: str, npages: int | None = None, pgoff: int = 0,

@@ -24,7 +24,7 @@ from .errors import MemcgsimError
 from .explore import RaceSet
 from .machine import Machine
 from .races import PATHS, SETUP_STEPS, race_set
-from .scenario import Node, ScenarioError, _parse_yaml
+from .scenario import Node, ScenarioError, _parse_yaml, read_source
 
 
 class RaceFileError(ScenarioError):
@@ -79,16 +79,8 @@ def _args(node: Node, what: str, required: tuple, optional: tuple) -> dict:
 
 def load_race_file(file: str, text: str | None = None) -> RaceSet:
     """Read and check a race file; RaceFileError names the first mistake."""
-    if text is None:
-        try:
-            with open(file, encoding="utf-8") as f:
-                text = f.read()
-        except OSError as e:
-            raise RaceFileError(file, 1, 1, f"cannot read the file: {e.strerror}") from None
-        except UnicodeDecodeError:
-            raise RaceFileError(file, 1, 1, "the file is not UTF-8 text") from None
     try:
-        root = _parse_yaml(text, file)
+        root = _parse_yaml(read_source(file) if text is None else text, file)
     except ScenarioError as e:
         raise RaceFileError(e.file, e.line, e.col, e.message.replace(
             "a scenario needs format: 1 and steps", "a race file needs race: 1, setup and "

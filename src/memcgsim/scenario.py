@@ -311,18 +311,21 @@ def text_line_of(file: str, offset: int) -> int:
         return f.read(offset).count(b"\n") + 1
 
 
+def read_source(file: str) -> str:
+    """A YAML file's text; ScenarioError if it cannot be read or is not UTF-8."""
+    try:
+        with open(file, encoding="utf-8") as f:
+            return f.read()
+    except OSError as e:
+        raise ScenarioError(file, 1, 1, f"cannot read the file: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        line = text_line_of(file, e.start)
+        raise ScenarioError(file, line, 1, "the file is not UTF-8 text") from None
+
+
 def load_scenario(file: str, text: str | None = None) -> Scenario:
     """Read and validate a scenario file; ScenarioError names the first mistake."""
-    if text is None:
-        try:
-            with open(file, encoding="utf-8") as f:
-                text = f.read()
-        except OSError as e:
-            raise ScenarioError(file, 1, 1, f"cannot read the file: {e.strerror}") from None
-        except UnicodeDecodeError as e:
-            line = text_line_of(file, e.start)
-            raise ScenarioError(file, line, 1, "the file is not UTF-8 text") from None
-    root = _parse_yaml(text, file)
+    root = _parse_yaml(read_source(file) if text is None else text, file)
     if not isinstance(root.value, dict):
         raise _err(root, "a scenario is a mapping with format, machine, cgroups and steps")
     top = root.value

@@ -57,13 +57,21 @@ from .mm_types import (
 )
 from .page_alloc import find_free_pages, free_pages_bulk, prep_new_pages
 from .page_cgroup import PCG_MEM, PCG_MEMSW, PCG_USED
-from .pgtable import pte_alloc, pte_alloc_would_charge
+from .pgtable import LEVELS, _charging_memcg, pte_alloc, pte_alloc_would_charge
+from .vmscan import (
+    DEF_PRIORITY,
+    EVICTABLE,
+    SWAP_CLUSTER_MAX,
+    ScanControl,
+    _look_at_list,
+    get_scan_count,
+    lruvec_size,
+)
 
 VM_FAULT_OOM = 0x0001
 #: pages faulted per bulk step at most (the free-page search is sized by it)
 BULK_CHUNK = 1 << 16
 PTRS_PER_PTE = 512
-SWAP_CLUSTER_MAX = 32
 
 
 def _charge_fits(k, memcg, nr: int) -> bool:
@@ -158,11 +166,12 @@ def _fault_anon_run(k, task, vma, start: int, n: int) -> int:
             # handle_mm_fault's pte_alloc of the run's first fault, before its page's charge
             assert pte_alloc(k, mm, vma.start + start) == 0
         n = _charge_prefix(k, memcg, n)
+        uncharged_tables = not k.profile.kmem_accounting or _charging_memcg(k) is None
     finally:
         k.current = saved
     if not n:
         return 0
-    if not tables:
+    if uncharged_tables:
         # the tables exist as the per-page faults would leave them, though none is charged
         # (3.17, or a task of the root memcg)
         saved, k.current = k.current, task
@@ -213,8 +222,6 @@ def _peek_oldest(k, memcg, lru: int, n: int):
     """Up to n of the oldest pages on memcg's list lru, oldest first, as _next_pages would
     take them, without taking them: returns (pfns, take) where take(m) leaves the list's
     cached tail as if _next_pages had taken the first m."""
-    from .vmscan import _look_at_list, lruvec_size
-
     key = (memcg.id, lru)
     tail = k.lru_tails.get(key)
     mem = k.mem_map
@@ -223,7 +230,8 @@ def _peek_oldest(k, memcg, lru: int, n: int):
         if tail is None or tail.pos >= len(tail.pfns):
             if not lruvec_size(memcg, lru):
                 break
-            tail = _look_at_list(k, memcg, lru)
+            # a fresh look is a valid tail whatever the caller then does: keep it
+            tail = k.lru_tails[key] = _look_at_list(k, memcg, lru)
         got, at = [], []
         have, pos = 0, tail.pos
         while have < n and pos < len(tail.pfns):
@@ -256,20 +264,12 @@ def _peek_oldest(k, memcg, lru: int, n: int):
     return pfns, take
 
 
-def _reclaim_at_limit(k, memcg, lruvec, lru: int) -> int:
+def _try_to_free_mem_cgroup_pages_counts(k, memcg, lruvec, lru: int) -> int:
     """try_to_free_mem_cgroup_pages(memcg, 1 page) in the case the limit runs below take:
     the priority rounds and SWAP_CLUSTER_MAX chunks of do_try_to_free_pages/shrink_lruvec
     over a leaf memcg whose evictable pages all sit on the one inactive list lru, each of
     which its reclaim frees. Moves the counts only (list size, memory charge); the caller
     frees the pages, oldest first."""
-    from .vmscan import (
-        DEF_PRIORITY,
-        SWAP_CLUSTER_MAX,
-        ScanControl,
-        get_scan_count,
-        lruvec_size,
-    )
-
     sc = ScanControl(memcg, SWAP_CLUSTER_MAX, may_swap=k.swap.nr_slots > 0)
     for priority in range(DEF_PRIORITY, -1, -1):
         sc.priority = priority
@@ -306,8 +306,6 @@ class _LimitRun:
     pages of the list (older pages first, then the run's own) freed in that order."""
 
     def __init__(self, k, task, memcg, lru: int, n: int):
-        from .vmscan import EVICTABLE, lruvec_size
-
         self.k, self.task, self.memcg, self.lru = k, task, memcg, lru
         self.pfns = self.old = None
         prof = k.profile
@@ -356,8 +354,6 @@ class _LimitRun:
         fault's pte_alloc), which the caller has made sure never need a reclaim run that
         finds the list empty."""
         from .memcontrol import memcg_memory_event
-        from .vmscan import lruvec_size
-
         k, memcg, lru = self.k, self.memcg, self.lru
         res = memcg.res
         stock = k.this_cpu_stock()
@@ -391,7 +387,7 @@ class _LimitRun:
                 # try
                 res.failcnt += 2
                 memcg_memory_event(memcg, "max")
-                reclaimed += _reclaim_at_limit(k, memcg, lruvec, lru)
+                reclaimed += _try_to_free_mem_cgroup_pages_counts(k, memcg, lruvec, lru)
                 # the retry after reclaim is for the page alone (the batch is gone)
                 over, _ = _charge_counters(k, memcg, 1)
                 assert over is None
@@ -435,8 +431,6 @@ class _LimitRun:
 def _missing_tables(k, mm, addr: int, n: int) -> list[tuple[int, tuple]]:
     """The page-table pages faults at addr .. addr+n-1 would allocate, in the order they
     would: (fault offset, pgtables key), level by level (PUD, PMD, PTE) within a fault."""
-    from .pgtable import LEVELS
-
     out = []
     for order, (level, shift) in enumerate(LEVELS):
         for region in range(addr >> shift, ((addr + n - 1) >> shift) + 1):
@@ -472,8 +466,6 @@ def _fault_anon_reclaim_steps(k, task, vma, start: int, n: int) -> int:
     memcg = get_mem_cgroup_from_mm(k, mm)
     if vma.flags & VM_LOCKED or k.locks.is_held(tree_lock(k.swapper_space.id)):
         return 0
-    from .pgtable import _charging_memcg
-
     if not k.profile.kmem_accounting or _charging_memcg(k) is not memcg:
         return 0
     run = _LimitRun(k, task, memcg, LRU_INACTIVE_ANON, n)
@@ -557,7 +549,7 @@ def fault_anon_range(k, task, vma, start: int, count: int) -> int:
     return count
 
 
-def read_file_range(k, task, mapping, start: int, count: int):
+def do_generic_file_read_vectorized(k, task, mapping, start: int, count: int):
     """Path: read(2) of pages [start, start+count) of a page-cache file (do_generic_file_read),
     with runs of pages not in the cache read in bulk where _read_reclaim_run takes them."""
     from .filemap import do_generic_file_read
