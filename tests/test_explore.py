@@ -133,6 +133,7 @@ def test_explore_command(capsys):
     assert main(["explore", "migrate-vs-munmap"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("migrate-vs-munmap: 40 states, 6 complete schedules, 50 steps, ")
+    assert out.splitlines()[1:] == ["  migrate returns 0 or 1", "  munmap returns None"]
     assert main(["explore", "--inject", "B3"]) == 1
     out = capsys.readouterr().out
     assert out.startswith("migrate-vs-migrate: ") and "violation: [flags]" in out
@@ -214,3 +215,28 @@ def test_a_binding_changed_without_its_protection_breaks_the_locking_rule():
                              "its page lock, a page-table lock or the lru_lock, with "
                              "references left (spec 4.1)")
     assert out.counterexample == ["1. move #1: isolate", "2. move #2: putback"]
+
+
+def test_a_second_swapin_waits_for_swap_has_cache_instead_of_failing():
+    """Parent and child fault the same swapped-out page. The one that finds SWAP_HAS_CACHE
+    taken, before the page is in the swap cache, retries until it is there (the kernel's
+    -EEXIST loop in read_swap_cache_async): neither fault may end in VM_FAULT_OOM (1). Both
+    are major faults (4) when the second waited; 0 is a fault that found the pte changed."""
+    out = explore(RACE_SETS["swapin-vs-swapin"])
+    assert out.violation is None
+    assert out.results == {(4, 4), (4, 0), (0, 4)}
+
+
+def test_a_busy_wait_with_nothing_else_running_is_a_deadlock():
+    """Run alone, the child's fault would spin for ever on a slot whose SWAP_HAS_CACHE the
+    half-done parent fault holds: run_path reports it."""
+    from memcgsim.errors import Deadlock
+    from memcgsim.explore import _replay
+    from memcgsim.mm.locking import run_path
+
+    race = RACE_SETS["swapin-vs-swapin"]
+    run = _replay(race, frozenset(), [0])         # the parent claimed the slot's cache
+    assert run.log == [(0, "takes page lock of pfn 1")]
+    k = run.m.k
+    with pytest.raises(Deadlock, match=r"swapcache_prepare of slot 1: -EEXIST, retry"):
+        run_path(k, run.gens[1], run.tasks[1], owner=2)

@@ -343,6 +343,11 @@ def cmd_explore(args) -> int:
         print(f"{name}: {out.states} states, {out.schedules} complete schedules, "
               f"{out.transitions} steps, {dt:.3f} s ({rate:,.0f} states/s)"
               + (" (stopped at --max-states)" if out.truncated else ""))
+        labels = [label for label, _ in race.paths]
+        for i, label in enumerate(labels):
+            seen = sorted({r[i] for r in out.results}, key=repr)
+            if seen:
+                print(f"  {label} returns {' or '.join(map(repr, seen))}")
         if out.violation:
             status = EXIT_ERROR
             print(f"  violation: {out.violation}")

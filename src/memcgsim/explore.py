@@ -59,7 +59,7 @@ import numpy as np
 from .checker import check
 from .errors import Deadlock, MemcgsimError, ModelBug
 from .machine import Machine
-from .mm.locking import Lock, Step, TryLock, Unlock
+from .mm.locking import Lock, Spin, Step, TryLock, Unlock
 
 
 class LockingRuleBroken(ModelBug):
@@ -90,6 +90,8 @@ class Outcome:
     transitions: int = 0
     #: fingerprints of the machine (and locks) at the end of the complete schedules
     finals: set = field(default_factory=set)
+    #: what the paths returned, one tuple (in path order) per distinct end
+    results: set = field(default_factory=set)
     #: the failing schedule's steps, numbered in order, or None
     counterexample: list[str] | None = None
     #: the broken rule: "[invariant] message", "VMBugOnPage: ...", "deadlock: ..."
@@ -307,7 +309,7 @@ def _canon(v, depth: int = 0):
     name = type(v).__name__
     if name in _OPAQUE:
         return name
-    if isinstance(v, (types.GeneratorType, Lock, TryLock, Unlock, Step)):
+    if isinstance(v, (types.GeneratorType, Lock, TryLock, Unlock, Step, Spin)):
         return type(v).__name__ if isinstance(v, types.GeneratorType) else repr(v)
     if name == "Vma":
         return ("vma", v.mm.id, v.start)
@@ -360,6 +362,7 @@ class _Run:
         self.pending: list = [None] * len(started)   # a Lock not yet granted
         self.send: list = [None] * len(started)
         self.steps = [0] * len(started)
+        self.results: list = [None] * len(started)
         #: per step taken: (path, what it did)
         self.log: list[tuple[int, str]] = []
         self._kkey: bytes | None = None
@@ -451,6 +454,7 @@ class _Run:
             if leaked:
                 raise Deadlock(f"{self.labels[i]} ended holding "
                                f"{', '.join(map(_lockname, leaked))}") from None
+            self.results[i] = stop.value
             said.append(f"returns {stop.value!r}")
             return "; ".join(said)
         finally:
@@ -473,6 +477,8 @@ class _Run:
             said.append(f"releases {_lockname(req.lock)}")
         elif isinstance(req, Step):
             said.append(req.name)
+        elif isinstance(req, Spin):
+            said.append(f"spins: {req.name}")
         else:
             said.append("runs")
         return "; ".join(said)
@@ -507,7 +513,7 @@ class _Run:
         """The machine's state and where each path stands."""
         h = hashlib.blake2b(self.machine_key(), digest_size=16)
         h.update(repr((self.done, [p.lock if p else None for p in self.pending], self.send,
-                       [_frames(g) for g in self.gens])).encode())
+                       self.results, [_frames(g) for g in self.gens])).encode())
         return h.digest()
 
 
@@ -645,6 +651,7 @@ def explore(race: RaceSet, inject=(), max_states: int = 200000, por: bool = True
         if not enabled:
             out.schedules += 1
             out.finals.add(run.machine_key())
+            out.results.add(tuple(run.results))
             return
         awake = dict(sleep)
         for n, t in enumerate(todo):
@@ -741,6 +748,7 @@ def explore_random(race: RaceSet, walks: int, seed: int = 0, inject=()) -> Outco
                 if not enabled:
                     problem = _terminal_problem(run)
                     out.finals.add(run.machine_key())
+                    out.results.add(tuple(run.results))
                     break
                 run.step(rng.choice(enabled), fresh=True)
                 out.transitions += 1

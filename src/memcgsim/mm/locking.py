@@ -1,9 +1,10 @@
 """Locks and scheduling points of the kernel paths.
 
 A kernel path is a generator. It yields at the points where another path could run: when it takes
-a sleeping or spinning lock (`Lock`, `TryLock`), when it drops one (`Unlock`), and at named atomic
-`Step`s. `run_path` drives a path to completion; an explorer can instead advance several paths one
-yield at a time. Locks live in `LockTable`; a page's lock is also its PG_locked bit.
+a sleeping or spinning lock (`Lock`, `TryLock`), when it drops one (`Unlock`), at named atomic
+`Step`s, and on each turn of a busy-wait loop (`Spin`). `run_path` drives a path to completion;
+an explorer can instead advance several paths one yield at a time. Locks live in `LockTable`; a
+page's lock is also its PG_locked bit.
 """
 
 from __future__ import annotations
@@ -33,6 +34,13 @@ class Unlock:
 @dataclass(frozen=True, slots=True)
 class Step:
     """An atomic step boundary that is not a lock operation."""
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Spin:
+    """One turn of a retry loop that waits for another path to move on (the kernel's
+    cond_resched-and-retry): it can only end if something else runs."""
     name: str
 
 
@@ -92,8 +100,9 @@ class LockTable:
 def run_path(k, path, task=None, owner: int = 0):
     """Run a path to its end, as the only thing running; return what it returns.
 
-    With nobody else running, a lock that is already held can never be released: that is a
-    deadlock (or a lock leaked by an earlier path), and raises Deadlock.
+    With nobody else running, a lock that is already held can never be released, nor can a
+    busy wait end: that is a deadlock (or a lock leaked by an earlier path), and raises
+    Deadlock.
     """
     saved = k.current
     locks = k.locks
@@ -117,5 +126,8 @@ def run_path(k, path, task=None, owner: int = 0):
                 send = locks.try_acquire(req.lock, owner)
             elif isinstance(req, Unlock):
                 locks.release(req.lock, owner)
+            elif isinstance(req, Spin):
+                raise Deadlock(f"{req.name}: the path waits for another one and nothing else "
+                               "runs")
     finally:
         k.current = saved

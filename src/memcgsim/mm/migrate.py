@@ -151,7 +151,9 @@ def unmap_and_move(k, old: int, node: int):
 def migrate_pages(k, pfns: list[int], node: int):
     """Path: isolate the pages first (THPs are split, as 3.17's migrate_pages does), then move
     each isolated page to node, so reclaim run by an allocation on the way cannot take them.
-    Returns the number of pages that could not be migrated."""
+    Returns the number of pages that could not be migrated. One pass: the kernel tries a page
+    that failed with -EAGAIN (still referenced elsewhere, say by an unmap that has cleared its
+    pte but not yet freed it) up to ten times; the model does not retry."""
     from .huge_memory import split_huge_page
 
     failed = 0

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .locking import Lock, Unlock, page_lock
+from ..errors import Errno
+from .locking import Lock, Spin, Unlock, page_lock
 from .memcontrol import mem_cgroup_swapin_charge_page, mem_cgroup_swapin_uncharge_swap
 from .mm_types import PG_active, PG_head, PG_locked, PG_swapbacked, PG_swapcache
 from .page_writeback import SetPageDirty
@@ -93,6 +94,9 @@ def lookup_swap_cache(k, entry: int) -> int:
 def read_swap_cache_async(k, entry: int, node: int):
     """Path: find or read the page of a slot into the swap cache; return it referenced, or -1.
 
+    A slot whose SWAP_HAS_CACHE another path holds is waited for, not failed: the other path
+    is reading it in (or dropping it from the swap cache).
+
     A page read here is uncharged in 3.17: it sits in swap cache, on the inactive anon list,
     with no mapping, until a fault commits it or it is reclaimed again. From 5.8 it is charged
     before it enters the swap cache (to the slot's recorded memcg), and fails if that fails.
@@ -101,10 +105,17 @@ def read_swap_cache_async(k, entry: int, node: int):
     from .swap import lru_cache_add_anon, page_cache_get
     from .swapfile import swapcache_prepare
 
-    pfn = lookup_swap_cache(k, entry)
-    if pfn >= 0:
-        return pfn
-    if swapcache_prepare(k, entry):
+    while True:
+        pfn = lookup_swap_cache(k, entry)
+        if pfn >= 0:
+            return pfn
+        err = swapcache_prepare(k, entry)
+        if err != -Errno.EEXIST:
+            break
+        # another path owns SWAP_HAS_CACHE and has not put its page in the swap cache yet
+        # (or is taking it out): retry until it has
+        yield Spin(f"swapcache_prepare of slot {entry}: -EEXIST, retry")
+    if err:
         return -1
     new = alloc_pages_node(k, node, 0)
     if new < 0:
