@@ -47,7 +47,6 @@ Only the model's public surface is used: Machine, the mm paths, check().
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 import types
 from collections import deque
@@ -115,6 +114,14 @@ class _Tracked(np.ndarray):
 
     def __array_finalize__(self, obj):
         self._key = getattr(obj, "_key", None)
+
+    def __reduce__(self):           # a snapshot keeps its arrays watched
+        fn, args, state = super().__reduce__()
+        return fn, args, (state, self._key)
+
+    def __setstate__(self, state):
+        state, self._key = state
+        super().__setstate__(state)
 
     def __getitem__(self, idx):
         fp = _Footprint.active
@@ -221,12 +228,13 @@ def independent(f: tuple, g: tuple) -> bool:
     return not (_overlap(wf, wg) or _overlap(wf, rg) or _overlap(wg, rf))
 
 
-def _track(k) -> None:
-    """Put watched views in place of the kernel's per-element arrays."""
+def _track(k, fixed: bool = True) -> None:
+    """Put watched views in place of the kernel's per-element arrays (with fixed False, only
+    of those a step may replace: page cache indexes and page tables)."""
     for obj, names, key in ((k.mem_map, [n for n, _ in k.mem_map.FIELDS], "page"),
                             (k.pc, ["flags", "memcg"], "page"),
                             (k.swap, ["swap_map", "cache"], "slot"),
-                            (k.swap_cgroup, ["id"], "slot")):
+                            (k.swap_cgroup, ["id"], "slot")) if fixed else ():
         for n in names:
             arr = getattr(obj, n)
             if not isinstance(arr, _Tracked):
@@ -294,33 +302,54 @@ _OPAQUE = frozenset({"Kernel", "MemMap", "PageCgroupMap", "SwapInfo", "SwapCgrou
 
 
 def _canon(v, depth: int = 0):
-    if v is None or isinstance(v, (bool, int, str, float)):
-        return v
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, (tuple, list)):
-        return tuple(_canon(x, depth) for x in v)
-    if isinstance(v, (set, frozenset)):
-        return tuple(sorted(map(repr, (_canon(x, depth) for x in v))))
-    if isinstance(v, dict):
-        return tuple(sorted((repr(a), repr(_canon(b, depth))) for a, b in v.items()))
-    if isinstance(v, np.ndarray):
-        return hashlib.blake2b(v.view(np.ndarray).tobytes(), digest_size=8).digest()
+    """A hashable stand-in for a frame's local: equal for equal kernel states."""
+    t = type(v)
+    handler = _CANON_BY_TYPE.get(t)
+    if handler is None:
+        handler = _CANON_BY_TYPE[t] = _canon_handler(t)
+    return handler(v, depth)
+
+
+def _canon_object(v, depth: int):
     name = type(v).__name__
-    if name in _OPAQUE:
-        return name
-    if isinstance(v, (types.GeneratorType, Lock, TryLock, Unlock, Step, Spin)):
-        return type(v).__name__ if isinstance(v, types.GeneratorType) else repr(v)
-    if name == "Vma":
-        return ("vma", v.mm.id, v.start)
-    if name == "Task":
-        return ("task", v.pid)
     ident = getattr(v, "id", None)
     if isinstance(ident, int):
         return (name, ident)
     if depth < 1 and hasattr(v, "__dict__"):
         return (name, tuple((a, _canon(b, depth + 1)) for a, b in sorted(vars(v).items())))
     return name
+
+
+def _canon_handler(t: type):
+    """How _canon treats values of type t (chosen once per type)."""
+    name = t.__name__
+    if t is type(None) or issubclass(t, (bool, int, str, float)):
+        return lambda v, depth: v
+    if issubclass(t, np.generic):
+        return lambda v, depth: v.item()
+    if issubclass(t, (tuple, list)):
+        return lambda v, depth: tuple([_canon(x, depth) for x in v])
+    if issubclass(t, (set, frozenset)):
+        return lambda v, depth: tuple(sorted(map(repr, (_canon(x, depth) for x in v))))
+    if issubclass(t, dict):
+        return lambda v, depth: tuple(sorted((repr(a), repr(_canon(b, depth)))
+                                             for a, b in v.items()))
+    if issubclass(t, np.ndarray):
+        return lambda v, depth: hash(v.view(np.ndarray).tobytes())
+    if name in _OPAQUE or issubclass(t, types.GeneratorType):
+        return lambda v, depth: name
+    if issubclass(t, (types.FunctionType, types.BuiltinFunctionType, type)):
+        return lambda v, depth: v.__qualname__
+    if issubclass(t, (Lock, TryLock, Unlock, Step, Spin)):
+        return lambda v, depth: repr(v)
+    if name == "Vma":
+        return lambda v, depth: ("vma", v.mm.id, v.start)
+    if name == "Task":
+        return lambda v, depth: ("task", v.pid)
+    return _canon_object
+
+
+_CANON_BY_TYPE: dict = {}
 
 
 def _frames(gen) -> tuple:
@@ -331,8 +360,8 @@ def _frames(gen) -> tuple:
         f = g.gi_frame
         if f is None:
             break
-        out.append((f.f_code.co_name, f.f_lasti,
-                    tuple((n, _canon(x)) for n, x in f.f_locals.items())))
+        out.append((f.f_code, f.f_lasti,
+                    tuple([(n, _canon(x)) for n, x in f.f_locals.items()])))
         g = g.gi_yieldfrom
     return tuple(out)
 
@@ -365,7 +394,9 @@ class _Run:
         self.results: list = [None] * len(started)
         #: per step taken: (path, what it did)
         self.log: list[tuple[int, str]] = []
-        self._kkey: bytes | None = None
+        self._kkey: int | None = None
+        #: _objects of the current state, when a step has just computed them
+        self._objs: dict | None = None
 
     def enabled(self) -> list[int]:
         locks = self.m.k.locks
@@ -377,7 +408,8 @@ class _Run:
         (not a replay) is held to the locking rules; with footprint, return what it read and
         wrote."""
         k = self.m.k
-        self._kkey = None
+        before = self._objs             # the state's objects, if the last step computed them
+        self._kkey = self._objs = None
         fp = _Footprint()
         if not (footprint or fresh):        # a replay: already checked, footprint known
             self.log.append((i, self._step(i, fp)))
@@ -391,7 +423,8 @@ class _Run:
             self.log.append((i, self._step(i, fp)))
             self._locking_rules(i, pc_before, held)
             return None
-        before = _objects(k)
+        if before is None:
+            before = _objects(k)
         _Footprint.active = fp
         try:
             what = self._step(i, fp)
@@ -399,8 +432,8 @@ class _Run:
             _Footprint.active = None
         self.log.append((i, what))
         self._locking_rules(i, pc_before, held)
-        _track(k)                       # a page cache index that grew is a new array
-        after = _objects(k)
+        _track(k, fixed=False)          # a page cache index that grew is a new array
+        after = self._objs = _objects(k)
         for key in before.keys() | after.keys():
             if before.get(key) != after.get(key):
                 fp.writes.add((key, None))
@@ -483,38 +516,34 @@ class _Run:
             said.append("runs")
         return "; ".join(said)
 
-    def machine_key(self) -> bytes:
+    def machine_key(self) -> int:
         """The kernel's state with the lock table."""
-        h = hashlib.blake2b(self.kernel_key(), digest_size=16)
-        h.update(repr(sorted(self.m.k.locks.held.items())).encode())
-        return h.digest()
+        return hash((self.kernel_key(), frozenset(self.m.k.locks.held.items())))
 
-    def kernel_key(self) -> bytes:
+    def kernel_key(self) -> int:
         """Everything the checker reads (PG_locked included, the lock table not)."""
         if self._kkey is None:
             self._kkey = self._kernel_key()
         return self._kkey
 
-    def _kernel_key(self) -> bytes:
+    def _kernel_key(self) -> int:
+        # Python's 64-bit hash: a collision among the few million states of a search is
+        # improbable (about n^2 / 2^65), and the keys never leave the process
         k = self.m.k
-        h = hashlib.blake2b(digest_size=16)
-        for arr in (*k.mem_map.arrays().values(), *k.pc.arrays().values(), k.swap.swap_map,
-                    k.swap.cache, k.swap_cgroup.id):
-            h.update(arr.view(np.ndarray).tobytes())
-        for mapping in k.mappings.values():
-            h.update(mapping.i_pages.view(np.ndarray).tobytes())
-        for mm in k.mms.values():
-            for vma in mm.vmas:
-                h.update(vma.pte.view(np.ndarray).tobytes())
-        h.update(repr(sorted(_objects(k).items(), key=repr)).encode())
-        return h.digest()
+        arrays = [arr.view(np.ndarray).tobytes()
+                  for arr in (*k.mem_map.arrays().values(), *k.pc.arrays().values(),
+                              k.swap.swap_map, k.swap.cache, k.swap_cgroup.id)]
+        arrays += [mapping.i_pages.view(np.ndarray).tobytes() for mapping in k.mappings.values()]
+        arrays += [vma.pte.view(np.ndarray).tobytes()
+                   for mm in k.mms.values() for vma in mm.vmas]
+        objs = self._objs if self._objs is not None else _objects(k)
+        return hash((tuple(arrays), frozenset(objs.items())))
 
-    def fingerprint(self) -> bytes:
+    def fingerprint(self) -> int:
         """The machine's state and where each path stands."""
-        h = hashlib.blake2b(self.machine_key(), digest_size=16)
-        h.update(repr((self.done, [p.lock if p else None for p in self.pending], self.send,
-                       self.results, [_frames(g) for g in self.gens])).encode())
-        return h.digest()
+        return hash((self.machine_key(), tuple(self.done),
+                     tuple(p.lock if p else None for p in self.pending), tuple(self.send),
+                     _canon(self.results), tuple(_frames(g) for g in self.gens)))
 
 
 def _lockname(lk: tuple) -> str:
@@ -555,6 +584,7 @@ def _snapshot(race: RaceSet, inject: frozenset) -> bytes | None:
     m = Machine(vectorized=False, **race.machine)
     m.k.inject = inject
     ctx = race.setup(m)
+    _track(m.k)
     try:
         return pickle.dumps((m, ctx))
     except (pickle.PicklingError, AttributeError, TypeError):
@@ -620,8 +650,8 @@ def explore(race: RaceSet, inject=(), max_states: int = 200000, por: bool = True
     schedule that breaks the same rule."""
     inject = frozenset(inject)
     out = Outcome(race.name)
-    seen: dict[bytes, frozenset] = {}
-    checked: dict[bytes, str | None] = {}
+    seen: dict[int, frozenset] = {}
+    checked: dict[int, str | None] = {}
 
     class _Stop(Exception):
         pass
