@@ -1,6 +1,7 @@
 """The explorer's speed (issue 8's benchmark): for each standard race set, distinct states,
 steps run and states per second with and without the partial-order reduction; then the time to
-find each injected bug (including the breadth-first pass that shortens the counterexample).
+find each injected bug (including the breadth-first pass that shortens the counterexample);
+then where the time goes on the largest set, against what the model's kernel steps cost alone.
 Medians of --runs.
 
     python bench/bench_explore.py [--runs N] [--no-full]
@@ -9,11 +10,15 @@ Medians of --runs.
 from __future__ import annotations
 
 import argparse
+import pickle
+import random
 import statistics
 import time
 
 from machine_info import describe
 from memcgsim.explore import explore
+from memcgsim.machine import Machine
+from memcgsim.mm.locking import Lock, TryLock, Unlock
 from memcgsim.races import INJECTIONS, RACE_SETS
 
 
@@ -51,6 +56,67 @@ def main() -> None:
         assert out.violation
         print(f"--inject {bug:<13} found in {wall * 1000:7.1f} ms, counterexample of "
               f"{len(out.schedule):>2} steps ({race}): {out.violation[:60]}")
+    where_the_time_goes("migrate-vs-truncate-vs-reclaim", args.runs)
+
+
+def model_step_cost(race, walks: int = 300, seed: int = 0) -> tuple[float, float]:
+    """The floor under any explorer built on these paths: microseconds per kernel step with
+    nothing but the paths running (plain arrays, no hashing, checking or footprints), and per
+    machine loaded from a pickled setup. Random complete schedules."""
+    m = Machine(vectorized=False, **race.machine)
+    ctx = race.setup(m)
+    snap = pickle.dumps((m, ctx))
+    rng = random.Random(seed)
+    t_step = t_load = 0.0
+    steps = 0
+    for _ in range(walks):
+        t0 = time.perf_counter()
+        m, ctx = pickle.loads(snap)
+        t_load += time.perf_counter() - t0
+        k = m.k
+        started = [factory(m, ctx) for _, factory in race.paths]
+        gens = [g for _, g in started]
+        tasks = [t for t, _ in started]
+        send, wait, live = [None] * len(gens), [None] * len(gens), set(range(len(gens)))
+        while live:
+            ready = [i for i in sorted(live) if wait[i] is None or not k.locks.is_held(wait[i])]
+            i = rng.choice(ready)
+            t0 = time.perf_counter()
+            if wait[i] is not None:
+                k.locks.try_acquire(wait[i], i + 1)
+                wait[i] = None
+            k.current = tasks[i]
+            try:
+                req = gens[i].send(send[i])
+            except StopIteration:
+                live.discard(i)
+                req = None
+            send[i] = None
+            if isinstance(req, Lock) and not k.locks.try_acquire(req.lock, i + 1):
+                wait[i] = req.lock
+            elif isinstance(req, TryLock):
+                send[i] = k.locks.try_acquire(req.lock, i + 1)
+            elif isinstance(req, Unlock):
+                k.locks.release(req.lock, i + 1)
+            t_step += time.perf_counter() - t0
+            steps += 1
+    return t_step / steps * 1e6, t_load / walks * 1e6
+
+
+def where_the_time_goes(name: str, runs: int) -> None:
+    race = RACE_SETS[name]
+    wall, out = _median(lambda: explore(race), runs)
+    step_us, load_us = statistics.median(model_step_cost(race, seed=s) for s in range(runs))
+    per_state = wall / out.states * 1e6
+    model = (out.transitions + out.replayed_steps) * step_us + out.replays * load_us
+    print(f"\n{name}: {per_state:.0f} us per distinct state; per state "
+          f"{out.transitions / out.states:.2f} new steps, {out.replays / out.states:.2f} "
+          f"replays of {out.replayed_steps / max(out.replays, 1):.1f} steps")
+    print(f"  a kernel step alone costs {step_us:.1f} us and loading the setup {load_us:.0f} us:"
+          f" {model / out.states:.0f} us per state, {100 * model / (wall * 1e6):.0f}% of the "
+          f"search; the rest is hashing, footprints and checking")
+    print(f"  with no explorer overhead at all and no replays: at most "
+          f"{out.states / (out.transitions * step_us / 1e6):,.0f} states/s")
 
 
 if __name__ == "__main__":

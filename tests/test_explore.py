@@ -240,3 +240,26 @@ def test_a_busy_wait_with_nothing_else_running_is_a_deadlock():
     k = run.m.k
     with pytest.raises(Deadlock, match=r"swapcache_prepare of slot 1: -EEXIST, retry"):
         run_path(k, run.gens[1], run.tasks[1], owner=2)
+
+
+def test_a_path_that_keeps_a_kernel_array_across_a_yield_is_refused():
+    """Replays run on plain arrays and the watched views go in before the first step that
+    needs a footprint; a path holding a plain array in a local would escape them."""
+    from memcgsim.explore import RaceSet
+    from memcgsim.mm.locking import Step
+
+    def sneaky(m, ctx):
+        flags = m.k.mem_map.flags
+        yield Step("read flags")
+        flags[0] |= 0                     # through the plain array
+
+    def idle(m, ctx):
+        yield Step("idle")
+
+    race = RaceSet("sneaky", "", lambda m: {},
+                   (("sneaky", lambda m, ctx: (None, sneaky(m, ctx))),
+                    ("idle", lambda m, ctx: (None, idle(m, ctx)))))
+    out = explore(race)
+    assert out.violation.startswith(
+        "ModelBug: sneaky keeps the kernel array in local 'flags' across a yield")
+    assert out.counterexample == ["1. sneaky #1: read flags"]

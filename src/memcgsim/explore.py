@@ -87,6 +87,9 @@ class Outcome:
     schedules: int = 0
     #: steps run to reach new children (replays of a prefix not counted)
     transitions: int = 0
+    #: machines rebuilt from the setup snapshot to branch, and the steps they ran again
+    replays: int = 0
+    replayed_steps: int = 0
     #: fingerprints of the machine (and locks) at the end of the complete schedules
     finals: set = field(default_factory=set)
     #: what the paths returned, one tuple (in path order) per distinct end
@@ -114,14 +117,6 @@ class _Tracked(np.ndarray):
 
     def __array_finalize__(self, obj):
         self._key = getattr(obj, "_key", None)
-
-    def __reduce__(self):           # a snapshot keeps its arrays watched
-        fn, args, state = super().__reduce__()
-        return fn, args, (state, self._key)
-
-    def __setstate__(self, state):
-        state, self._key = state
-        super().__setstate__(state)
 
     def __getitem__(self, idx):
         fp = _Footprint.active
@@ -228,30 +223,32 @@ def independent(f: tuple, g: tuple) -> bool:
     return not (_overlap(wf, wg) or _overlap(wf, rg) or _overlap(wg, rf))
 
 
-def _track(k, fixed: bool = True) -> None:
-    """Put watched views in place of the kernel's per-element arrays (with fixed False, only
-    of those a step may replace: page cache indexes and page tables)."""
-    for obj, names, key in ((k.mem_map, [n for n, _ in k.mem_map.FIELDS], "page"),
-                            (k.pc, ["flags", "memcg"], "page"),
-                            (k.swap, ["swap_map", "cache"], "slot"),
-                            (k.swap_cgroup, ["id"], "slot")) if fixed else ():
-        for n in names:
-            arr = getattr(obj, n)
-            if not isinstance(arr, _Tracked):
-                v = arr.view(_Tracked)
-                v._key = key
-                setattr(obj, n, v)
+def _watched(k, fixed: bool = True):
+    """(object, attribute, key) of each per-element kernel array (with fixed False, only those
+    a step may replace: page cache indexes and page tables)."""
+    if fixed:
+        for n, _ in k.mem_map.FIELDS:
+            yield k.mem_map, n, "page"
+        yield k.pc, "flags", "page"
+        yield k.pc, "memcg", "page"
+        yield k.swap, "swap_map", "slot"
+        yield k.swap, "cache", "slot"
+        yield k.swap_cgroup, "id", "slot"
     for mapping in (*k.mappings.values(), k.swapper_space):
-        if not isinstance(mapping.i_pages, _Tracked):
-            v = mapping.i_pages.view(_Tracked)
-            v._key = ("i_pages", mapping.id)
-            mapping.i_pages = v
+        yield mapping, "i_pages", ("i_pages", mapping.id)
     for mm in k.mms.values():
         for vma in mm.vmas:
-            if not isinstance(vma.pte, _Tracked):
-                v = vma.pte.view(_Tracked)
-                v._key = ("pte", mm.id, vma.start)
-                vma.pte = v
+            yield vma, "pte", ("pte", mm.id, vma.start)
+
+
+def _track(k, fixed: bool = True) -> None:
+    """Put watched views in place of the kernel's per-element arrays."""
+    for obj, name, key in _watched(k, fixed):
+        arr = getattr(obj, name)
+        if not isinstance(arr, _Tracked):
+            v = arr.view(_Tracked)
+            v._key = key
+            setattr(obj, name, v)
 
 
 def _objects(k) -> dict:
@@ -381,10 +378,10 @@ class _Run:
             ctx = race.setup(self.m)
         else:
             self.m, ctx = pickle.loads(snapshot)
-        _track(self.m.k)
         self.labels = [label for label, _ in race.paths]
         started = [factory(self.m, ctx) for _, factory in race.paths]
-        _track(self.m.k)
+        #: the kernel's arrays are watched (footprints can be taken); replays run without
+        self.tracked = False
         self.tasks = [t for t, _ in started]
         self.gens = [g for _, g in started]
         self.done = [False] * len(started)
@@ -397,6 +394,24 @@ class _Run:
         self._kkey: int | None = None
         #: _objects of the current state, when a step has just computed them
         self._objs: dict | None = None
+
+    def track(self) -> None:
+        """Watch the kernel's arrays from now on, so that steps have footprints. A path that
+        kept one of the plain arrays (or a slice of it) in a local across a yield would go on
+        using it unwatched, and the reduction would be unsound: that is refused."""
+        if self.tracked:
+            return
+        plain = {id(getattr(obj, name)) for obj, name, _ in _watched(self.m.k)}
+        for gen in self.gens:
+            g = gen
+            while isinstance(g, types.GeneratorType) and g.gi_frame is not None:
+                for name, x in g.gi_frame.f_locals.items():
+                    if isinstance(x, np.ndarray) and (id(x) in plain or id(x.base) in plain):
+                        raise ModelBug(f"{g.gi_code.co_name} keeps the kernel array in local "
+                                       f"{name!r} across a yield: footprints would miss it")
+                g = g.gi_yieldfrom
+        _track(self.m.k)
+        self.tracked = True
 
     def enabled(self) -> list[int]:
         locks = self.m.k.locks
@@ -423,6 +438,7 @@ class _Run:
             self.log.append((i, self._step(i, fp)))
             self._locking_rules(i, pc_before, held)
             return None
+        self.track()
         if before is None:
             before = _objects(k)
         _Footprint.active = fp
@@ -584,7 +600,6 @@ def _snapshot(race: RaceSet, inject: frozenset) -> bytes | None:
     m = Machine(vectorized=False, **race.machine)
     m.k.inject = inject
     ctx = race.setup(m)
-    _track(m.k)
     try:
         return pickle.dumps((m, ctx))
     except (pickle.PicklingError, AttributeError, TypeError):
@@ -685,7 +700,12 @@ def explore(race: RaceSet, inject=(), max_states: int = 200000, por: bool = True
             return
         awake = dict(sleep)
         for n, t in enumerate(todo):
-            child = run if n == 0 else _replay(race, inject, prefix, snap)
+            if n == 0:
+                child = run
+            else:
+                child = _replay(race, inject, prefix, snap)
+                out.replays += 1
+                out.replayed_steps += len(prefix)
             out.transitions += 1
             try:
                 foot = child.step(t, footprint=por, fresh=True)
