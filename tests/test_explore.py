@@ -263,3 +263,14 @@ def test_a_path_that_keeps_a_kernel_array_across_a_yield_is_refused():
     assert out.violation.startswith(
         "ModelBug: sneaky keeps the kernel array in local 'flags' across a yield")
     assert out.counterexample == ["1. sneaky #1: read flags"]
+
+
+def test_a_built_in_expectation_that_fails_is_a_violation():
+    from dataclasses import replace
+
+    from memcgsim.races import expect_returns
+
+    race = RACE_SETS["swapin-vs-swapin"]
+    strict = replace(race, expect=(expect_returns("child", (4,))(["parent", "child"]),))
+    out = explore(strict)
+    assert out.violation == "[expect] child returned 0, not 4"

@@ -91,6 +91,21 @@ def _replace(old: str, new: str) -> str:
               "  - {path: truncate, file: /data/f}\n" * 2), "15:5",
      "path label 'truncate' is used twice: give each a `label`"),
     (_replace("paths:", "paths: ["), "13:3", "not valid YAML: expected the node content"),
+    (GOOD + "expect: {cgroup: /a}\n", "15:9", "expect must be a list of"),
+    (GOOD + "expect:\n  - {returns: {migrat: [0]}}\n", "16:16",
+     "no path is labelled 'migrat' (did you mean 'migrate'?)"),
+    (GOOD + "expect:\n  - {returns: {migrate: [zero]}}\n", "16:25",
+     "migrate: a path returns a number (or null)"),
+    (GOOD + "expect:\n  - {cgroup: /b, memory.usage_in_bytes: 0}\n", "16:14",
+     "cgroup /b does not exist after the setup"),
+    (GOOD + "expect:\n  - {cgroup: /a, memory.current: 0}\n", "16:18",
+     "/a has no file memory.current"),
+    (GOOD + "expect:\n  - {cgroup: /a, memory.stat.nope: 0}\n", "16:18",
+     "/a memory.stat.nope: not a number in this kernel's memory.stat"),
+    (GOOD + "expect:\n  - {cgroup: /a, memory.stat.cache: lots}\n", "16:37",
+     "memory.stat.cache: "),
+    (GOOD + "expect:\n  - {cgroup: /a}\n", "16:5", "name at least one file to check"),
+    (GOOD + "expect:\n  - {when: end}\n", "16:5", "an expectation is"),
 ])
 def test_mistakes_are_named_with_file_and_line(text, where, message, tmp_path, capsys):
     with pytest.raises(RaceFileError) as e:
@@ -107,3 +122,31 @@ def test_a_missing_file(capsys):
     assert main(["explore", "/nonexistent/race.yaml"]) == 2
     assert ("memcgsim: /nonexistent/race.yaml:1:1: cannot read the file: No such file or "
             "directory") in capsys.readouterr().err
+
+
+def test_expectations_hold_at_the_end_of_every_schedule(capsys):
+    """expect: is checked at each complete schedule's end; one that fails is a violation with
+    the schedule that led there."""
+    ok = load_race_file("mine.yaml", GOOD + """\
+expect:
+  - {returns: {migrate: [0, 1], truncate: null}}
+  - {cgroup: /a, memory.stat.cache: 0, memory.stat.mapped_file: 0}
+""")
+    out = explore(ok)
+    assert out.violation is None and out.schedules == 8
+    assert {r[0] for r in out.results} == {0, 1}
+    wrong = load_race_file("mine.yaml", GOOD + """\
+expect:
+  - {cgroup: /a, memory.stat.cache: 4096}
+""")
+    out = explore(wrong)
+    assert out.violation == "[expect] /a memory.stat.cache is 0, not 4096"
+    # the shortest schedule to an end: the truncation first, then the migration finds no page
+    assert out.counterexample[-2:] == ["7. truncate #7: returns None",
+                                       "8. migrate  #1: returns 1"]
+    only_moved = load_race_file("mine.yaml", GOOD + """\
+expect:
+  - {returns: {migrate: 0}}
+""")
+    out = explore(only_moved)
+    assert out.violation == "[expect] migrate returned 1, not 0"

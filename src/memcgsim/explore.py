@@ -76,6 +76,9 @@ class RaceSet:
     #: (label, factory(machine, context) -> (task or None, generator)) per path
     paths: tuple[tuple[str, Callable], ...]
     machine: dict = field(default_factory=dict)
+    #: checks of each complete schedule's end: (machine, what the paths returned) -> what is
+    #: wrong, or None
+    expect: tuple[Callable, ...] = ()
 
 
 @dataclass
@@ -590,7 +593,12 @@ def _terminal_problem(run: _Run) -> str | None:
         waits = ", ".join(f"{run.labels[i]} waits for {_lockname(p.lock)}"
                           for i, p in enumerate(run.pending) if p is not None)
         return f"deadlock: every unfinished path waits for a lock ({waits})"
-    return _problem(run, quiescent=True)
+    problem = _problem(run, quiescent=True)
+    for expectation in () if problem else run.race.expect:
+        wrong = expectation(run.m, tuple(run.results))
+        if wrong:
+            return f"[expect] {wrong}"
+    return problem
 
 
 def _snapshot(race: RaceSet, inject: frozenset) -> bytes | None:

@@ -11,6 +11,9 @@
     paths:
       - {path: migrate, page: {file: /data/f, index: 0}, node: 1}
       - {path: truncate, file: /data/f}
+    expect:                                  # optional: how every schedule must end
+      - {returns: {migrate: [0, 1]}}
+      - {cgroup: /a, memory.usage_in_bytes: 0}
 
 The setup steps and the paths come from memcgsim.races (SETUP_STEPS, PATHS). The file is read
 with PyYAML's safe loader; every mistake is reported with its file, line and column, and the
@@ -23,8 +26,8 @@ from __future__ import annotations
 from .errors import MemcgsimError
 from .explore import RaceSet
 from .machine import Machine
-from .races import PATHS, SETUP_STEPS, race_set
-from .scenario import Node, ScenarioError, _parse_yaml, read_source
+from .races import PATHS, SETUP_STEPS, expect_returns, expect_value, race_set
+from .scenario import KEYED, Node, ScenarioError, _check, _parse_yaml, read_source, read_value
 
 
 class RaceFileError(ScenarioError):
@@ -88,7 +91,7 @@ def load_race_file(file: str, text: str | None = None) -> RaceSet:
     if not isinstance(root.value, dict):
         raise _err(root, "a race file is a mapping with race, name, machine, setup and paths")
     top = root.value
-    keys = ("race", "name", "doc", "machine", "setup", "paths")
+    keys = ("race", "name", "doc", "machine", "setup", "paths", "expect")
     for key, (knode, _) in top.items():
         if key not in keys:
             raise _err(knode, f"unknown top-level key {key!r}" + _did_you_mean(key, keys))
@@ -160,13 +163,70 @@ def load_race_file(file: str, text: str | None = None) -> RaceSet:
                     pnode.where)
         args = _args(rest, f"path {pname}", spec.required, spec.optional)
         paths.append((label, pname, args, pnode))
-    race = race_set(name, doc, steps, [(lb, p, a) for lb, p, a, _ in paths], machine)
-    _try(race, machine, steps, step_nodes, paths)
+    expect, files = _expectations(top["expect"][1] if "expect" in top else None, labels)
+    race = race_set(name, doc, steps, [(lb, p, a) for lb, p, a, _ in paths], machine, expect)
+    m = _try(race, machine, steps, step_nodes, paths)
+    for cgroup, key, node, cnode in files:
+        if cgroup not in m.k.memcg_by_name:
+            raise _err(cnode, f"cgroup {cgroup} does not exist after the setup")
+        fname = next((f for f in KEYED if key.startswith(f + ".")), key)
+        if fname not in m.fs.readable(cgroup):
+            raise _err(node, f"{cgroup} has no file {fname}"
+                       + _did_you_mean(fname, m.fs.readable(cgroup)))
+        if read_value(m, cgroup, key) is None:
+            raise _err(node, f"{cgroup} {key}: not a number in this kernel's {fname}")
     return race
 
 
-def _try(race: RaceSet, machine: dict, steps, step_nodes, paths) -> None:
-    """Build the machine and start the paths once: a bad reference is reported where it is."""
+def _expectations(node: Node | None, labels: set) -> tuple[list, list]:
+    """The expect: list, as race_set expectations, and (cgroup, file, its node, the cgroup's
+    node) of each file check, to be tried on the machine after the setup."""
+    if node is None:
+        return [], []
+    if not isinstance(node.value, list):
+        raise _err(node, "expect must be a list of {returns: {LABEL: [VALUES]}} and "
+                         "{cgroup: PATH, FILE: VALUE} checks")
+    expect, files = [], []
+    for enode in node.value:
+        e = enode.value
+        if isinstance(e, dict) and set(e) == {"returns"}:
+            rnode = e["returns"][1]
+            if not isinstance(rnode.value, dict) or not rnode.value:
+                raise _err(rnode, "returns maps path labels to what they may return")
+            for label, (knode, vnode) in rnode.value.items():
+                if label not in labels:
+                    raise _err(knode, f"no path is labelled {label!r}"
+                               + _did_you_mean(str(label), labels))
+                values = _plain(vnode)
+                values = values if isinstance(values, list) else [values]
+                if not all(v is None or (isinstance(v, int) and not isinstance(v, bool))
+                           for v in values):
+                    raise _err(vnode, f"{label}: a path returns a number (or null)")
+                expect.append(expect_returns(label, values))
+        elif isinstance(e, dict) and "cgroup" in e:
+            cgroup = e["cgroup"][1].value
+            if not isinstance(cgroup, str) or not cgroup.startswith("/"):
+                raise _err(e["cgroup"][1], "cgroup is a path like /a")
+            checks = [(key, vnode, knode) for key, (knode, vnode) in e.items()
+                      if key != "cgroup"]
+            if not checks:
+                raise _err(enode, "name at least one file to check")
+            for key, vnode, knode in checks:
+                try:
+                    check = _check(key, vnode)
+                except ScenarioError as err:
+                    raise RaceFileError(err.file, err.line, err.col, err.message) from None
+                expect.append(expect_value(cgroup, key, check))
+                files.append((cgroup, key, knode, e["cgroup"][1]))
+        else:
+            raise _err(enode, "an expectation is {returns: {LABEL: [VALUES]}} or "
+                              "{cgroup: PATH, FILE: VALUE, ...}")
+    return expect, files
+
+
+def _try(race: RaceSet, machine: dict, steps, step_nodes, paths) -> Machine:
+    """Build the machine and start the paths once: a bad reference is reported where it is.
+    Returns the machine after the setup."""
     root = step_nodes[0] if step_nodes else None
     try:
         m = Machine(vectorized=False, **machine)
@@ -185,3 +245,4 @@ def _try(race: RaceSet, machine: dict, steps, step_nodes, paths) -> None:
             gen.close()
         except (MemcgsimError, TypeError, KeyError) as e:
             raise _err(node, f"path {label}: {e}") from None
+    return m

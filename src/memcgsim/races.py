@@ -343,17 +343,50 @@ PATHS: dict[str, PathSpec] = {
 
 
 def race_set(name: str, doc: str, setup, paths: list[tuple[str, str, dict]],
-             machine: dict) -> RaceSet:
-    """A RaceSet from setup steps (or a setup function) and (label, path name, arguments)."""
+             machine: dict, expect: tuple = ()) -> RaceSet:
+    """A RaceSet from setup steps (or a setup function), (label, path name, arguments) and
+    what every schedule must end with (expect_returns, expect_value)."""
     def build(m: Machine) -> dict:
         return setup(m) if callable(setup) else run_setup(m, setup)
 
     def starter(spec: PathSpec, args: dict):
         return lambda m, ctx: spec.start(m, ctx, **args)
 
+    labels = [label for label, _, _ in paths]
     return RaceSet(name, doc, build,
                    tuple((label, starter(PATHS[p], args)) for label, p, args in paths),
-                   machine)
+                   machine, tuple(make(labels) for make in expect))
+
+
+def expect_returns(label: str, allowed) -> Callable:
+    """Every schedule ends with the path `label` having returned one of `allowed`."""
+    allowed = tuple(allowed)
+
+    def make(labels: list[str]):
+        i = labels.index(label)
+
+        def check(m: Machine, results: tuple) -> str | None:
+            if results[i] not in allowed:
+                return (f"{label} returned {results[i]!r}, not "
+                        f"{' or '.join(map(repr, allowed))}")
+            return None
+        return check
+    return make
+
+
+def expect_value(cgroup: str, key: str, check) -> Callable:
+    """Every schedule ends with the cgroup file (FILE or FILE.KEY) holding what the
+    scenario Check `check` allows."""
+    from .scenario import read_value
+
+    def make(labels: list[str]):
+        def holds(m: Machine, results: tuple) -> str | None:
+            value = read_value(m, cgroup, key)
+            if value is None or not check.holds(value):
+                return f"{cgroup} {key} is {value}, not {check.text}"
+            return None
+        return holds
+    return make
 
 
 # ------------------------------------------------------------------------------------------
@@ -545,9 +578,12 @@ RACE_SETS = {r.name: r for r in (
              [("fault", "fault", {"task": "T", "vma": "v", "offset": 1, "write": True}),
               ("attach", "attach", {"task": "T", "cgroup": "/b"})], {"memory_pages": 1024}),
     race_set("swapin-vs-swapin", "parent and forked child fault the same swapped-out page: "
-             "one reads it in, both commit (the second finds it charged)", _SHARED_SWAP,
+             "one reads it in, both commit (the second finds it charged); the one that finds "
+             "the slot claimed waits for it, neither fault fails", _SHARED_SWAP,
              [("parent", "fault", {"task": "T", "vma": "v"}),
-              ("child", "fault", {"task": "C", "vma": "C:v"})], _SWAP),
+              ("child", "fault", {"task": "C", "vma": "C:v"})], _SWAP,
+             # 0: the fault found its pte already changed; 4: VM_FAULT_MAJOR; 1 would be OOM
+             expect=(expect_returns("parent", (0, 4)), expect_returns("child", (0, 4)))),
     race_set("migrate-vs-truncate-vs-reclaim", "three paths on one mapped page-cache page: "
              "migration, truncation and reclaim", _FILE_PAGE,
              [("migrate", "migrate", {"page": _F0, "task": "T"}),

@@ -726,6 +726,26 @@ def _expect(a, args, machine, cgroups, tasks, vals) -> list:
 WORD_FILES = ("cgroup.controllers", "cgroup.subtree_control")
 
 
+def read_value(m, path: str, key: str) -> int | str | None:
+    """What an expectation compares: a file's number, one key of a keyed file (FILE.KEY), or
+    the names a WORD_FILES file lists; None if the cgroup, key or number is not there."""
+    fname = next((f for f in sorted(KEYED, key=len, reverse=True)
+                  if key.startswith(f + ".")), key)
+    if path not in m.k.memcg_by_name:
+        return None
+    if fname == key:
+        text = m.read_file(path, fname).strip()
+        if key in WORD_FILES:
+            return text
+        return int(text) if text.lstrip("-").isdigit() else None
+    sub = key[len(fname) + 1:]
+    for line in m.read_file(path, fname).splitlines():
+        parts = line.replace("=", " ").split()
+        if parts and parts[0] == sub:
+            return int(parts[1])
+    return None
+
+
 def _check(key: str, node: Node) -> Check:
     v = node.value
     if key in WORD_FILES:
@@ -1054,23 +1074,6 @@ class _Runner:
             return
         path = a["cgroup"]
         for c in step.checks:
-            value = self.read_value(path, c.key)
+            value = read_value(self.m, path, c.key)
             ok = value is not None and c.holds(value)
             self.result.checks.append(CheckResult(idx, c.where, path, c.key, c.text, value, ok))
-
-    def read_value(self, path: str, key: str) -> int | None:
-        fname = next((f for f in sorted(KEYED, key=len, reverse=True)
-                      if key.startswith(f + ".")), key)
-        if path not in self.m.k.memcg_by_name:
-            return None
-        if fname == key:
-            text = self.m.read_file(path, fname).strip()
-            if key in WORD_FILES:
-                return text
-            return int(text) if text.lstrip("-").isdigit() else None
-        sub = key[len(fname) + 1:]
-        for line in self.m.read_file(path, fname).splitlines():
-            parts = line.replace("=", " ").split()
-            if parts and parts[0] == sub:
-                return int(parts[1])
-        return None
