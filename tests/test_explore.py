@@ -132,7 +132,7 @@ def test_independence_rule():
 def test_explore_command(capsys):
     assert main(["explore", "migrate-vs-munmap"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("migrate-vs-munmap: 40 states, 6 complete schedules, 50 steps, ")
+    assert out.startswith("migrate-vs-munmap: 62 states, 3 complete schedules, 72 steps, ")
     assert out.splitlines()[1:] == ["  migrate returns 0 or 1", "  munmap returns None"]
     assert main(["explore", "--inject", "B3"]) == 1
     out = capsys.readouterr().out
@@ -235,8 +235,9 @@ def test_a_busy_wait_with_nothing_else_running_is_a_deadlock():
     from memcgsim.mm.locking import run_path
 
     race = RACE_SETS["swapin-vs-swapin"]
-    run = _replay(race, frozenset(), [0])         # the parent claimed the slot's cache
-    assert run.log == [(0, "takes page lock of pfn 1")]
+    run = _replay(race, frozenset(), [0, 0])      # the parent claimed the slot's cache
+    assert run.log == [(0, "takes mmap_sem of mm 1 for reading"),
+                       (0, "takes page lock of pfn 1")]
     k = run.m.k
     with pytest.raises(Deadlock, match=r"swapcache_prepare of slot 1: -EEXIST, retry"):
         run_path(k, run.gens[1], run.tasks[1], owner=2)
@@ -274,3 +275,65 @@ def test_a_built_in_expectation_that_fails_is_a_violation():
     strict = replace(race, expect=(expect_returns("child", (4,))(["parent", "child"]),))
     out = explore(strict)
     assert out.violation == "[expect] child returned 0, not 4"
+
+
+def test_mmap_sem_orders_a_fault_and_the_munmap_of_its_vma():
+    """The fault (mmap_sem for reading) either maps its page before the munmap (mmap_sem for
+    writing) frees it, or comes after it and finds no VMA (VM_FAULT_SIGSEGV): no page is left
+    charged and mapped by a VMA that is gone."""
+    out = explore(RACE_SETS["fault-vs-munmap"])
+    assert out.violation is None
+    assert out.results == {(0, None), (64, None)}
+
+
+def test_rwsem_readers_share_and_the_writer_excludes_them():
+    from memcgsim.errors import Deadlock
+    from memcgsim.machine import Machine
+    from memcgsim.mm.locking import Lock, Unlock, mmap_sem, run_path
+
+    locks = Machine().k.locks
+    sem = mmap_sem(1)
+    assert locks.try_acquire(sem, 1, shared=True) and locks.try_acquire(sem, 2, shared=True)
+    assert not locks.can_acquire(sem) and not locks.try_acquire(sem, 3)
+    assert locks.held_by(2) == [sem] and locks.holders() == [(sem, 1), (sem, 2)]
+    locks.release(sem, 1)
+    assert locks.readers == {sem: (2,)} and not locks.can_acquire(sem)
+    locks.release(sem, 2)
+    assert locks.try_acquire(sem, 3) and not locks.can_acquire(sem, shared=True)
+
+    def reader():
+        yield Lock(sem, shared=True)
+        yield Unlock(sem)
+    with pytest.raises(Deadlock, match=r"\('mmap_sem', 1\) is held by path 3"):
+        run_path(locks.k, reader(), owner=5)
+    locks.release(sem, 3)
+    assert not locks.is_held(sem)
+    run_path(locks.k, reader(), owner=5)
+    assert locks.state() == (frozenset(), frozenset())
+
+
+def test_two_readers_of_an_rwsem_commute():
+    """Two threads fault different pages of one mm: their mmap_sem read locks are independent
+    steps, the munmap's write lock is not independent of either."""
+    from memcgsim.explore import _replay
+    from memcgsim.races import race_set
+
+    setup = [("mkdir", {"path": "/a"}), ("spawn", {"task": "T", "cgroup": "/a"}),
+             ("mmap_anon", {"task": "T", "pages": 2, "name": "v"})]
+    race = race_set("two-faults", "", setup,
+                    [("f0", "fault", {"task": "T", "vma": "v", "offset": 0}),
+                     ("f1", "fault", {"task": "T", "vma": "v", "offset": 1}),
+                     ("munmap", "munmap", {"task": "T", "vma": "v"})], {})
+    run = _replay(race, frozenset(), [])
+    f0 = run.step(0, footprint=True, fresh=True)
+    f1 = run.step(1, footprint=True, fresh=True)
+    assert run.log == [(0, "takes mmap_sem of mm 1 for reading"),
+                       (1, "takes mmap_sem of mm 1 for reading")]
+    assert independent(f0, f1)
+    w = _replay(race, frozenset(), [])
+    fw = w.step(2, footprint=True, fresh=True)
+    assert w.log == [(2, "takes mmap_sem of mm 1")]
+    assert not independent(f0, fw) and not independent(f1, fw)
+    out = explore(race)
+    assert out.violation is None and out.results == {(0, 0, None), (64, 64, None),
+                                                     (0, 64, None), (64, 0, None)}

@@ -47,7 +47,7 @@ def test_example_race_files_run_clean(capsys):
     assert main(["explore", *map(str, files)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("my-migrate-vs-truncate: 123 states, 8 complete schedules, 180 steps")
-    assert "\nswapin-vs-reclaim-vs-attach: 4632 states, " in out
+    assert "\nswapin-vs-reclaim-vs-attach: 9984 states, " in out
 
 
 def test_example_race_file_with_an_injected_bug(capsys):

@@ -379,7 +379,7 @@ def check(k, quiescent: bool = True) -> list[Violation]:
     sums = _Sums(k)
     out: list[Violation] = []
     if quiescent:
-        for lock, owner in k.locks.held.items():
+        for lock, owner in k.locks.holders():
             out.append(Violation("locks", f"{lock} still held by path {owner} with no path "
                                  "running", lock[1] if lock[0] == "page" else None))
     for inv in INVARIANTS:

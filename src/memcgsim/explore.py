@@ -419,7 +419,8 @@ class _Run:
     def enabled(self) -> list[int]:
         locks = self.m.k.locks
         return [i for i, d in enumerate(self.done) if not d and (
-            self.pending[i] is None or not locks.is_held(self.pending[i].lock))]
+            self.pending[i] is None or locks.can_acquire(self.pending[i].lock,
+                                                         self.pending[i].shared))]
 
     def step(self, i: int, footprint: bool = False, fresh: bool = False):
         """Run path i to its next lock operation (applying it) or to its end. A fresh step
@@ -490,10 +491,10 @@ class _Run:
         owner = i + 1
         said = []
         if self.pending[i] is not None:
-            lk = self.pending[i].lock
-            locks.try_acquire(lk, owner)
-            fp.writes.add((("lock", lk), None))
-            said.append(f"takes {_lockname(lk)}")
+            req = self.pending[i]
+            locks.try_acquire(req.lock, owner, req.shared)
+            fp.writes.add((("lock", req.lock), owner if req.shared else None))
+            said.append(f"takes {_lockname(req.lock, req.shared)}")
             self.pending[i] = None
         saved = k.current
         k.current = self.tasks[i]
@@ -513,13 +514,17 @@ class _Run:
             k.current = saved
         self.send[i] = None
         if isinstance(req, (Lock, TryLock, Unlock)):
-            fp.writes.add((("lock", req.lock), None))
+            # readers of an rwsem commute with each other (its readers are kept sorted), not
+            # with its writer: a reader's hold is one element of the lock, a writer's the whole
+            reader = (req.shared if isinstance(req, Lock) else
+                      isinstance(req, Unlock) and owner in locks.readers.get(req.lock, ()))
+            fp.writes.add((("lock", req.lock), owner if reader else None))
         if isinstance(req, Lock):
-            if locks.try_acquire(req.lock, owner):
-                said.append(f"takes {_lockname(req.lock)}")
+            if locks.try_acquire(req.lock, owner, req.shared):
+                said.append(f"takes {_lockname(req.lock, req.shared)}")
             else:
                 self.pending[i] = req
-                said.append(f"waits for {_lockname(req.lock)}")
+                said.append(f"waits for {_lockname(req.lock, req.shared)}")
         elif isinstance(req, TryLock):
             got = locks.try_acquire(req.lock, owner)
             self.send[i] = got
@@ -537,7 +542,7 @@ class _Run:
 
     def machine_key(self) -> int:
         """The kernel's state with the lock table."""
-        return hash((self.kernel_key(), frozenset(self.m.k.locks.held.items())))
+        return hash((self.kernel_key(), self.m.k.locks.state()))
 
     def kernel_key(self) -> int:
         """Everything the checker reads (PG_locked included, the lock table not)."""
@@ -561,16 +566,16 @@ class _Run:
     def fingerprint(self) -> int:
         """The machine's state and where each path stands."""
         return hash((self.machine_key(), tuple(self.done),
-                     tuple(p.lock if p else None for p in self.pending), tuple(self.send),
+                     tuple(self.pending), tuple(self.send),
                      _canon(self.results), tuple(_frames(g) for g in self.gens)))
 
 
-def _lockname(lk: tuple) -> str:
+def _lockname(lk: tuple, shared: bool = False) -> str:
     kind, *rest = lk
     names = {"page": "page lock of pfn {}", "ptl": "page-table lock of mm {}",
              "lru": "lru_lock of node {}", "tree": "tree_lock of mapping {}",
-             "move": "move_lock of memcg {}"}
-    return names.get(kind, kind + " {}").format(*rest)
+             "move": "move_lock of memcg {}", "mmap_sem": "mmap_sem of mm {}"}
+    return names.get(kind, kind + " {}").format(*rest) + (" for reading" if shared else "")
 
 
 def _problem(run: _Run, quiescent: bool, cache: dict | None = None) -> str | None:
@@ -590,7 +595,7 @@ def _problem(run: _Run, quiescent: bool, cache: dict | None = None) -> str | Non
 
 def _terminal_problem(run: _Run) -> str | None:
     if not all(run.done):
-        waits = ", ".join(f"{run.labels[i]} waits for {_lockname(p.lock)}"
+        waits = ", ".join(f"{run.labels[i]} waits for {_lockname(p.lock, p.shared)}"
                           for i, p in enumerate(run.pending) if p is not None)
         return f"deadlock: every unfinished path waits for a lock ({waits})"
     problem = _problem(run, quiescent=True)

@@ -18,6 +18,8 @@ from .mm_types import PG_locked
 @dataclass(frozen=True, slots=True)
 class Lock:
     lock: tuple
+    #: taken for reading (down_read of an rwsem): other readers may hold it at the same time
+    shared: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,11 @@ class Spin:
     name: str
 
 
+def mmap_sem(mm_id: int) -> tuple:
+    """mm->mmap_sem, the rwsem that keeps faults (readers) and munmap (the writer) apart."""
+    return ("mmap_sem", mm_id)
+
+
 def page_lock(pfn: int) -> tuple:
     return ("page", pfn)
 
@@ -68,24 +75,42 @@ def move_lock(memcg_id: int) -> tuple:
 
 
 class LockTable:
-    """Who holds which lock. Page locks are mirrored in PG_locked."""
+    """Who holds which lock. Page locks are mirrored in PG_locked. An rwsem taken for reading
+    is held by all its readers at once; a waiting writer does not hold back new readers."""
 
     def __init__(self, kernel):
         self.k = kernel
         self.held: dict[tuple, int] = {}
+        #: rwsems held for reading: lock -> its readers, sorted
+        self.readers: dict[tuple, tuple[int, ...]] = {}
 
     def is_held(self, lock: tuple) -> bool:
-        return lock in self.held
+        return lock in self.held or lock in self.readers
 
-    def try_acquire(self, lock: tuple, owner: int) -> bool:
-        if lock in self.held:
+    def can_acquire(self, lock: tuple, shared: bool = False) -> bool:
+        return lock not in self.held and (shared or lock not in self.readers)
+
+    def try_acquire(self, lock: tuple, owner: int, shared: bool = False) -> bool:
+        if not self.can_acquire(lock, shared):
             return False
+        if shared:
+            self.readers[lock] = tuple(sorted((*self.readers.get(lock, ()), owner)))
+            return True
         self.held[lock] = owner
         if lock[0] == "page":
             self.k.mem_map.flags[lock[1]] |= PG_locked
         return True
 
     def release(self, lock: tuple, owner: int) -> None:
+        readers = self.readers.get(lock)
+        if readers is not None and owner in readers:
+            rest = list(readers)
+            rest.remove(owner)
+            if rest:
+                self.readers[lock] = tuple(rest)
+            else:
+                del self.readers[lock]
+            return
         holder = self.held.get(lock)
         if holder is None:
             raise Deadlock(f"unlock of {lock} which is not held")
@@ -94,7 +119,16 @@ class LockTable:
             self.k.mem_map.flags[lock[1]] &= ~PG_locked
 
     def held_by(self, owner: int) -> list[tuple]:
-        return [lk for lk, o in self.held.items() if o == owner]
+        return ([lk for lk, o in self.held.items() if o == owner]
+                + [lk for lk, os in self.readers.items() if owner in os])
+
+    def holders(self) -> list[tuple[tuple, int]]:
+        """(lock, owner) of every hold, readers one by one."""
+        return [*self.held.items(), *((lk, o) for lk, os in self.readers.items() for o in os)]
+
+    def state(self) -> tuple:
+        """The table as a hashable value."""
+        return frozenset(self.held.items()), frozenset(self.readers.items())
 
 
 def run_path(k, path, task=None, owner: int = 0):
@@ -119,8 +153,9 @@ def run_path(k, path, task=None, owner: int = 0):
                 return stop.value
             send = None
             if isinstance(req, Lock):
-                if not locks.try_acquire(req.lock, owner):
-                    raise Deadlock(f"{req.lock} is held by path {locks.held[req.lock]} and "
+                if not locks.try_acquire(req.lock, owner, req.shared):
+                    who = [o for lk, o in locks.holders() if lk == req.lock]
+                    raise Deadlock(f"{req.lock} is held by path {', '.join(map(str, who))} and "
                                    f"nothing else runs to release it")
             elif isinstance(req, TryLock):
                 send = locks.try_acquire(req.lock, owner)

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import Errno
 from .gfp import __GFP_NORETRY, __GFP_WAIT, GFP_KERNEL
-from .locking import Lock, TryLock, Unlock, move_lock, page_lock, ptl, run_path
+from .locking import Lock, TryLock, Unlock, mmap_sem, move_lock, page_lock, ptl, run_path
 from .memcontrol import (
     MemCgroup,
     drain_all_stock,
@@ -181,10 +181,20 @@ def mem_cgroup_precharge_mc(k, mc: MoveCharge, mm) -> int:
 
 
 def mem_cgroup_move_charge(k, mc: MoveCharge, mm):
-    """Path: walk the mm's page tables, each pte under the page-table lock: a target page is
-    isolated from its LRU, then trylocked (move_account's trylock_page excludes page cache
-    replacement, which moves a charge without isolating the old page) and its binding moved
-    under the source memcg's move_lock; a swap record is moved by cmpxchg."""
+    """Path: walk the mm's page tables under mmap_sem for reading (munmap waits), each pte
+    under the page-table lock: a target page is isolated from its LRU, then trylocked
+    (move_account's trylock_page excludes page cache replacement, which moves a charge without
+    isolating the old page) and its binding moved under the source memcg's move_lock; a swap
+    record is moved by cmpxchg.
+
+    The kernel only trylocks mmap_sem and, while a writer holds it, gives the precharge back
+    and tries again; the model waits for it holding the precharge."""
+    yield Lock(mmap_sem(mm.id), shared=True)
+    yield from _move_charge_pte_range(k, mc, mm)
+    yield Unlock(mmap_sem(mm.id))
+
+
+def _move_charge_pte_range(k, mc: MoveCharge, mm):
     from .swap import get_page_unless_zero, put_page
     from .vmscan import isolate_lru_page, putback_lru_page
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .gfp import GFP_KERNEL
-from .locking import Lock, TryLock, Unlock, page_lock, ptl
+from .locking import Lock, TryLock, Unlock, mmap_sem, page_lock, ptl
 from .memcontrol import (
     MEM_CGROUP_EVENTS_PGFAULT,
     MEM_CGROUP_EVENTS_PGMAJFAULT,
@@ -54,6 +54,9 @@ VM_FAULT_OOM = 0x0001
 VM_FAULT_SIGBUS = 0x0002
 VM_FAULT_MAJOR = 0x0004
 VM_FAULT_WRITE = 0x0008
+#: named in 3.19; 3.17's architecture handler sends the SIGSEGV of a fault outside any VMA
+#: itself, before handle_mm_fault
+VM_FAULT_SIGSEGV = 0x0040
 VM_FAULT_RETRY = 0x0400
 VM_FAULT_FALLBACK = 0x0800
 
@@ -328,12 +331,22 @@ def do_cow_fault(k, vma, addr: int):
     return 0
 
 
-def handle_mm_fault(k, vma, addr: int, write: bool, user: bool = True):
-    from .pgtable import pte_alloc
+def do_page_fault(k, mm, addr: int, write: bool):
+    """Path: the architecture's fault entry: under mmap_sem for reading, find the VMA that
+    holds addr (a concurrent munmap, which takes mmap_sem for writing, has either removed it
+    already or waits) and fault in it; VM_FAULT_SIGSEGV when no VMA is there any more."""
+    yield Lock(mmap_sem(mm.id), shared=True)
+    vma = mm.find_vma(addr)
+    ret = VM_FAULT_SIGSEGV if vma is None else (yield from handle_mm_fault(k, vma, addr, write))
+    yield Unlock(mmap_sem(mm.id))
+    return ret
 
+
+def handle_mm_fault(k, vma, addr: int, write: bool, user: bool = True):
     """Path: a user fault at addr. pgfault is counted on mm->owner's memcg; a charge that fails
     leaves a memcg OOM recorded in the task (memcg_oom_enable for user faults)."""
     from .huge_memory import do_huge_pmd_anonymous_page
+    from .pgtable import pte_alloc
 
     mm = vma.mm
     mem_cgroup_count_vm_event(k, mm, MEM_CGROUP_EVENTS_PGFAULT)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import Errno
-from .locking import Lock, Unlock, page_lock
+from .locking import Lock, Unlock, mmap_sem, page_lock
 from .mlock import mlock_vma_page
 from .mm_struct import PTE_PRESENT, PTE_VAL_MASK, VM_LOCKED, Vma
 from .rmap import rmap_walk
@@ -43,6 +43,16 @@ def do_munmap(k, vma, zap=None):
     free_pgtables(k, vma.mm)
     if vma.file is not None:
         yield from iput_final(k, vma.file)
+
+
+def vm_munmap(k, vma, zap=None):
+    """Path: munmap(2) of a VMA, under mmap_sem for writing: faults and charge moving on the
+    same mm (readers) wait, and it waits for them. A VMA already gone unmaps nothing."""
+    mm = vma.mm
+    yield Lock(mmap_sem(mm.id))
+    if vma in mm.vmas:
+        yield from do_munmap(k, vma, zap)
+    yield Unlock(mmap_sem(mm.id))
 
 
 def mlock_vma(k, vma):
