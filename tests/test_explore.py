@@ -337,3 +337,49 @@ def test_two_readers_of_an_rwsem_commute():
     out = explore(race)
     assert out.violation is None and out.results == {(0, 0, None), (64, 64, None),
                                                      (0, 64, None), (64, 0, None)}
+
+
+def _race(name, setup, paths, machine, **kw):
+    from memcgsim.races import race_set
+
+    return race_set(name, "", setup, paths, machine, **kw)
+
+
+def test_two_splits_of_one_thp_are_ordered_by_its_anon_vma_lock():
+    """The second split finds the page no longer compound and does nothing (it used to trip
+    VM_BUG_ON(!PageTransHuge))."""
+    setup = [("mkdir", {"path": "/a"}), ("spawn", {"task": "T", "cgroup": "/a"}),
+             ("mmap_anon", {"task": "T", "pages": 512, "name": "v"}),
+             ("touch", {"task": "T", "vma": "v", "pages": 1})]
+    page = {"vma": "v", "offset": 0}
+    race = _race("split-vs-split", setup, [("s1", "split_thp", {"page": page}),
+                                           ("s2", "split_thp", {"page": page})],
+                 {"memory_pages": 1024, "thp": True})
+    out = explore(race)
+    assert out.violation is None and out.results == {(1, 0), (0, 1)}
+
+
+def test_two_splices_stealing_one_page_fall_back_to_copying():
+    """Only one splice can take the page out of the other file's cache (its references frozen
+    at two); the others find it gone or held, and copy instead (-EBUSY here), or find their
+    own page already replaced (-ENOENT)."""
+    from memcgsim.races import _SPLICE
+
+    args = {"task": "T", "file": "/data/f", "steal": "/data/g"}
+    race = _race("splice-vs-splice", _SPLICE, [("a", "splice", args), ("b", "splice", args)],
+                 {"memory_pages": 1024})
+    out = explore(race)
+    assert out.violation is None
+    assert out.results == {(0, -16), (-16, 0), (-16, -16), (0, -2), (-2, 0)}
+
+
+def test_truncation_waits_for_writeback_and_without_its_end_never_finishes():
+    from memcgsim.races import _writeback_setup
+
+    out = explore(RACE_SETS["truncate-vs-end-writeback"])
+    assert out.violation is None and out.results == {(None, None)}
+    alone = _race("truncate-alone", _writeback_setup,
+                  [("truncate", "truncate", {"file": "/data/f"})], {"memory_pages": 1024})
+    out = explore(alone)
+    assert out.violation == ("deadlock: truncate spins: wait_on_page_writeback of pfn 0 for "
+                             "ever: no other path can run")

@@ -574,7 +574,8 @@ def _lockname(lk: tuple, shared: bool = False) -> str:
     kind, *rest = lk
     names = {"page": "page lock of pfn {}", "ptl": "page-table lock of mm {}",
              "lru": "lru_lock of node {}", "tree": "tree_lock of mapping {}",
-             "move": "move_lock of memcg {}", "mmap_sem": "mmap_sem of mm {}"}
+             "move": "move_lock of memcg {}", "mmap_sem": "mmap_sem of mm {}",
+             "anon_vma": "lock of anon_vma {}"}
     return names.get(kind, kind + " {}").format(*rest) + (" for reading" if shared else "")
 
 
@@ -724,6 +725,10 @@ def explore(race: RaceSet, inject=(), max_states: int = 200000, por: bool = True
                 foot = child.step(t, footprint=por, fresh=True)
             except MemcgsimError as e:
                 fail(child, _error(e))
+            if (child.log[-1][1].startswith("spins: ") and child.enabled() == [t]
+                    and child.fingerprint() == key):
+                fail(child, f"deadlock: {child.labels[t]} {child.log[-1][1]} for ever: no "
+                            "other path can run")
             if por:
                 child_sleep = {u: f for u, f in awake.items() if independent(f, foot)}
                 visit(child, [*prefix, t], child_sleep)

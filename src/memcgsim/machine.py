@@ -504,13 +504,22 @@ def _splice(k, mapping, index: int, steal_mapping, steal_index: int, node: int):
         if new < 0:
             page_cache_release(k, old)
             return -Errno.ENOENT
+        # page_cache_pipe_buf_steal: under the page lock, remove_mapping takes the page out
+        # of its cache only if it is still there and nobody else holds it (references frozen
+        # at the cache's and the pipe's); otherwise the splice falls back to copying
         yield Lock(page_lock(new))
-        if k.mem_map.mapcount[new]:
+        if k.mem_map.mapping[new] != steal_mapping.id or k.mem_map.mapcount[new]:
             yield Unlock(page_lock(new))
             page_cache_release(k, new)
             page_cache_release(k, old)
             return -Errno.EBUSY
-        yield Lock(tree_lock(steal_mapping.id))       # page_cache_pipe_buf_steal
+        yield Lock(tree_lock(steal_mapping.id))
+        if k.mem_map.refcount[new] != 2:
+            yield Unlock(tree_lock(steal_mapping.id))
+            yield Unlock(page_lock(new))
+            page_cache_release(k, new)
+            page_cache_release(k, old)
+            return -Errno.EBUSY
         __delete_from_page_cache(k, new)
         yield Unlock(tree_lock(steal_mapping.id))
         page_cache_release(k, new)                     # the cache's reference
@@ -522,8 +531,11 @@ def _splice(k, mapping, index: int, steal_mapping, steal_index: int, node: int):
         yield Lock(page_lock(new))
     yield Lock(page_lock(old))
     # fuse_try_move_page only replaces a clean, unmapped page being read in; otherwise it
-    # falls back to copying into the old page, which changes no accounting
-    if k.mem_map.mapcount[old] or k.mem_map.flags[old] & (PG_dirty | PG_writeback):
+    # falls back to copying into the old page, which changes no accounting. (The kernel's
+    # old page is locked by the read request throughout; the model looks it up first, so it
+    # may have been truncated or replaced by the time its lock is taken.)
+    if (k.mem_map.mapping[old] != mapping.id or k.mem_map.mapcount[old]
+            or k.mem_map.flags[old] & (PG_dirty | PG_writeback)):
         yield Unlock(page_lock(old))
         yield Unlock(page_lock(new))
         page_cache_release(k, old)

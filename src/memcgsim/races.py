@@ -261,9 +261,9 @@ def _split(k, head: int):
 
     if not get_page_unless_zero(k, head):
         return 0
-    yield from split_huge_page(k, head)
+    split = yield from split_huge_page(k, head)
     put_page(k, head)
-    return 1
+    return split
 
 
 def _p_split_thp(m, ctx, page):
@@ -581,6 +581,19 @@ RACE_SETS = {r.name: r for r in (
              _ANON_ATTACH,
              [("fault", "fault", {"task": "T", "vma": "v", "offset": 1, "write": True}),
               ("attach", "attach", {"task": "T", "cgroup": "/b"})], {"memory_pages": 1024}),
+    race_set("write-fault-vs-migrate", "a write to a read-only pte of a shared file mapping "
+             "(page_mkwrite under the page lock) while the page is migrated: the fault holds a "
+             "reference across its wait for the lock, and a fault on the migration entry waits "
+             "for the migration", _FILE_PAGE,
+             [("fault", "fault", {"task": "T", "vma": "v", "write": True}),
+              ("migrate", "migrate", {"page": _F0, "task": "T"})], {**_NUMA, "swap_pages": 16},
+             expect=(expect_returns("fault", (0, 8)),)),        # 8: VM_FAULT_WRITE
+    race_set("truncate-vs-end-writeback", "truncation waits for the writeback of a page it "
+             "has locked to end before it drops the page", _writeback_setup,
+             [("truncate", "truncate", {"file": "/data/f"}),
+              ("end-writeback", "end_writeback", {"page": _F0})], _SWAP,
+             expect=(expect_value("/a", "memory.stat.cache", 0),
+                     expect_value("/a", "memory.stat.writeback", 0))),
     race_set("fault-vs-munmap", "a task faults a page of a VMA that another of its threads "
              "unmaps: mmap_sem orders them, so the fault maps the page and the unmap frees it, "
              "or the fault finds no VMA", _ANON_PAGE[:3] + [

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .gfp import __GFP_NORETRY, GFP_TRANSHUGE
-from .locking import Lock, Unlock, lru_lock, ptl
+from .locking import Lock, Unlock, anon_vma_lock, lru_lock, ptl
 from .memcontrol import (
     mem_cgroup_cancel_charge,
     mem_cgroup_commit_charge,
@@ -96,13 +96,27 @@ def zap_huge_pmd(k, vma, i: int, gather: list[int]) -> int:
 
 
 def split_huge_page(k, head: int):
-    """Path: split an anonymous THP into 512 small pages (__split_huge_page_refcount), each
-    keeping the charge bits and memcg of the head; rss_huge drops by 512."""
+    """Path: split an anonymous THP (the caller holds a reference) under its anon_vma's lock,
+    which orders two splits of one page: the second finds it no longer compound and does
+    nothing. Returns 1 if this call split it."""
+    mm = k.mem_map
+    k.bug_on(not mm.flags[head] & PG_anon, head, "!PageAnon(page)")
+    lock = anon_vma_lock(int(mm.mapping[head]))
+    yield Lock(lock)
+    split = bool(mm.flags[head] & PG_head)
+    if split:
+        yield from __split_huge_page(k, head)
+    yield Unlock(lock)
+    return int(split)
+
+
+def __split_huge_page(k, head: int):
+    """Path: split a THP into 512 small pages (__split_huge_page_refcount), each keeping the
+    charge bits and memcg of the head; rss_huge drops by 512."""
     from .rmap import rmap_walk
 
     mm = k.mem_map
     k.bug_on(not mm.flags[head] & PG_head, head, "!PageTransHuge(page)")
-    k.bug_on(not mm.flags[head] & PG_anon, head, "!PageAnon(page)")
     mappings = list(rmap_walk(k, head))
     for vma, _ in mappings:
         yield Lock(ptl(vma.mm.id))

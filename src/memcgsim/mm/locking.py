@@ -51,6 +51,11 @@ def mmap_sem(mm_id: int) -> tuple:
     return ("mmap_sem", mm_id)
 
 
+def anon_vma_lock(anon_vma_id: int) -> tuple:
+    """anon_vma->rwsem, taken for writing by a THP split."""
+    return ("anon_vma", anon_vma_id)
+
+
 def page_lock(pfn: int) -> tuple:
     return ("page", pfn)
 

@@ -44,6 +44,7 @@ from .rmap import (
     page_remove_rmap,
 )
 from .swap import (
+    get_page_unless_zero,
     lru_cache_add_active_or_unevictable,
     page_cache_get,
     page_cache_release,
@@ -127,13 +128,26 @@ def wp_page_shared(k, vma, addr: int):
     i = addr - vma.start
     pte = int(vma.pte[i])
     pfn = pte & PTE_VAL_MASK
+    # a reference across the wait for the page lock: without it, a migration or truncation
+    # that holds the lock could free the page under us
+    page_cache_get(k, pfn)
     yield Lock(page_lock(pfn))
+    if not k.mem_map.mapping[pfn]:
+        # do_page_mkwrite: truncated or migrated meanwhile; the fault is retried
+        yield Unlock(page_lock(pfn))
+        page_cache_release(k, pfn)
+        return 0
     yield Lock(ptl(mm.id))
-    if int(vma.pte[i]) == pte:
-        vma.pte[i] = pte | PTE_WRITE | PTE_DIRTY
+    if int(vma.pte[i]) != pte:
+        yield Unlock(ptl(mm.id))
+        yield Unlock(page_lock(pfn))
+        page_cache_release(k, pfn)
+        return 0
+    vma.pte[i] = pte | PTE_WRITE | PTE_DIRTY
     yield Unlock(ptl(mm.id))
     set_page_dirty(k, pfn)
     yield Unlock(page_lock(pfn))
+    page_cache_release(k, pfn)
     return VM_FAULT_WRITE
 
 
@@ -370,7 +384,14 @@ def handle_mm_fault(k, vma, addr: int, write: bool, user: bool = True):
         if pte & PTE_SWAP:
             return (yield from do_swap_page(k, vma, addr, write))
         if pte & PTE_MIGRATION:
-            return VM_FAULT_RETRY
+            # migration_entry_wait: sleep until the migration unlocks the page, then return
+            # 0; the task faults again and finds the new pte
+            old = pte & PTE_VAL_MASK
+            if get_page_unless_zero(k, old):
+                yield Lock(page_lock(old))
+                yield Unlock(page_lock(old))
+                page_cache_release(k, old)
+            return 0
         if write and not pte & PTE_WRITE:
             if pte & PTE_HUGE:
                 from .huge_memory import split_huge_page

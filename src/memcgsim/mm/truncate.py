@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .locking import Lock, Unlock, page_lock
+from .locking import Lock, Spin, Unlock, page_lock
 from .mm_struct import PTE_PRESENT, PTE_SWAP, PTE_VAL_MASK
-from .mm_types import PG_dirty
+from .mm_types import PG_dirty, PG_writeback
 from .swap import page_cache_get, page_cache_release
 
 
@@ -51,6 +51,8 @@ def truncate_inode_pages_range(k, mapping, start: int):
         pfn = e & PTE_VAL_MASK
         page_cache_get(k, pfn)                   # the pagevec lookup's reference
         yield Lock(page_lock(pfn))
+        while k.mem_map.flags[pfn] & PG_writeback:
+            yield Spin(f"wait_on_page_writeback of pfn {pfn}")
         if mapping.lookup(index) == e:
             yield from truncate_inode_page(k, mapping, pfn)
         yield Unlock(page_lock(pfn))
@@ -62,7 +64,6 @@ def invalidate_mapping_pages(k, mapping):
     """Path: drop the clean, unmapped, unlocked cached pages of a file (drop_caches)."""
     from .filemap import delete_from_page_cache
     from .locking import TryLock
-    from .mm_types import PG_writeback
 
     dropped = 0
     for index in (np.flatnonzero(mapping.i_pages & PTE_PRESENT)).tolist():
