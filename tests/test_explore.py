@@ -383,3 +383,18 @@ def test_truncation_waits_for_writeback_and_without_its_end_never_finishes():
     out = explore(alone)
     assert out.violation == ("deadlock: truncate spins: wait_on_page_writeback of pfn 0 for "
                              "ever: no other path can run")
+
+
+def test_a_file_fault_rechecks_the_page_it_waited_to_lock():
+    """A fault waits for the lock of a cached page that a FUSE splice replaces and a
+    truncation then drops: it must look the page up again (filemap_fault's page->mapping
+    check) and find the file truncated (VM_FAULT_SIGBUS, 2), not map the dead page."""
+    from memcgsim.races import _CHARGE_MOVE
+
+    race = _race("splice-truncate-fault", _CHARGE_MOVE,
+                 [("splice", "splice", {"task": "T", "file": "/data/f", "steal": "/data/g"}),
+                  ("truncate", "truncate", {"file": "/data/f"}),
+                  ("fault", "fault", {"task": "T", "vma": "v"})], {"memory_pages": 1024})
+    out = explore(race)
+    assert out.violation is None
+    assert {r[2] for r in out.results} == {0, 2}

@@ -270,12 +270,22 @@ def __do_fault(k, vma, addr: int):
     if mapping.shmem:
         pfn = yield from shmem_getpage(k, mapping, index, fault_node(k, vma), False)
         return pfn if pfn >= 0 else -VM_FAULT_OOM
-    if index >= mapping.size_pages:
+    while True:
+        if index >= mapping.size_pages:
+            return -VM_FAULT_SIGBUS
+        pfn = yield from page_cache_read(k, mapping, index, fault_node(k, vma))
+        if pfn < 0:
+            return -VM_FAULT_OOM
+        yield Lock(page_lock(pfn))
+        if k.mem_map.mapping[pfn] == mapping.id:
+            break
+        # truncated, or replaced in the cache, while we waited for its lock: look again
+        yield Unlock(page_lock(pfn))
+        page_cache_release(k, pfn)
+    if index >= mapping.size_pages:          # i_size, rechecked under the page lock
+        yield Unlock(page_lock(pfn))
+        page_cache_release(k, pfn)
         return -VM_FAULT_SIGBUS
-    pfn = yield from page_cache_read(k, mapping, index, fault_node(k, vma))
-    if pfn < 0:
-        return -VM_FAULT_OOM
-    yield Lock(page_lock(pfn))
     return pfn
 
 
