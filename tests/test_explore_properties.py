@@ -131,7 +131,7 @@ def test_random_race_sets_are_clean_and_the_reduction_is_exact(race):
     assert reduced.transitions <= full.transitions
 
 
-@settings(max_examples=max(3, settings().max_examples // 40))
+@settings(max_examples=max(3, settings().max_examples // 100))
 @given(race_sets(max_paths=3))
 def test_random_race_sets_of_three_paths_are_clean(race):
     out = explore(race, max_states=20000)
