@@ -10,7 +10,8 @@ state goes on with the run already there, so only the other siblings replay.
 
 State. A state is the machine (every per-page, per-slot, per-memcg array and counter), the lock
 table, and where each path stands: the chain of its suspended frames with their code position
-and local variables. Two schedules that reach the same state are explored once.
+and local variables, or what it returned. Two schedules that reach the same state are explored
+once.
 
 Partial-order reduction (sleep sets). While a step runs, the explorer records its footprint:
 - the per-page arrays (mem_map, page_cgroup), the swap slot arrays (swap_map, swap cache,
@@ -37,10 +38,11 @@ standard race set, that the reduced search reaches exactly the final states the 
 and finds the same bugs.
 
 After every new state the invariant checker runs (with the locks of running paths allowed), and
-at the end of each schedule with nothing running; a VM_BUG_ON, a deadlock, a lock still held at
-a path's end or a violation ends the search. The counterexample is then made minimal: a
-breadth-first search over the same race set finds the shortest schedule that breaks the same
-invariant.
+at the end of each schedule with nothing running, followed by the race set's expectations of
+how a schedule ends; a VM_BUG_ON, a deadlock (a busy wait no other path can end counts), a lock
+still held at a path's end or a violation ends the search. The counterexample is then made
+minimal: a breadth-first search over the same race set finds the shortest schedule that breaks
+the same invariant.
 
 Only the model's public surface is used: Machine, the mm paths, check().
 """
