@@ -398,3 +398,33 @@ def test_a_file_fault_rechecks_the_page_it_waited_to_lock():
     out = explore(race)
     assert out.violation is None
     assert {r[2] for r in out.results} == {0, 2}
+
+
+@pytest.mark.parametrize("kernel", ["6.1", "6.12"])
+def test_shmem_replace_page_on_6x_uses_the_page_cache_replacement_charge(kernel):
+    """6.12's shmem_replace_folio calls mem_cgroup_replace_folio (the new page force-charged,
+    the old one keeps its charge until freed), not the migration transfer, which would leave
+    the old page uncharged on its memcg's LRU list; 6.1 calls mem_cgroup_migrate."""
+    from memcgsim.races import _SHMEM_REPLACE
+
+    race = _race("shmem-replace", _SHMEM_REPLACE,
+                 [("shmem-read", "shmem_read", {"task": "T", "file": "/dev/shm/gem"})],
+                 {"memory_pages": 1024, "nodes": 2, "swap_pages": 16, "profile": kernel,
+                  "cgroup": "v2"})
+    out = explore(race)
+    assert out.violation is None and out.results == {(0,)}
+
+
+def test_a_step_that_only_reads_a_files_size_depends_on_the_truncation():
+    """A tmpfs read that swaps a page in looks at i_size without changing it when it is
+    already large enough; the truncation writes it. The reduction must see the read (the
+    file's compared-by-value fields are watched), or it misses an end state."""
+    from memcgsim.races import _SHMEM_REPLACE
+
+    race = _race("truncate-vs-tmpfs-read", _SHMEM_REPLACE,
+                 [("truncate", "truncate", {"file": "/dev/shm/gem"}),
+                  ("read", "shmem_read", {"task": "T", "file": "/dev/shm/gem"})],
+                 {"memory_pages": 1024, "nodes": 2, "swap_pages": 16})
+    reduced, full = explore(race), explore(race, por=False)
+    assert reduced.violation is None and full.violation is None
+    assert reduced.finals == full.finals and reduced.results == full.results

@@ -27,15 +27,16 @@ Partial-order reduction (sleep sets). While a step runs, the explorer records it
 Two steps of different paths are independent when neither writes what the other reads or
 writes. Independent steps commute: running one cannot change what the other reads, so either
 order leaves the same state and each still does exactly what it did. The reads of the
-compared-by-value objects are not watched; that is sound because in the kernel's code every read
-of them happens in a step that also writes the same object (try_charge reads usage and writes
-usage or failcnt, statistics are read-modify-written, the allocator moves its cursor), or reads
-configuration that no racing path changes (limits, hierarchy, the profile). A sleeping step is
-not run again from a state reached by an independent step (Godefroid's sleep sets, combined with
-the state cache as in his thesis: a state seen before with a larger sleep set is explored again
-for the steps that were asleep then and are awake now). The test suite checks, on every
-standard race set, that the reduced search reaches exactly the final states the full one does
-and finds the same bugs.
+compared-by-value objects are not watched, except for the fields that a step may read alone (a
+file's size and page count, the swap device's use): that is sound because in the kernel's code
+every other read of them happens in a step that also writes the same object (try_charge reads
+usage and writes usage or failcnt, statistics are read-modify-written, the allocator moves its
+cursor), or reads configuration that no racing path changes (limits, hierarchy, the profile).
+A sleeping step is not run again from a state reached by an independent step (Godefroid's sleep
+sets, combined with the state cache as in his thesis: a state seen before with a larger sleep
+set is explored again for the steps that were asleep then and are awake now). The test suite
+checks, on every standard race set and on race sets drawn at random, that the reduced search
+reaches exactly the final states the full one does and finds the same bugs.
 
 After every new state the invariant checker runs (with the locks of running paths allowed), and
 at the end of each schedule with nothing running, followed by the race set's expectations of
@@ -247,13 +248,47 @@ def _watched(k, fixed: bool = True):
 
 
 def _track(k, fixed: bool = True) -> None:
-    """Put watched views in place of the kernel's per-element arrays."""
+    """Put watched views in place of the kernel's per-element arrays, and watch the reads of
+    the fields of objects compared by value that a step may read without writing."""
     for obj, name, key in _watched(k, fixed):
         arr = getattr(obj, name)
         if not isinstance(arr, _Tracked):
             v = arr.view(_Tracked)
             v._key = key
             setattr(obj, name, v)
+    for mapping in k.mappings.values():
+        _watch_fields(mapping, ("mapping", mapping.id))
+    if fixed:
+        _watch_fields(k.swap, "swapinfo")
+
+
+#: fields of objects compared by value (see _objects) that a step may read and not write:
+#: a fault's i_size check, vm_swap_full; a read of one is a read of the whole object
+_WATCHED_FIELDS = {"AddressSpace": frozenset({"nrpages", "size_pages", "nlink", "i_count",
+                                               "i_mmap"}),
+                   "SwapInfo": frozenset({"inuse_pages", "cluster_next"})}
+_WATCHING: dict[type, type] = {}
+
+
+def _watch_fields(obj, key) -> None:
+    cls = type(obj)
+    if cls in _WATCHING.values():
+        return
+    sub = _WATCHING.get(cls)
+    if sub is None:
+        fields = _WATCHED_FIELDS[cls.__name__]
+        get = object.__getattribute__
+
+        def __getattribute__(self, name):
+            if name in fields:
+                fp = _Footprint.active
+                if fp is not None:
+                    fp.reads.add((get(self, "_watch_key"), None))
+            return get(self, name)
+        sub = _WATCHING[cls] = type(cls.__name__, (cls,), {
+            "__getattribute__": __getattribute__, "__module__": cls.__module__})
+    obj._watch_key = key
+    obj.__class__ = sub
 
 
 def _objects(k) -> dict:

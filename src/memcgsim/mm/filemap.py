@@ -187,6 +187,7 @@ def replace_page_cache_page(k, old: int, new: int, gfp_mask: int):
     mapping.i_pages[index] = PTE_PRESENT | new
     mapping.nrpages += 1
     yield Unlock(tree_lock(mapping.id))
-    mem_cgroup_replace_folio(k, old, new)
+    # bug B4 put back: without lrucare, pages on an LRU list change memcg under it
+    mem_cgroup_replace_folio(k, old, new, lrucare="B4" not in k.inject)
     page_cache_release(k, old)
     return 0

@@ -1119,12 +1119,12 @@ def _force_charge_new(k, memcg: MemCgroup, newpage: int, nr_pages: int, lrucare:
 
 
 @traced
-def mem_cgroup_replace_folio(k, old: int, new: int) -> None:
-    """Page cache replacement (FUSE splice). Through mem_cgroup_migrate with lrucare until
-    6.6; from 6.7 new is force-charged to old's memcg and old is uncharged when freed."""
+def mem_cgroup_replace_folio(k, old: int, new: int, lrucare: bool = True) -> None:
+    """Page cache replacement (FUSE splice, shmem_replace_page). Through mem_cgroup_migrate
+    (lrucare: old may sit on an LRU list) until 6.6; from 6.7 new is force-charged to old's
+    memcg and old is uncharged when freed."""
     if k.profile.replace_page_cache == "migrate":
-        # bug B4 put back: without lrucare, pages on an LRU list change memcg under it
-        mem_cgroup_migrate(k, old, new, "B4" not in k.inject)
+        mem_cgroup_migrate(k, old, new, lrucare)
         return
     pc = k.pc
     if pc.flags[new] & PCG_USED or not pc.flags[old] & PCG_USED:

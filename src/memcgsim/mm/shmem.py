@@ -135,7 +135,7 @@ def shmem_replace_page(k, old: int, mapping):
     one in the swap cache in its place. The old page came from swap read-ahead and may sit on
     an LRU list, so the charge moves with lrucare (passing false was bug B5).
     Returns (the page now locked and referenced, 0 or -errno)."""
-    from .memcontrol import mem_cgroup_migrate
+    from .memcontrol import mem_cgroup_replace_folio
 
     mm = k.mem_map
     entry = int(mm.private[old])
@@ -155,7 +155,7 @@ def shmem_replace_page(k, old: int, mapping):
     if not replaced:
         old, new = new, old                        # drop the new page instead
     else:
-        mem_cgroup_migrate(k, old, new, "B5" not in k.inject)
+        mem_cgroup_replace_folio(k, old, new, lrucare="B5" not in k.inject)
         lru_cache_add_anon(k, new)
     mm.flags[old] &= ~PG_swapcache
     mm.private[old] = 0
