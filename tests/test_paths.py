@@ -390,6 +390,25 @@ def test_shmem_swapout_and_swapin_by_another_task(m):
     ok(m)
 
 
+def test_shmem_read_swaps_in_and_leaves_holes_alone(m):
+    """read(2) of tmpfs (SGP_READ): a swapped-out page comes back, charged to the slot's
+    owner; a hole allocates nothing; the read stops at i_size."""
+    a = m.spawn("A", "/a")
+    b = m.spawn("B", "/b")
+    m.write(a, "/dev/shm/x", 1)
+    m.truncate("/dev/shm/x", 3)               # two holes after the page
+    f = m.file("/dev/shm/x")
+    slot_pfn = f.find_page(0)
+    assert m.reclaim(slot_pfn) == 1
+    slot = f.swap_entry(0)
+    assert (m.stat("/a")["cache"], m.stat("/a")["swap"]) == (0, P)
+    assert m.read(b, "/dev/shm/x", 0, 10) == 3
+    assert f.nrpages == 1 and f.find_page(1) < 0 and f.find_page(2) < 0
+    assert (m.stat("/a")["cache"], m.stat("/a")["swap"]) == (P, 0)
+    assert counters(m, "/b") == (0, 0) and m.k.swap.swap_map[slot] == 0
+    ok(m)
+
+
 # ---------------------------------------------------------------- swap
 
 

@@ -65,7 +65,8 @@ def test_one_boot_records_the_pinned_settings(validation):
 
 @pytest.mark.parametrize("name", ["anon.yaml", "tmpfs.yaml", "v2-swap-under-max.yaml",
                                   "v2-oom-kill.yaml", "v2-task-move.yaml", "fork.yaml",
-                                  "memory-high.yaml", "thp.yaml", "mappings.yaml"])
+                                  "memory-high.yaml", "thp.yaml", "mappings.yaml",
+                                  "tmpfs-swapin.yaml"])
 def test_model_matches(validation, name):
     r = by_file(validation, name)
     assert r.guest.ended and not r.model_failure

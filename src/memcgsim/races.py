@@ -99,20 +99,6 @@ def _s_write(m, ctx, task, file, pages, offset=None):
 
 
 def _s_read(m, ctx, task, file, index=0, pages=None):
-    f = m.file(file)
-    if f.shmem:
-        from .mm.locking import Unlock, page_lock
-        from .mm.shmem import shmem_getpage
-        from .mm.swap import page_cache_release
-
-        def path():
-            for i in range(index, index + (pages or 1)):
-                pfn = yield from shmem_getpage(m.k, f, i, 0, False)
-                if pfn >= 0:
-                    yield Unlock(page_lock(pfn))
-                    page_cache_release(m.k, pfn)
-        m._run(path(), _task(m, ctx, task))
-        return
     m.read(_task(m, ctx, task), file, index, pages)
 
 
@@ -273,22 +259,11 @@ def _p_split_thp(m, ctx, page):
     return None, _split(m.k, pfn - pfn % HPAGE_PMD_NR)
 
 
-def _shmem_read(k, mapping, index: int, node: int):
-    from .mm.locking import Unlock, page_lock
-    from .mm.shmem import shmem_getpage
-    from .mm.swap import page_cache_release
-
-    pfn = yield from shmem_getpage(k, mapping, index, node, False)
-    if pfn < 0:
-        return pfn
-    yield Unlock(page_lock(pfn))
-    page_cache_release(k, pfn)
-    return 0
-
-
 def _p_shmem_read(m, ctx, task, file, index=0):
+    from .mm.shmem import shmem_file_read
+
     t = _task(m, ctx, task)
-    return t, _shmem_read(m.k, m.file(file), index, t.node)
+    return t, shmem_file_read(m.k, m.file(file), index, 1, t.node)
 
 
 def _p_read(m, ctx, task, file, index=0, pages=1):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import Errno
 from .gfp import GFP_KERNEL
 from .locking import Lock, TryLock, Unlock, mmap_sem, page_lock, ptl
 from .memcontrol import (
@@ -263,13 +264,15 @@ def __do_fault(k, vma, addr: int):
     """Path: the file's page for addr, from the page cache or read in (charged to the faulting
     task if it was not cached); returned locked and referenced, or -VM_FAULT_* on failure."""
     from .filemap import page_cache_read
-    from .shmem import shmem_getpage
+    from .shmem import SGP_CACHE, shmem_getpage
 
     mapping = vma.file
     index = vma.linear_page_index(addr)
     if mapping.shmem:
-        pfn = yield from shmem_getpage(k, mapping, index, fault_node(k, vma), False)
-        return pfn if pfn >= 0 else -VM_FAULT_OOM
+        pfn = yield from shmem_getpage(k, mapping, index, fault_node(k, vma), SGP_CACHE)
+        if pfn < 0:
+            return -VM_FAULT_OOM if pfn == -Errno.ENOMEM else -VM_FAULT_SIGBUS
+        return pfn
     while True:
         if index >= mapping.size_pages:
             return -VM_FAULT_SIGBUS

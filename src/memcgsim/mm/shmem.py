@@ -43,14 +43,24 @@ def shmem_add_to_page_cache(k, pfn: int, mapping, index: int, expected: int):
     return 0
 
 
-def shmem_getpage(k, mapping, index: int, node: int, write: bool):
+#: shmem_getpage's modes (enum sgp_type): a read allocates nothing for a hole and stops at
+#: i_size; a fault (cache) allocates within i_size; a write allocates and may extend the file
+SGP_READ, SGP_CACHE, SGP_WRITE = "read", "cache", "write"
+
+
+def shmem_getpage(k, mapping, index: int, node: int, sgp: str):
     """Path: the page at index, allocated and charged on first touch, or swapped back in.
-    Returns it locked and referenced, or -errno."""
+    Returns it locked and referenced; None for a hole, which SGP_READ leaves alone; or -errno
+    (-EINVAL past i_size for a read or a fault, also when a truncation got there first)."""
+    from .filemap import delete_from_page_cache
     from .swap_state import delete_from_swap_cache, lookup_swap_cache, swapin_readahead
     from .swapfile import swap_free
 
     mm = k.mem_map
     charge_mm = k.current.mm if k.current is not None else None
+    if sgp != SGP_WRITE and index >= mapping.size_pages:
+        return -Errno.EINVAL
+    alloced = False
     while True:
         e = mapping.lookup(index)
         if e & PTE_PRESENT:
@@ -99,6 +109,8 @@ def shmem_getpage(k, mapping, index: int, node: int, write: bool):
             set_page_dirty(k, pfn)
             swap_free(k, swap)
             break
+        if sgp == SGP_READ:
+            return None
         pfn = alloc_pages_node(k, node if mapping.gfp_node is None else mapping.gfp_node, 0)
         if pfn < 0:
             return -Errno.ENOMEM
@@ -117,10 +129,18 @@ def shmem_getpage(k, mapping, index: int, node: int, write: bool):
             continue
         mem_cgroup_commit_charge(k, pfn, memcg, False)
         lru_cache_add_anon(k, pfn)
+        alloced = True
         break
-    if write:
+    if sgp != SGP_WRITE and index >= mapping.size_pages:
+        # truncated since we checked: a page we allocated goes again (trunc:)
+        if alloced:
+            yield from delete_from_page_cache(k, pfn)
+        yield Unlock(page_lock(pfn))
+        page_cache_release(k, pfn)
+        return -Errno.EINVAL
+    if sgp == SGP_WRITE:
         set_page_dirty(k, pfn)
-    mapping.size_pages = max(mapping.size_pages, index + 1)
+        mapping.size_pages = max(mapping.size_pages, index + 1)     # shmem_write_end
     return pfn
 
 
@@ -165,10 +185,28 @@ def shmem_replace_page(k, old: int, mapping):
     return new, 0 if replaced else -Errno.EEXIST
 
 
+def shmem_file_read(k, mapping, start: int, nr: int, node: int):
+    """Path: read(2) of nr pages of a tmpfs file (shmem_file_read_iter): holes read as zeroes
+    and allocate nothing; a page written out to swap comes back in, charged to the reader."""
+    from .filemap import mark_page_accessed
+
+    done = 0
+    for index in range(start, start + nr):
+        pfn = yield from shmem_getpage(k, mapping, index, node, SGP_READ)
+        if pfn is not None and pfn < 0:
+            break                                  # -EINVAL: past the end, as truncated
+        if pfn is not None:
+            yield Unlock(page_lock(pfn))
+            mark_page_accessed(k, pfn)
+            page_cache_release(k, pfn)
+        done += 1
+    return done
+
+
 def shmem_write(k, mapping, start: int, nr: int, node: int):
     """Path: write(2) of nr pages to a tmpfs file."""
     for index in range(start, start + nr):
-        pfn = yield from shmem_getpage(k, mapping, index, node, True)
+        pfn = yield from shmem_getpage(k, mapping, index, node, SGP_WRITE)
         if pfn < 0:
             return pfn
         yield Unlock(page_lock(pfn))
