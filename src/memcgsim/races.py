@@ -307,8 +307,9 @@ PATHS: dict[str, PathSpec] = {
     "attach": PathSpec(_p_attach, "move a task to a cgroup: precharge, then the charge move "
                        "(isolation, trylock_page, move_lock)", ("task", "cgroup")),
     "split_thp": PathSpec(_p_split_thp, "split the THP a page belongs to", ("page",)),
-    "shmem_read": PathSpec(_p_shmem_read, "shmem_getpage of a tmpfs page (swapin, "
-                           "shmem_replace_page when the file asks for another node)",
+    "shmem_read": PathSpec(_p_shmem_read, "read(2) of one tmpfs page (shmem_getpage "
+                           "SGP_READ: swapin, shmem_replace_page when the file asks for "
+                           "another node; a hole allocates nothing)",
                            ("task", "file"), ("index",)),
     "read": PathSpec(_p_read, "read(2): page cache insertion (charged to the reader) of "
                      "what is not cached", ("task", "file"), ("index", "pages")),
