@@ -239,6 +239,7 @@ def test_a_busy_wait_with_nothing_else_running_is_a_deadlock():
     assert run.log == [(0, "takes mmap_sem of mm 1 for reading"),
                        (0, "takes page lock of pfn 1")]
     k = run.m.k
+    k.locks.concurrent = False                    # nothing else will run
     with pytest.raises(Deadlock, match=r"swapcache_prepare of slot 1: -EEXIST, retry"):
         run_path(k, run.gens[1], run.tasks[1], owner=2)
 
@@ -429,3 +430,32 @@ def test_a_step_that_only_reads_a_files_size_depends_on_the_truncation():
     assert reduced.violation is None and full.violation is None
     assert reduced.finals == full.finals and reduced.results == full.results
 
+
+
+def test_reclaim_inside_a_charge_waits_for_a_lock_another_path_holds():
+    """The fault's charge reclaims (its memcg is at memory.max), running reclaim whole inside
+    the fault's step. While kswapd holds the lru_lock that reclaim needs, the step cannot run
+    (WouldBlock) and the explorer runs kswapd first; run alone, the same wait is a deadlock."""
+    from memcgsim.errors import Deadlock
+    from memcgsim.explore import _replay
+    from memcgsim.mm.locking import WouldBlock
+
+    race = RACE_SETS["charge-reclaim-vs-kswapd"]
+    run = _replay(race, frozenset(), [1, 1])
+    assert run.log[-1] == (1, "takes lru_lock of node 0")
+    run.step(0)                                   # mmap_sem
+    with pytest.raises(WouldBlock) as wait:
+        run.step(0)
+    assert wait.value.lock == ("lru", 0)
+    alone = _replay(race, frozenset(), [1, 1, 0])
+    alone.m.k.locks.concurrent = False
+    with pytest.raises(Deadlock, match=r"\('lru', 0\) is held by path 2"):
+        alone.step(0)
+    out = explore(race)
+    assert out.violation is None and out.results == {(0, 0), (0, 1)}
+
+
+def test_random_walks_step_around_a_step_that_would_block():
+    out = explore_random(RACE_SETS["charge-reclaim-vs-kswapd"], 40, seed=1)
+    assert out.violation is None and out.schedules == 40
+    assert out.results <= {(0, 0), (0, 1)}

@@ -7,7 +7,7 @@ from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
 from memcgsim.explore import explore
-from memcgsim.races import _writeback_setup, race_set
+from memcgsim.races import _at_limit_setup, _writeback_setup, race_set
 
 _F0 = {"file": "/data/f", "index": 0}
 _V = [{"vma": "v", "offset": 0}, {"vma": "v", "offset": 1}]
@@ -134,6 +134,15 @@ TEMPLATES = {
          ("hugetlb_truncate", {"file": "/hugetlbfs/f"})],
         [("3.17", "v1"), ("6.1", "v2"), ("6.12", "v2")]),
 }
+
+TEMPLATES["memcg-at-its-limit"] = (
+    _at_limit_setup,
+    [("fault", {"task": "T", "vma": "v", "offset": 2, "write": True}),
+     ("fault", {"task": "T", "vma": "v", "offset": 3, "write": True}),
+     ("reclaim", {"page": _V[0]}), ("reclaim", {"page": _F0}),
+     ("munmap", {"task": "T", "vma": "v"}), ("migrate", {"page": _V[1], "task": "T"}),
+     ("truncate", {"file": "/data/f"}), ("read", {"task": "T", "file": "/data/f"})],
+    [("3.17", "v1"), ("6.1", "v2"), ("6.12", "v2")])
 
 #: machine settings a template needs besides the common ones
 EXTRA = {"transparent-huge-page": {"thp": True}}

@@ -61,7 +61,7 @@ import numpy as np
 from .checker import check
 from .errors import Deadlock, MemcgsimError, ModelBug
 from .machine import Machine
-from .mm.locking import Lock, Spin, Step, TryLock, Unlock
+from .mm.locking import Lock, Spin, Step, TryLock, Unlock, WouldBlock
 
 
 class LockingRuleBroken(ModelBug):
@@ -418,6 +418,7 @@ class _Run:
             ctx = race.setup(self.m)
         else:
             self.m, ctx = pickle.loads(snapshot)
+        self.m.k.locks.concurrent = True
         self.labels = [label for label, _ in race.paths]
         started = [factory(self.m, ctx) for _, factory in race.paths]
         #: the kernel's arrays are watched (footprints can be taken); replays run without
@@ -750,9 +751,10 @@ def explore(race: RaceSet, inject=(), max_states: int = 200000, por: bool = True
             out.results.add(tuple(run.results))
             return
         awake = dict(sleep)
-        for n, t in enumerate(todo):
-            if n == 0:
-                child = run
+        in_hand, blocked = run, []
+        for t in todo:
+            if in_hand is not None:
+                child, in_hand = in_hand, None
             else:
                 child = _replay(race, inject, prefix, snap)
                 out.replays += 1
@@ -762,6 +764,11 @@ def explore(race: RaceSet, inject=(), max_states: int = 200000, por: bool = True
                 foot = child.step(t, footprint=por, fresh=True)
             except MemcgsimError as e:
                 fail(child, _error(e))
+            except WouldBlock as wait:
+                # reclaim run inside the step met a lock another path holds: the step cannot
+                # run from here (the half-run child is dropped)
+                blocked.append((t, wait.lock))
+                continue
             if (child.log[-1][1].startswith("spins: ") and child.enabled() == [t]
                     and child.fingerprint() == key):
                 fail(child, f"deadlock: {child.labels[t]} {child.log[-1][1]} for ever: no "
@@ -772,6 +779,11 @@ def explore(race: RaceSet, inject=(), max_states: int = 200000, por: bool = True
                 awake[t] = foot
             else:
                 visit(child, [*prefix, t], {})
+        if blocked and len(blocked) == len(enabled):
+            fail(_replay(race, inject, prefix, snap),
+                 "deadlock: every unfinished path waits for a lock (" + ", ".join(
+                     f"{run.labels[t]} waits for {_lockname(lk) if isinstance(lk, tuple) else lk}"
+                     " in a path it runs to its end" for t, lk in blocked) + ")")
 
     try:
         snap = _snapshot(race, inject)
@@ -804,6 +816,8 @@ def shortest_counterexample(race: RaceSet, inject, kind: str, limit: int) -> Out
             run = _replay(race, inject, prefix[:-1], snap)
             if prefix:
                 run.step(prefix[-1], fresh=True)
+        except WouldBlock:
+            continue
         except MemcgsimError as e:
             problem = _error(e)
             if _kind(problem) == kind:
@@ -855,7 +869,18 @@ def explore_random(race: RaceSet, walks: int, seed: int = 0, inject=()) -> Outco
                     out.finals.add(run.machine_key())
                     out.results.add(tuple(run.results))
                     break
-                run.step(rng.choice(enabled), fresh=True)
+                while True:                     # a step that would block: try another
+                    t = rng.choice(enabled)
+                    schedule = [i for i, _ in run.log]
+                    try:
+                        run.step(t, fresh=True)
+                        break
+                    except WouldBlock:
+                        enabled.remove(t)
+                        run = _replay(race, inject, schedule, snap)
+                        if not enabled:
+                            raise Deadlock("every unfinished path waits for a lock in a "
+                                           "path it runs to its end") from None
                 out.transitions += 1
                 problem = _problem(run, quiescent=False)
                 if problem:

@@ -460,6 +460,25 @@ def _thp_limit_setup(m: Machine) -> dict:
     return ctx
 
 
+_AT_LIMIT = [("mkdir", {"path": "/a"}), ("spawn", {"task": "T", "cgroup": "/a"}),
+             ("create", {"file": "/data/f"}),
+             ("write", {"task": "T", "file": "/data/f", "pages": 2}), ("sync", {}),
+             ("mmap_anon", {"task": "T", "pages": 4, "name": "v"}),
+             ("touch", {"task": "T", "vma": "v", "pages": 2})]
+
+
+def _at_limit_setup(m: Machine) -> dict:
+    """/a's limit at its usage (stock drained): every new charge reclaims, inside the path
+    that charges, before it can go on."""
+    from .mm.memcontrol import drain_all_stock
+
+    ctx = run_setup(m, _AT_LIMIT)
+    drain_all_stock(m.k, m.memcg("/a"))
+    limit = "memory.max" if m.k.cgroup_v2 else "memory.limit_in_bytes"
+    m.write_file("/a", limit, str(m.usage("/a") * 4096))
+    return ctx
+
+
 _READ = [("mkdir", {"path": "/a"}), ("spawn", {"task": "T", "cgroup": "/a"}),
          ("create", {"file": "/data/f"}), ("write", {"task": "T", "file": "/data/f", "pages": 1}),
          ("sync", {}), ("reclaim_file", {"file": "/data/f"})]
@@ -570,6 +589,14 @@ RACE_SETS = {r.name: r for r in (
               ("end-writeback", "end_writeback", {"page": _F0})], _SWAP,
              expect=(expect_value("/a", "memory.stat.cache", 0),
                      expect_value("/a", "memory.stat.writeback", 0))),
+    race_set("charge-reclaim-vs-kswapd", "6.12 v2: a fault in a memcg at its memory.max "
+             "reclaims inside its charge while kswapd reclaims a page of the same memcg (the "
+             "charge's reclaim runs whole inside the fault's step, and waits while kswapd "
+             "holds a lock it needs)", _at_limit_setup,
+             [("fault", "fault", {"task": "T", "vma": "v", "offset": 2, "write": True}),
+              ("kswapd", "reclaim", {"page": _F0})],
+             {**_NUMA, "swap_pages": 16, "profile": "6.12", "cgroup": "v2"},
+             expect=(expect_returns("fault", (0,)),)),
     race_set("fault-vs-munmap", "a task faults a page of a VMA that another of its threads "
              "unmaps: mmap_sem orders them, so the fault maps the page and the unmap frees it, "
              "or the fault finds no VMA", _ANON_PAGE[:3] + [

@@ -79,6 +79,16 @@ def move_lock(memcg_id: int) -> tuple:
     return ("move", memcg_id)
 
 
+class WouldBlock(Exception):
+    """A path run to its end inside another path's step (reclaim from a charge) met a lock
+    held, or a busy wait kept, by a path an explorer runs beside it: the step has to wait for
+    that path. Not a model error: the explorer tries the step again later."""
+
+    def __init__(self, lock: tuple | str):
+        super().__init__(lock)
+        self.lock = lock
+
+
 class LockTable:
     """Who holds which lock. Page locks are mirrored in PG_locked. An rwsem taken for reading
     is held by all its readers at once; a waiting writer does not hold back new readers."""
@@ -88,6 +98,9 @@ class LockTable:
         self.held: dict[tuple, int] = {}
         #: rwsems held for reading: lock -> its readers, sorted
         self.readers: dict[tuple, tuple[int, ...]] = {}
+        #: set by an explorer: other paths run beside this one, so a path run to its end that
+        #: meets their lock waits for them (WouldBlock) rather than deadlocks
+        self.concurrent = False
 
     def is_held(self, lock: tuple) -> bool:
         return lock in self.held or lock in self.readers
@@ -141,7 +154,8 @@ def run_path(k, path, task=None, owner: int = 0):
 
     With nobody else running, a lock that is already held can never be released, nor can a
     busy wait end: that is a deadlock (or a lock leaked by an earlier path), and raises
-    Deadlock.
+    Deadlock. Under an explorer (LockTable.concurrent) the path is part of another path's
+    step and others may release it: WouldBlock.
     """
     saved = k.current
     locks = k.locks
@@ -159,6 +173,8 @@ def run_path(k, path, task=None, owner: int = 0):
             send = None
             if isinstance(req, Lock):
                 if not locks.try_acquire(req.lock, owner, req.shared):
+                    if locks.concurrent:
+                        raise WouldBlock(req.lock)
                     who = [o for lk, o in locks.holders() if lk == req.lock]
                     raise Deadlock(f"{req.lock} is held by path {', '.join(map(str, who))} and "
                                    f"nothing else runs to release it")
@@ -167,6 +183,8 @@ def run_path(k, path, task=None, owner: int = 0):
             elif isinstance(req, Unlock):
                 locks.release(req.lock, owner)
             elif isinstance(req, Spin):
+                if locks.concurrent:
+                    raise WouldBlock(req.name)
                 raise Deadlock(f"{req.name}: the path waits for another one and nothing else "
                                "runs")
     finally:
