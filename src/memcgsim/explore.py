@@ -138,23 +138,9 @@ class _Tracked(np.ndarray):
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         fp = _Footprint.active
-        plain = []
-        for x in inputs:
-            if isinstance(x, _Tracked):
-                if fp is not None:
-                    fp.note(fp.reads, x._key, None)
-                x = x.view(np.ndarray)
-            plain.append(x)
-        out = kwargs.get("out")
-        if out:
-            outs = []
-            for x in out:
-                if isinstance(x, _Tracked):
-                    if fp is not None:
-                        fp.note(fp.writes, x._key, None)
-                    x = x.view(np.ndarray)
-                outs.append(x)
-            kwargs["out"] = tuple(outs)
+        plain = _unwatch(inputs, fp.reads if fp else None)
+        if kwargs.get("out"):
+            kwargs["out"] = _unwatch(kwargs["out"], fp.writes if fp else None)
         return getattr(ufunc, method)(*plain, **kwargs)
 
     def __array_function__(self, func, types_, args, kwargs):
@@ -190,6 +176,18 @@ class _Tracked(np.ndarray):
 
     def astype(self, *a, **kw):
         return self._whole("astype", *a, **kw)
+
+
+def _unwatch(arrays, into: set | None) -> tuple:
+    """The plain arrays behind watched ones, each noted whole in `into` (unless None)."""
+    out = []
+    for x in arrays:
+        if isinstance(x, _Tracked):
+            if into is not None:
+                _Footprint.note(into, x._key, None)
+            x = x.view(np.ndarray)
+        out.append(x)
+    return tuple(out)
 
 
 class _Footprint:
@@ -272,7 +270,7 @@ _WATCHING: dict[type, type] = {}
 
 def _watch_fields(obj, key) -> None:
     cls = type(obj)
-    if cls in _WATCHING.values():
+    if cls.__dict__.get("_watching"):
         return
     sub = _WATCHING.get(cls)
     if sub is None:
@@ -286,7 +284,8 @@ def _watch_fields(obj, key) -> None:
                     fp.reads.add((get(self, "_watch_key"), None))
             return get(self, name)
         sub = _WATCHING[cls] = type(cls.__name__, (cls,), {
-            "__getattribute__": __getattribute__, "__module__": cls.__module__})
+            "__getattribute__": __getattribute__, "__module__": cls.__module__,
+            "_watching": True})
     obj._watch_key = key
     obj.__class__ = sub
 
@@ -869,9 +868,9 @@ def explore_random(race: RaceSet, walks: int, seed: int = 0, inject=()) -> Outco
                     out.finals.add(run.machine_key())
                     out.results.add(tuple(run.results))
                     break
+                schedule = [i for i, _ in run.log]
                 while True:                     # a step that would block: try another
                     t = rng.choice(enabled)
-                    schedule = [i for i, _ in run.log]
                     try:
                         run.step(t, fresh=True)
                         break

@@ -35,7 +35,7 @@ from .mm.page_writeback import (
 )
 from .mm.res_counter import RES_COUNTER_MAX
 from .mm.sched import Task
-from .mm.shmem import shmem_file_read, shmem_write
+from .mm.shmem import shmem_file_read_iter, shmem_write
 from .mm.swap import get_page, lru_cache_add_file, page_cache_release
 from .mm.vectorized import (
     do_generic_file_read_vectorized,
@@ -335,7 +335,7 @@ class Machine:
         end = f.size_pages if count is None else min(f.size_pages, start + count)
         count = max(0, end - start)
         if f.shmem:
-            return self._run(shmem_file_read(self.k, f, start, count, task.node), task)
+            return self._run(shmem_file_read_iter(self.k, f, start, count, task.node), task)
         if self.vectorized:
             return self._run(do_generic_file_read_vectorized(self.k, task, f, start, count), task)
         return self._run(do_generic_file_read(self.k, f, start, count, task.node), task)

@@ -27,7 +27,16 @@ from .errors import MemcgsimError
 from .explore import RaceSet
 from .machine import Machine
 from .races import PATHS, SETUP_STEPS, expect_returns, expect_value, race_set
-from .scenario import KEYED, Node, ScenarioError, _check, _parse_yaml, read_source, read_value
+from .scenario import (
+    Node,
+    ScenarioError,
+    _check,
+    _did_you_mean,
+    _parse_yaml,
+    keyed_file,
+    read_source,
+    read_value,
+)
 
 
 class RaceFileError(ScenarioError):
@@ -52,13 +61,6 @@ def _plain(node: Node):
     if isinstance(v, list):
         return [_plain(x) for x in v]
     return v
-
-
-def _did_you_mean(word: str, choices) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _args(node: Node, what: str, required: tuple, optional: tuple) -> dict:
@@ -169,7 +171,7 @@ def load_race_file(file: str, text: str | None = None) -> RaceSet:
     for cgroup, key, node, cnode in files:
         if cgroup not in m.k.memcg_by_name:
             raise _err(cnode, f"cgroup {cgroup} does not exist after the setup")
-        fname = next((f for f in KEYED if key.startswith(f + ".")), key)
+        fname = keyed_file(key)
         if fname not in m.fs.readable(cgroup):
             raise _err(node, f"{cgroup} has no file {fname}"
                        + _did_you_mean(fname, m.fs.readable(cgroup)))

@@ -260,10 +260,10 @@ def _p_split_thp(m, ctx, page):
 
 
 def _p_shmem_read(m, ctx, task, file, index=0):
-    from .mm.shmem import shmem_file_read
+    from .mm.shmem import shmem_file_read_iter
 
     t = _task(m, ctx, task)
-    return t, shmem_file_read(m.k, m.file(file), index, 1, t.node)
+    return t, shmem_file_read_iter(m.k, m.file(file), index, 1, t.node)
 
 
 def _p_read(m, ctx, task, file, index=0, pages=1):
@@ -447,16 +447,22 @@ _THP_LIMIT = [("mkdir", {"path": "/a"}), ("spawn", {"task": "T", "cgroup": "/a"}
               ("mmap_anon", {"task": "T", "pages": 512, "name": "big", "hugepage": True})]
 
 
+def _limit_at_usage(m: Machine, path: str, room: int = 0) -> None:
+    """Drain the memcg's stock, then set its limit to its usage plus `room` pages."""
+    from .mm.memcontrol import drain_all_stock
+
+    drain_all_stock(m.k, m.memcg(path))
+    limit = "memory.max" if m.k.cgroup_v2 else "memory.limit_in_bytes"
+    m.write_file(path, limit, str((m.usage(path) + room) * 4096))
+
+
 def _thp_limit_setup(m: Machine) -> dict:
     """The memcg full to its memory.max but for the fault's page table: with room for even
     one page more, the OOM killer asked about an order-0 charge would report success without
     a kill (its margin check is by the order), and the charge loop would retry forever."""
     ctx = run_setup(m, _THP_LIMIT)
-    from .mm.memcontrol import drain_all_stock
-
-    drain_all_stock(m.k, m.memcg("/a"))
     # room for the page table the fault allocates (kernel memory, charged on 6.x), no more
-    m.write_file("/a", "memory.max", str((m.usage("/a") + 1) * 4096))
+    _limit_at_usage(m, "/a", room=1)
     return ctx
 
 
@@ -470,12 +476,8 @@ _AT_LIMIT = [("mkdir", {"path": "/a"}), ("spawn", {"task": "T", "cgroup": "/a"})
 def _at_limit_setup(m: Machine) -> dict:
     """/a's limit at its usage (stock drained): every new charge reclaims, inside the path
     that charges, before it can go on."""
-    from .mm.memcontrol import drain_all_stock
-
     ctx = run_setup(m, _AT_LIMIT)
-    drain_all_stock(m.k, m.memcg("/a"))
-    limit = "memory.max" if m.k.cgroup_v2 else "memory.limit_in_bytes"
-    m.write_file("/a", limit, str(m.usage("/a") * 4096))
+    _limit_at_usage(m, "/a")
     return ctx
 
 

@@ -32,6 +32,13 @@ KEYED = {"memory.stat", "memory.oom_control", "memory.numa_stat", "memory.events
          "memory.events.local", "memory.swap.events"}
 
 
+def keyed_file(key: str) -> str:
+    """The file an expectation key reads: FILE of FILE.KEY for a keyed file (the longest
+    match: memory.events.local.oom is in memory.events.local), else the key itself."""
+    return next((f for f in sorted(KEYED, key=len, reverse=True)
+                 if key.startswith(f + ".")), key)
+
+
 @functools.cache
 def _interface(kernel: str, cgroup: str, swap_accounting: bool):
     """(readable files, writable files, {keyed file: its keys}) of a non-root cgroup under
@@ -707,8 +714,7 @@ def _expect(a, args, machine, cgroups, tasks, vals) -> list:
     for key, (kk, kv) in a.items():
         if key == "cgroup":
             continue
-        fname = next((f for f in sorted(KEYED, key=len, reverse=True)
-                      if key.startswith(f + ".")), key)
+        fname = keyed_file(key)
         _file_ok(kk, fname, machine, writable=False)
         _, _, file_keys = _interface(machine.kernel, machine.cgroup, machine.swap_accounting)
         if fname in KEYED and fname == key:
@@ -729,8 +735,7 @@ WORD_FILES = ("cgroup.controllers", "cgroup.subtree_control")
 def read_value(m, path: str, key: str) -> int | str | None:
     """What an expectation compares: a file's number, one key of a keyed file (FILE.KEY), or
     the names a WORD_FILES file lists; None if the cgroup, key or number is not there."""
-    fname = next((f for f in sorted(KEYED, key=len, reverse=True)
-                  if key.startswith(f + ".")), key)
+    fname = keyed_file(key)
     if path not in m.k.memcg_by_name:
         return None
     if fname == key:

@@ -145,17 +145,22 @@ def get_mctgt_type(k, mc: MoveCharge, vma, i: int):
     return MC_TARGET_NONE, 0
 
 
-def _targets(k, mc: MoveCharge, mm):
+def _pte_walk(mm):
+    """(vma, i, pte) over the mm's ptes, a PMD-mapped THP once (at the pte the walk meets)."""
     for vma in list(mm.vmas):
         i = 0
         while i < vma.npages:
             pte = int(vma.pte[i])
-            step = HPAGE_PMD_NR - (pte & PTE_VAL_MASK) % HPAGE_PMD_NR if pte & PTE_HUGE else 1
-            kind, what = get_mctgt_type(k, mc, vma, i)
-            if kind != MC_TARGET_NONE:
-                nr = HPAGE_PMD_NR if kind == MC_TARGET_PAGE and pte & PTE_HUGE else 1
-                yield kind, what, nr
-            i += step
+            yield vma, i, pte
+            i += HPAGE_PMD_NR - (pte & PTE_VAL_MASK) % HPAGE_PMD_NR if pte & PTE_HUGE else 1
+
+
+def _targets(k, mc: MoveCharge, mm):
+    for vma, i, pte in _pte_walk(mm):
+        kind, what = get_mctgt_type(k, mc, vma, i)
+        if kind != MC_TARGET_NONE:
+            nr = HPAGE_PMD_NR if kind == MC_TARGET_PAGE and pte & PTE_HUGE else 1
+            yield kind, what, nr
 
 
 def mem_cgroup_precharge_mc(k, mc: MoveCharge, mm) -> int:
@@ -198,36 +203,31 @@ def _move_charge_pte_range(k, mc: MoveCharge, mm):
     from .swap import get_page_unless_zero, put_page
     from .vmscan import isolate_lru_page, putback_lru_page
 
-    for vma in list(mm.vmas):
-        i = 0
-        while i < vma.npages:
-            pte = int(vma.pte[i])
-            step = HPAGE_PMD_NR - (pte & PTE_VAL_MASK) % HPAGE_PMD_NR if pte & PTE_HUGE else 1
-            yield Lock(ptl(mm.id))
-            kind, what = get_mctgt_type(k, mc, vma, i)
-            nr = HPAGE_PMD_NR if kind == MC_TARGET_PAGE and pte & PTE_HUGE else 1
-            if kind != MC_TARGET_NONE and mc.precharge < nr:
-                yield Unlock(ptl(mm.id))
-                return
-            if kind == MC_TARGET_PAGE and get_page_unless_zero(k, what):
-                pfn = what
-                if isolate_lru_page(k, pfn) == 0:
-                    if (yield TryLock(page_lock(pfn))):
-                        yield Lock(move_lock(mc.from_.id))
-                        if not mem_cgroup_move_account(k, pfn, nr, mc.from_, mc.to,
-                                                       page_locked=True):
-                            mc.precharge -= nr
-                            mc.moved_charge += nr
-                        yield Unlock(move_lock(mc.from_.id))
-                        yield Unlock(page_lock(pfn))
-                    putback_lru_page(k, pfn)
-                put_page(k, pfn)
-            elif kind == MC_TARGET_SWAP:
-                if not mem_cgroup_move_swap_account(k, what, mc.from_, mc.to):
-                    mc.precharge -= 1
-                    mc.moved_swap += 1
+    for vma, i, pte in _pte_walk(mm):
+        yield Lock(ptl(mm.id))
+        kind, what = get_mctgt_type(k, mc, vma, i)
+        nr = HPAGE_PMD_NR if kind == MC_TARGET_PAGE and pte & PTE_HUGE else 1
+        if kind != MC_TARGET_NONE and mc.precharge < nr:
             yield Unlock(ptl(mm.id))
-            i += step
+            return
+        if kind == MC_TARGET_PAGE and get_page_unless_zero(k, what):
+            pfn = what
+            if isolate_lru_page(k, pfn) == 0:
+                if (yield TryLock(page_lock(pfn))):
+                    yield Lock(move_lock(mc.from_.id))
+                    if not mem_cgroup_move_account(k, pfn, nr, mc.from_, mc.to,
+                                                   page_locked=True):
+                        mc.precharge -= nr
+                        mc.moved_charge += nr
+                    yield Unlock(move_lock(mc.from_.id))
+                    yield Unlock(page_lock(pfn))
+                putback_lru_page(k, pfn)
+            put_page(k, pfn)
+        elif kind == MC_TARGET_SWAP:
+            if not mem_cgroup_move_swap_account(k, what, mc.from_, mc.to):
+                mc.precharge -= 1
+                mc.moved_swap += 1
+        yield Unlock(ptl(mm.id))
 
 
 def mem_cgroup_clear_mc(k, mc: MoveCharge) -> None:

@@ -185,9 +185,9 @@ def shmem_replace_page(k, old: int, mapping):
     return new, 0 if replaced else -Errno.EEXIST
 
 
-def shmem_file_read(k, mapping, start: int, nr: int, node: int):
-    """Path: read(2) of nr pages of a tmpfs file (shmem_file_read_iter): holes read as zeroes
-    and allocate nothing; a page written out to swap comes back in, charged to the reader."""
+def shmem_file_read_iter(k, mapping, start: int, nr: int, node: int):
+    """Path: read(2) of nr pages of a tmpfs file: holes read as zeroes and allocate nothing;
+    a page written out to swap comes back in, charged to the reader."""
     from .filemap import mark_page_accessed
 
     done = 0
