@@ -9,6 +9,7 @@ invariant's docstring states the difference:
 - limits: 3.17 never lets usage pass a limit; 6.x may (forced charges, memory.max writes).
 - statistics: 3.17's charge-type counters are checked against the pages; 6.x's state counters
   are read off the pages themselves, so there is nothing separate to compare.
+- names and inodes (`inv_inodes`) are the same on every profile.
 
 Each invariant is a function that reads the kernel state through its public data and yields
 `Violation`s; `check` runs them all. Some invariants hold only at a quiescent point, when no path
@@ -367,8 +368,49 @@ def inv_oom_order(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
                             f"charge of {nr_pages} pages (a costly order)")
 
 
+def inv_inodes(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
+    """Names and inodes (at quiescent points: iput_final truncates an inode before it leaves
+    `Kernel.mappings`): a name (`Kernel.files`) reaches only a live inode linked under that
+    name, so never an unlinked file nor the kernel's internal shmem files; every live inode is
+    linked or still in use (i_count), the last iput of an unlinked one having evicted it; each
+    VMA's file is a live inode whose i_mmap lists the VMA, and i_count counts those VMAs."""
+    if not quiescent:
+        return
+    named = set()
+    for name, mapping in k.files.items():
+        named.add(id(mapping))
+        if k.mappings.get(mapping.id) is not mapping:
+            yield Violation("inodes", f"name {name} reaches {mapping!r}, which was evicted")
+        elif mapping.nlink <= 0 or mapping.name != name:
+            yield Violation("inodes", f"name {name} reaches {mapping!r} with nlink "
+                            f"{mapping.nlink} (an unlinked or internal inode)")
+    vmas = {id(v) for m in k.mms.values() for v in m.vmas}
+    for mapping in k.mappings.values():
+        if mapping.nlink and id(mapping) not in named:
+            yield Violation("inodes", f"{mapping!r} has nlink {mapping.nlink} but no name "
+                            "reaches it")
+        if not mapping.nlink and not mapping.i_count:
+            yield Violation("inodes", f"{mapping!r} is unlinked and unused but was never "
+                            f"evicted ({mapping.nrpages} pages cached)")
+        if mapping.i_count < len(mapping.i_mmap):
+            yield Violation("inodes", f"{mapping!r} i_count {mapping.i_count} below its "
+                            f"{len(mapping.i_mmap)} mappings")
+        gone = [v for v in mapping.i_mmap if id(v) not in vmas]
+        if gone:
+            yield Violation("inodes", f"{mapping!r} i_mmap lists {gone[0]!r}, which is unmapped")
+    for m in k.mms.values():
+        for vma in m.vmas:
+            f = vma.file
+            if f is None:
+                continue
+            if k.mappings.get(f.id) is not f:
+                yield Violation("inodes", f"{vma!r} maps {f!r}, which was evicted")
+            elif not any(v is vma for v in f.i_mmap):
+                yield Violation("inodes", f"{vma!r} is missing from the i_mmap of {f!r}")
+
+
 INVARIANTS = (inv_counter_tree, inv_no_underflow, inv_limits, inv_flags, inv_exactly_once,
-              inv_lru, inv_swap, inv_stats, inv_oom_order)
+              inv_lru, inv_swap, inv_stats, inv_oom_order, inv_inodes)
 
 
 def check(k, quiescent: bool = True) -> list[Violation]:

@@ -99,7 +99,12 @@ class Kernel:
         self.root_mem_cgroup = self._new_memcg("/", None)
         #: transparent_hugepage=always for anonymous memory
         self.thp = thp
+        #: every live inode's address_space by id: named files, unlinked files something still
+        #: maps, the kernel's own unlinked shmem files (shmem_zero_setup); what rmap, reclaim
+        #: and the checker reach page caches through (iput_final removes an evicted one)
         self.mappings: dict[int, AddressSpace] = {}
+        #: the names a path lookup can reach (the dentries), path -> address_space: only named
+        #: files, never an unlinked one nor a kernel-internal one (mm.fs_ops)
         self.files: dict[str, AddressSpace] = {}
         self.anon_vmas: dict = {}
         self.mms: dict = {}

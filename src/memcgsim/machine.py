@@ -226,18 +226,16 @@ class Machine:
     def mmap_anon(self, task: Task, npages: int, shared: bool = False, locked: bool = False,
                   hugepage: bool = False):
         """A private (or shared: shmem-backed, as MAP_SHARED|MAP_ANONYMOUS, /dev/zero and SysV
-        shm are) anonymous mapping of npages, not yet touched; locked (MAP_LOCKED) populates
-        and mlocks it at once, as mmap does: a page that cannot be charged ends the
-        population (and may OOM-kill), not the mmap. hugepage: madvise(MADV_HUGEPAGE)."""
+        shm are, by an unlinked tmpfs file no name reaches) anonymous mapping of npages, not yet
+        touched; locked (MAP_LOCKED) populates and mlocks it at once, as mmap does: a page that
+        cannot be charged ends the population (and may OOM-kill), not the mmap. hugepage:
+        madvise(MADV_HUGEPAGE)."""
         self._alive(task)
         self._check_size(npages)
-        if shared:
-            f = fs_ops.create_file(self.k, f"/dev/zero#{self.k.new_id()}", shmem=True)
-            f.nlink = 0
-            vma = mmap.do_mmap(self.k, task.mm, npages, VM_READ | VM_WRITE | VM_SHARED, f)
-            f.size_pages = npages
-        else:
-            vma = mmap.do_mmap(self.k, task.mm, npages, VM_READ | VM_WRITE)
+        # shared: do_mmap backs it by an unlinked tmpfs file (shmem_zero_setup) that no name
+        # reaches; it is evicted, its pages truncated and uncharged, with its last mapping
+        vma = mmap.do_mmap(self.k, task.mm, npages,
+                           VM_READ | VM_WRITE | (VM_SHARED if shared else 0))
         if hugepage:
             vma.flags |= VM_HUGEPAGE
         if locked:
@@ -304,6 +302,8 @@ class Machine:
         return fs_ops.create_file(self.k, name, shmem=tmpfs)
 
     def file(self, name: str):
+        """The file a path names (`Kernel.files`): never the kernel's internal unlinked shmem
+        files nor an unlinked file, which no path lookup reaches."""
         try:
             return self.k.files[name]
         except KeyError:

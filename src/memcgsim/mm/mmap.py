@@ -5,13 +5,19 @@ from __future__ import annotations
 from ..errors import Errno
 from .locking import Lock, Unlock, mmap_sem, page_lock
 from .mlock import mlock_vma_page
-from .mm_struct import PTE_PRESENT, PTE_VAL_MASK, VM_LOCKED, Vma
+from .mm_struct import PTE_PRESENT, PTE_VAL_MASK, VM_LOCKED, VM_SHARED, Vma
 from .rmap import rmap_walk
 
 
 def do_mmap(k, mm, npages: int, flags: int, file=None, pgoff: int = 0) -> Vma:
-    """A new VMA of npages pages; nothing is faulted in."""
+    """A new VMA of npages pages; nothing is faulted in. A shared mapping without a file
+    (MAP_SHARED|MAP_ANONYMOUS) gets an unlinked tmpfs file of its own (shmem_zero_setup)."""
+    from .shmem import shmem_zero_setup
+
     vma = Vma(mm, mm.get_unmapped_area(npages), npages, flags, file, pgoff)
+    if file is None and flags & VM_SHARED:
+        shmem_zero_setup(k, vma)
+        file = vma.file
     mm.vmas.append(vma)
     if file is not None:
         file.i_mmap.append(vma)

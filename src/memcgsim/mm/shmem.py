@@ -187,13 +187,17 @@ def shmem_replace_page(k, old: int, mapping):
 
 def shmem_file_read_iter(k, mapping, start: int, nr: int, node: int):
     """Path: read(2) of nr pages of a tmpfs file: holes read as zeroes and allocate nothing;
-    a page written out to swap comes back in, charged to the reader."""
+    a page written out to swap comes back in, charged to the reader. Returns the pages read,
+    or -errno at a failure other than the end of the file (a swap-in whose charge failed:
+    -ENOMEM), as do_generic_file_read does."""
     from .filemap import mark_page_accessed
 
     done = 0
     for index in range(start, start + nr):
         pfn = yield from shmem_getpage(k, mapping, index, node, SGP_READ)
         if pfn is not None and pfn < 0:
+            if pfn != -Errno.EINVAL:
+                return pfn
             break                                  # -EINVAL: past the end, as truncated
         if pfn is not None:
             yield Unlock(page_lock(pfn))
@@ -239,3 +243,25 @@ def shmem_writepage(k, pfn: int):
     page_cache_release(k, pfn)
     k.bug_on(mm.mapcount[pfn] > 0, pfn, "page_mapped(page)")
     return True
+
+
+def shmem_kernel_file_setup(k, name: str, size_pages: int):
+    """A tmpfs file for the kernel's own use (__shmem_file_setup with S_PRIVATE): an inode
+    that no directory names ("clear_nlink(inode); /* It is unlinked */"), so no path lookup
+    reaches it; `name` is only its dentry's name. It lives while a user holds it (i_count) and
+    its last iput evicts it like any unlinked tmpfs file: iput_final truncates its pages, and
+    each is uncharged at its final put."""
+    from .fs_ops import new_inode
+
+    mapping = new_inode(k, name, shmem=True)
+    mapping.size_pages = size_pages               # i_size_write(inode, size)
+    return mapping
+
+
+def shmem_zero_setup(k, vma) -> None:
+    """mmap_region of a MAP_SHARED anonymous mapping (or a shared mapping of /dev/zero): back
+    the VMA by an unlinked tmpfs file of its size, "dev/zero"; the VMA's reference is the
+    file's only user, which do_mmap links. (SysV shm's newseg makes the same kind of file,
+    "SYSV<key>", through shmem_kernel_file_setup; the model maps it with this one.)"""
+    vma.file = shmem_kernel_file_setup(k, "dev/zero", vma.npages)
+    vma.pgoff = 0
