@@ -180,7 +180,7 @@ MISTAKES = [
         cpus: 0
       steps:
         - sync: {}
-      """, "5:9", "machine.cpus: want a whole number >= 1, not 0", id="cpus-0"),
+      """, "5:9", "machine.cpus: want a whole number from 1 to 8192, not 0", id="cpus-0"),
     p("""\
       format: 1
       machine:

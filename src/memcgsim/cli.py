@@ -60,13 +60,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     import json
 
     from .report import render_json, render_text
-    from .scenario import ScenarioError, load_scenario, run_scenario
+    from .scenario import Limits, ScenarioError, load_scenario, run_scenario
 
+    limits = Limits()
+    for spec in args.limit:
+        name, _, value = spec.partition("=")
+        if name not in Limits.names():
+            print(f"memcgsim run: --limit {spec}: unknown limit {name!r}: want one of "
+                  f"{', '.join(Limits.names())}", file=sys.stderr)
+            return EXIT_INVALID
+        if not value.isdigit() or len(value) > 20 or int(value) < 1:
+            print(f"memcgsim run: --limit {spec}: want {name}=N, N a whole number >= 1",
+                  file=sys.stderr)
+            return EXIT_INVALID
+        limits = limits.raised(name, int(value))
+    targets = []
+    if args.plot:
+        targets = [args.plot] if len(args.files) == 1 else [
+            _numbered(args.plot, i) for i in range(len(args.files))]
+        for target in targets:
+            problem = _output_problem(target, args.force, plot=True)
+            if problem:
+                print(f"memcgsim run: --plot {target}: {problem}", file=sys.stderr)
+                return EXIT_INVALID
     worst = EXIT_OK
     scenarios = []
     for path in args.files:
         try:
-            scenarios.append(load_scenario(path))
+            scenarios.append(load_scenario(path, limits=limits))
         except ScenarioError as e:
             print(f"{e}", file=sys.stderr)
             worst = EXIT_INVALID
@@ -74,18 +95,25 @@ def cmd_run(args: argparse.Namespace) -> int:
         return worst
     docs = []
     for i, sc in enumerate(scenarios):
-        with _Progress(sc) as progress:
-            result = run_scenario(sc, check_every_step=args.check, trace=args.trace,
-                                  on_step=progress.step)
+        try:
+            with _Progress(sc) as progress:
+                result = run_scenario(sc, check_every_step=args.check, trace=args.trace,
+                                      on_step=progress.step)
+        except MemoryError:
+            print(f"memcgsim run: {sc.file}: this machine has not the memory to model it; "
+                  "lower the --limit values you raised (docs/limits.md)", file=sys.stderr)
+            return EXIT_ERROR
         if args.plot:
             from .plot import plot_run
 
-            target = args.plot if len(scenarios) == 1 else _numbered(args.plot, i)
             try:
-                plot_run(result, target)
+                plot_run(result, targets[i])
             except RuntimeError as e:
                 print(f"memcgsim: {e}", file=sys.stderr)
                 return EXIT_ERROR
+            except OSError as e:
+                print(f"memcgsim run: --plot {targets[i]}: {e.strerror or e}", file=sys.stderr)
+                return EXIT_INVALID
         if args.json:
             docs.append(render_json(result))
         elif args.prometheus:
@@ -139,6 +167,29 @@ class _Progress:
         return False
 
 
+#: what --plot can write (matplotlib's Agg canvas, by file name extension)
+PLOT_FORMATS = ("png", "svg", "svgz", "pdf", "eps", "ps", "jpg", "jpeg", "webp", "tif", "tiff")
+
+
+def _output_problem(path: str, force: bool, plot: bool = False) -> str | None:
+    """Why a file cannot be written at path, checked before any work is done: it exists
+    (and force is not given), its folder is missing, or plot output has no known format."""
+    if os.path.isdir(path):
+        return "is a folder"
+    if os.path.lexists(path) and not force:
+        return "exists: not overwritten (use --force to replace it)"
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        return f"no folder {folder}"
+    if not os.access(folder, os.W_OK):
+        return f"cannot write in {folder}"
+    ext = path.rpartition(".")[2].lower() if "." in os.path.basename(path) else ""
+    if plot and ext not in PLOT_FORMATS:
+        return (f"unknown picture format {ext!r}: " if ext else "no file extension: ") + \
+            f"want one of {', '.join('.' + f for f in PLOT_FORMATS)}"
+    return None
+
+
 def _numbered(path: str, i: int) -> str:
     """out.png -> out-1.png, out-2.png ... when several files are run."""
     stem, dot, ext = path.rpartition(".")
@@ -181,6 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="OUT.png",
                    help="draw memory and swap of each cgroup over the steps, with OOM kills "
                         "and limit changes marked (needs matplotlib)")
+    p.add_argument("--force", action="store_true",
+                   help="let --plot replace a file that exists")
+    p.add_argument("--limit", action="append", default=[], metavar="NAME=N",
+                   help="raise a bound that is checked before the run (pages, cpus, "
+                        "cgroups, tasks, page-events; see docs/limits.md)")
     p.add_argument("--trace", action="store_true",
                    help="print, under each step, every memcg call (try_charge, commit, "
                         "uncharge, swapout, ...) with its page and the counters it changed "

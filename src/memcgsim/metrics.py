@@ -41,8 +41,11 @@ def is_v2(files: dict) -> bool:
 
 
 def cadvisor(files: dict) -> dict[str, int]:
-    """container_memory_* of either interface."""
-    return cadvisor_v2(files) if is_v2(files) else cadvisor_v1(files)
+    """container_memory_* of either interface; none for the v2 root, which has no
+    memory.current (cAdvisor reads the root's usage from /proc/meminfo, outside the model)."""
+    if is_v2(files):
+        return cadvisor_v2(files)
+    return cadvisor_v1(files) if "memory.usage_in_bytes" in files else {}
 
 
 def cadvisor_v2(files: dict) -> dict[str, int]:
@@ -116,14 +119,20 @@ def kubelet_working_set_v1(files: dict) -> int:
     return cadvisor_v1(files)["container_memory_working_set_bytes"]
 
 
+def _label_value(text: str) -> str:
+    """A label value as the text format escapes it: backslash, double quote and newline."""
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
 def prometheus_text(reports: list) -> str:
     """Text exposition of the cAdvisor metrics of every report: labels cgroup and report."""
     samples: dict[str, list[str]] = {name: [] for name in CADVISOR}
     for r in reports:
+        label = _label_value(r["label"])
         for path, files in r["cgroups"].items():
-            label = r["label"].replace("\\", "\\\\").replace('"', '\\"')
             for name, value in cadvisor(files).items():
-                samples[name].append(f'{name}{{cgroup="{path}",report="{label}"}} {value}')
+                samples[name].append(
+                    f'{name}{{cgroup="{_label_value(path)}",report="{label}"}} {value}')
     out = []
     for name, (help_, kind) in CADVISOR.items():
         if samples[name]:

@@ -18,6 +18,12 @@ def plot_run(result, out_path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    # cgroup paths and file names are plain text: a "$" in one is not TeX math
+    with matplotlib.rc_context({"text.parse_math": False}):
+        _draw(plt, result, out_path)
+
+
+def _draw(plt, result, out_path: str) -> None:
     fig, (ax_mem, ax_swap) = plt.subplots(2, 1, sharex=True, figsize=(WIDTH_IN, HEIGHT_IN),
                                           dpi=DPI)
     mib = float(1 << 20)

@@ -19,17 +19,19 @@ def _kv(text: str) -> dict[str, int]:
 def _table(report: dict) -> list[str]:
     """One line per cgroup: usage, anon, file, shmem, swap and the events that matter."""
     rows = report["cgroups"]
-    v2 = any("memory.current" in files for files in rows.values())
+    v2 = not any("memory.usage_in_bytes" in files for files in rows.values())
     head = (("current", "anon", "file") if v2 else ("usage", "rss", "cache"))
     lines = [f"  {'cgroup':<20} {head[0]:>10} {head[1]:>10} {head[2]:>10} {'shmem':>10} "
              f"{'swap':>10}  events"]
     for path, files in rows.items():
         stat = _kv(files["memory.stat"])
         if v2:
-            usage = int(files["memory.current"])
+            # the v2 root has no memory.current, memory.swap.current or memory.events
+            usage = int(files["memory.current"]) if "memory.current" in files else None
             swap = int(files.get("memory.swap.current", "0"))
-            ev = _kv(files["memory.events"])
-            events = f"max {ev['max']} oom {ev['oom']} oom_kill {ev['oom_kill']}"
+            ev = _kv(files["memory.events"]) if "memory.events" in files else None
+            events = f"max {ev['max']} oom {ev['oom']} oom_kill {ev['oom_kill']}" if ev \
+                else "-"
         else:
             usage = int(files["memory.usage_in_bytes"])
             swap = stat.get("swap", 0)
@@ -38,7 +40,8 @@ def _table(report: dict) -> list[str]:
             if "oom_kill" in oom:
                 events += f" oom_kill {oom['oom_kill']}"
         shmem = _mib(stat["shmem"]) if "shmem" in stat else "-"
-        lines.append(f"  {path:<20} {_mib(usage):>10} {_mib(stat[head[1]]):>10} "
+        shown = _mib(usage) if usage is not None else "-"
+        lines.append(f"  {path:<20} {shown:>10} {_mib(stat[head[1]]):>10} "
                      f"{_mib(stat[head[2]]):>10} {shmem:>10} {_mib(swap):>10}  {events}")
     return lines
 

@@ -16,6 +16,7 @@ import difflib
 import functools
 import re
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from .errors import Errno, InvalidRequest, MemcgsimError, ModelBug
@@ -26,6 +27,11 @@ UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "ki": 1 << 10, "m": 1 << 2
          "mib": 1 << 20, "mi": 1 << 20, "g": 1 << 30, "gib": 1 << 30, "gi": 1 << 30,
          "t": 1 << 40, "tib": 1 << 40, "ti": 1 << 40}
 SIZE_RE = re.compile(r"^\s*(\d+)\s*([A-Za-z]*)\s*$")
+#: sizes are u64 in the kernel
+MAX_SIZE = (1 << 64) - 1
+#: the longest name (task, region, fd, label) and path (file, cgroup) a scenario may use:
+#: NAME_MAX and PATH_MAX - 1
+MAX_NAME, MAX_PATH = 255, 4095
 
 #: files that hold "key value" lines: expect reads FILE.KEY
 KEYED = {"memory.stat", "memory.oom_control", "memory.numa_stat", "memory.events",
@@ -40,21 +46,23 @@ def keyed_file(key: str) -> str:
 
 
 @functools.cache
-def _interface(kernel: str, cgroup: str, swap_accounting: bool):
-    """(readable files, writable files, {keyed file: its keys}) of a non-root cgroup under
-    this kernel and interface, read off a small model (so they always agree with it)."""
+def _interface(kernel: str, cgroup: str, swap_accounting: bool, root: bool = False):
+    """(readable files, writable files, {keyed file: its keys}) of a non-root cgroup (or of
+    the root) under this kernel and interface, read off a small model (so they always agree
+    with it)."""
     from .machine import Machine
 
     m = Machine(512, swap_pages=64, profile=kernel, cgroup=cgroup,
                 swap_accounting=swap_accounting)
     m.mkdir("/x")
+    path = "/" if root else "/x"
     fs = m.fs
-    readable = frozenset(fs.readable("/x"))
-    writable = frozenset(n for n in fs.files("/x") if n in fs._write)
+    readable = frozenset(fs.readable(path))
+    writable = frozenset(n for n in fs.files(path) if n in fs._write)
     keys = {}
     for name in KEYED & readable:
         ks = set()
-        for line in fs.read("/x", name).splitlines():
+        for line in fs.read(path, name).splitlines():
             ks.add(line.split()[0].split("=")[0])
         keys[name] = frozenset(ks)
     return readable, writable, keys
@@ -68,8 +76,39 @@ def _other_interface(cgroup: str):
     return r | w | r6 | w6
 
 
-#: the largest machine the model will build (its state is about 31 bytes a page)
-MAX_MEMORY = 256 << 30
+#: the kernel's own bounds on a machine: NR_CPUS and MAX_NUMNODES of Debian's x86_64 config
+NR_CPUS, MAX_NUMNODES = 8192, 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a scenario may ask of the model, checked before it runs (docs/limits.md). Each
+    bounds the model's memory or its run time; `memcgsim run --limit NAME=N` raises one."""
+
+    #: RAM + swap in 4 KiB pages: 256 GiB, about 2 GiB of model state at 31 bytes a page
+    pages: int = 1 << 26
+    #: per-CPU charge stocks, drained one by one whenever a charge hits a limit
+    cpus: int = 1024
+    #: cgroups in the cgroups section, a few KiB each
+    cgroups: int = 10_000
+    #: tasks spawned and forked, each with its mm, page tables and kernel stack
+    tasks: int = 10_000
+    #: pages the steps name (faulted, written, read, mapped, unmapped, moved, truncated): a
+    #: measure of run time; 16 GiB of page traffic, minutes on the per-page paths
+    page_events: int = 1 << 22
+
+    @staticmethod
+    def names() -> tuple[str, ...]:
+        return tuple(f.replace("_", "-") for f in Limits.__dataclass_fields__)
+
+    def raised(self, name: str, value: int) -> Limits:
+        """These limits with one of them (by its command-line name) set to value."""
+        import dataclasses
+
+        field_name = name.replace("-", "_")
+        if field_name not in Limits.__dataclass_fields__:
+            raise ValueError(f"unknown limit {name!r}: want one of {', '.join(self.names())}")
+        return dataclasses.replace(self, **{field_name: value})
 
 
 class ScenarioError(MemcgsimError):
@@ -103,6 +142,68 @@ class Node:
         self.where = where
 
 
+#: how many values a file may expand to once its aliases are followed: far above any real
+#: scenario (a few hundred values), far below what an alias bomb ("billion laughs") makes
+MAX_YAML_VALUES = 100_000
+#: how many characters of a value an error message quotes
+SHOW_CHARS = 60
+
+
+def _show(value) -> str:
+    """A value as an error message quotes it: plain data (never an internal object), cut to
+    SHOW_CHARS characters."""
+    def plain(v):
+        if isinstance(v, Node):
+            return plain(v.value)
+        if isinstance(v, dict):
+            return {k: plain(x[1]) for k, x in v.items()}
+        if isinstance(v, list):
+            return [plain(x) for x in v]
+        return v
+
+    text = repr(plain(value)) if not isinstance(value, int) or value.bit_length() < 200 \
+        else f"a {len(str(value))}-digit number"
+    return text if len(text) <= SHOW_CHARS else text[:SHOW_CHARS - 3] + "..."
+
+
+def _expanded_size(root, file: str) -> None:
+    """Refuse a document whose aliases expand to more than MAX_YAML_VALUES values, or refer
+    to themselves, before anything is expanded (sizes are counted once per distinct node)."""
+    import yaml
+
+    size: dict[int, int] = {}
+    on_path: set[int] = set()
+
+    def count(node) -> int:
+        key = id(node)
+        if key in size:
+            return size[key]
+        if key in on_path:
+            raise ScenarioError(file, node.start_mark.line + 1, node.start_mark.column + 1,
+                                "not valid YAML here: an alias that refers to itself")
+        if isinstance(node, yaml.MappingNode):
+            kids = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            kids = node.value
+        else:
+            size[key] = 1
+            return 1
+        on_path.add(key)
+        total = 1
+        for kid in kids:
+            total += count(kid)
+            if total > MAX_YAML_VALUES:
+                raise ScenarioError(
+                    file, node.start_mark.line + 1, node.start_mark.column + 1,
+                    f"this value expands to more than {MAX_YAML_VALUES:,} values once its "
+                    "aliases are followed (an alias bomb?)")
+        on_path.discard(key)
+        size[key] = total
+        return total
+
+    count(root)
+
+
 def _to_nodes(node, file: str):
     import yaml
 
@@ -113,10 +214,10 @@ def _to_nodes(node, file: str):
             key = _to_nodes(knode, file)
             if not isinstance(key.value, str):
                 raise ScenarioError(file, key.where.line, key.where.col,
-                                    f"a key must be a name, not {key.value!r}")
+                                    f"a key must be a name, not {_show(key.value)}")
             if key.value in out:
                 raise ScenarioError(file, key.where.line, key.where.col,
-                                    f"duplicate key {key.value!r}")
+                                    f"duplicate key {_show(key.value)}")
             out[key.value] = (key, _to_nodes(vnode, file))
         return Node(out, where)
     if isinstance(node, yaml.SequenceNode):
@@ -125,10 +226,29 @@ def _to_nodes(node, file: str):
         raise ScenarioError(file, where.line, where.col, "not valid YAML: unexpected node")
     try:
         value = yaml.constructor.SafeConstructor().construct_object(node)
-    except (yaml.YAMLError, ValueError, TypeError) as e:
+    except yaml.YAMLError as e:
         problem = getattr(e, "problem", None) or str(e)
-        raise ScenarioError(file, where.line, where.col, f"not valid YAML: {problem}") from None
+        raise ScenarioError(file, where.line, where.col,
+                            f"not valid YAML: {_cut(problem)}") from None
+    except Exception:
+        # PyYAML's own constructors fail on some malformed tagged values (a bad !!timestamp
+        # is an AttributeError, a number past Python's digit limit a ValueError)
+        kind = node.tag.rsplit(":", 1)[-1]
+        raise ScenarioError(file, where.line, where.col, f"not valid YAML: {_show(node.value)} "
+                            + ("is too large a number" if kind == "int" and re.fullmatch(
+                                r"[-+]?[0-9_]+", str(node.value)) else
+                               f"is not a valid {kind} value")) from None
+    if isinstance(value, str) and len(value) > MAX_PATH:
+        raise ScenarioError(file, where.line, where.col,
+                            f"a text of {len(value):,} characters: at most {MAX_PATH} here")
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        raise ScenarioError(file, where.line, where.col,
+                            f"{_show(value)} is too large: numbers here are at most 2**64")
     return Node(value, where)
+
+
+def _cut(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _parse_yaml(text: str, file: str) -> Node:
@@ -147,6 +267,7 @@ def _parse_yaml(text: str, file: str) -> Node:
     if root is None:
         raise ScenarioError(file, 1, 1, "the file is empty: a scenario needs format: 1 and steps")
     try:
+        _expanded_size(root, file)
         return _to_nodes(root, file)
     except RecursionError:
         raise ScenarioError(file, _deepest_line(root), 1,
@@ -188,7 +309,7 @@ def _err(node_or_where, message: str):
 
 def _did_you_mean(name: str, known) -> str:
     close = difflib.get_close_matches(name, sorted(known), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return f" (did you mean {_show(close[0])}?)" if close else ""
 
 
 # ---------------------------------------------------------------------------- values
@@ -198,38 +319,60 @@ def parse_size(node: Node, what: str, whole_pages: bool) -> int:
     """A size: integer bytes, or a number with B, K/KiB/Ki, M/MiB/Mi, G/GiB/Gi, T/TiB/Ti."""
     v = node.value
     if isinstance(v, bool):
-        raise _err(node, f"{what}: want a size like 50MiB, not {v!r}")
+        raise _err(node, f"{what}: want a size like 50MiB, not {_show(v)}")
     if isinstance(v, int):
         size = v
     elif isinstance(v, str) and (m := SIZE_RE.match(v)) and m.group(2).lower() in UNITS:
+        if len(m.group(1).lstrip("0")) > 20:
+            raise _err(node, f"{what}: {_show(v)} is larger than a 64-bit size")
         size = int(m.group(1)) * UNITS[m.group(2).lower()]
     else:
-        raise _err(node, f"{what}: {v!r} is not a size (use bytes or a unit: B, K, KiB, M, "
+        raise _err(node, f"{what}: {_show(v)} is not a size (use bytes or a unit: B, K, KiB, M, "
                          "MiB, G, GiB, T, TiB)")
     if size < 0:
         raise _err(node, f"{what}: a size cannot be negative")
+    if size > MAX_SIZE:
+        raise _err(node, f"{what}: {_show(v)} is larger than a 64-bit size")
     if whole_pages and size % PAGE:
-        raise _err(node, f"{what}: {v!r} is not a whole number of 4 KiB pages")
+        raise _err(node, f"{what}: {_show(v)} is not a whole number of 4 KiB pages")
     return size
 
 
-def _name(node: Node, what: str) -> str:
+def _name(node: Node, what: str, limit: int = MAX_NAME) -> str:
     if not isinstance(node.value, str) or not node.value:
-        raise _err(node, f"{what}: want a name, not {node.value!r}")
+        raise _err(node, f"{what}: want a name, not {_show(node.value)}")
+    if len(node.value) > limit or "\0" in node.value:
+        raise _err(node, f"{what}: {_show(node.value)} is not a name: at most {limit} "
+                         "characters, no NUL")
     return node.value
+
+
+def _scalar_text(node: Node, what: str) -> str:
+    """A label or a text to write: one plain value (a string, a number or a boolean)."""
+    v = node.value
+    if v is None or isinstance(v, (dict, list, bytes, set)):
+        raise _err(node, f"{what}: want a text, not {_show(v)}")
+    return str(v)
+
+
+def _file_name(node: Node, what: str = "file") -> str:
+    return _name(node, what, MAX_PATH)
 
 
 def _cgroup_path(node: Node, what: str = "cgroup") -> str:
     p = node.value
-    if not isinstance(p, str) or not p.startswith("/") or (p != "/" and p.endswith("/")):
-        raise _err(node, f"{what}: want a cgroup path like /web/worker, not {p!r}")
+    if not isinstance(p, str) or not p.startswith("/") or (p != "/" and p.endswith("/")) \
+            or "//" in p or "\0" in p or len(p) > MAX_PATH:
+        raise _err(node, f"{what}: want a cgroup path like /web/worker, not {_show(p)}")
     return p
 
 
-def _int(node: Node, what: str, lo: int = 0) -> int:
-    if not isinstance(node.value, int) or isinstance(node.value, bool) or node.value < lo:
-        raise _err(node, f"{what}: want a whole number >= {lo}, not {node.value!r}")
-    return node.value
+def _int(node: Node, what: str, lo: int = 0, hi: int | None = None) -> int:
+    v = node.value
+    if not isinstance(v, int) or isinstance(v, bool) or v < lo or (hi is not None and v > hi):
+        want = f"from {lo} to {hi}" if hi is not None else f">= {lo}"
+        raise _err(node, f"{what}: want a whole number {want}, not {_show(v)}")
+    return v
 
 
 # ---------------------------------------------------------------------------- the model of a file
@@ -330,27 +473,102 @@ def read_source(file: str) -> str:
         raise ScenarioError(file, line, 1, "the file is not UTF-8 text") from None
 
 
-def load_scenario(file: str, text: str | None = None) -> Scenario:
-    """Read and validate a scenario file; ScenarioError names the first mistake."""
+def load_scenario(file: str, text: str | None = None, limits: Limits | None = None
+                  ) -> Scenario:
+    """Read and validate a scenario file, and check what it asks of the model against
+    limits; ScenarioError names the first mistake."""
     root = _parse_yaml(read_source(file) if text is None else text, file)
     if not isinstance(root.value, dict):
         raise _err(root, "a scenario is a mapping with format, machine, cgroups and steps")
     top = root.value
     for key, (knode, _) in top.items():
         if key not in ("format", "machine", "cgroups", "steps"):
-            raise _err(knode, f"unknown top-level key {key!r}"
+            raise _err(knode, f"unknown top-level key {_show(key)}"
                        + _did_you_mean(key, ("format", "machine", "cgroups", "steps")))
     if "format" not in top:
         raise _err(root, "missing 'format: 1'")
     fmt = top["format"][1]
     if fmt.value != 1 or not isinstance(fmt.value, int) or isinstance(fmt.value, bool):
-        raise _err(fmt, f"format {fmt.value!r} is not known: this version reads format 1")
+        raise _err(fmt, f"format {_show(fmt.value)} is not known: this version reads format 1")
     machine = _machine(top["machine"][1] if "machine" in top else Node({}, root.where))
     cgroups = _cgroups(top["cgroups"][1] if "cgroups" in top else Node({}, root.where), machine)
     if "steps" not in top:
         raise _err(root, "missing 'steps': a scenario needs at least one step")
     steps = _steps(top["steps"][1], machine, {c[0] for c in cgroups} | {"/"})
-    return Scenario(file, machine, tuple(cgroups), tuple(steps))
+    sc = Scenario(file, machine, tuple(cgroups), tuple(steps))
+    _check_limits(sc, top.get("machine", (None, root))[1], limits or Limits())
+    return sc
+
+
+def _check_limits(sc: Scenario, machine_node: Node, limits: Limits) -> None:
+    """Refuse, at the line that crosses it, a scenario that asks for more than limits."""
+    def over(node_or_where, what: str, value: int, name: str):
+        return _err(node_or_where, f"{what}: over the limit of {getattr(limits, name):,} "
+                    f"{name.replace('_', ' ')} (docs/limits.md; raise it with "
+                    f"--limit {name.replace('_', '-')}=N)")
+
+    ms = sc.machine
+    mkeys = machine_node.value if isinstance(machine_node.value, dict) else {}
+    pages = (ms.memory + ms.swap) // PAGE
+    if pages > limits.pages:
+        where = mkeys.get("memory", mkeys.get("swap", (None, machine_node)))[1]
+        raise over(where, f"memory and swap make {pages:,} pages", pages, "pages")
+    if ms.cpus > limits.cpus:
+        raise over(mkeys["cpus"][1], f"{ms.cpus:,} cpus", ms.cpus, "cpus")
+    if len(sc.cgroups) > limits.cgroups:
+        raise over(sc.cgroups[limits.cgroups][2], f"{len(sc.cgroups):,} cgroups",
+                   len(sc.cgroups), "cgroups")
+    tasks = events = 0
+    for step, cost in zip(sc.steps, page_events(sc), strict=True):
+        tasks += step.kind in ("spawn", "fork")
+        if tasks > limits.tasks:
+            raise over(step.where, f"this {step.kind} makes {tasks:,} tasks", tasks, "tasks")
+        events += cost
+        if events > limits.page_events:
+            raise over(step.where, f"the steps up to this {step.kind} name about {events:,} "
+                       "page events", events, "page_events")
+
+
+def page_events(sc: Scenario) -> list[int]:
+    """For each step, about how many pages it names: what it faults, writes, reads, maps,
+    unmaps, truncates, or walks (fork, exit, migrate and move walk the task's regions; sync
+    and drop_caches every cached page). Reclaim inside a charge is bounded by the faults that
+    charge, so it is not counted again."""
+    files: dict[str, int] = {}
+    regions: dict[str, dict[str, int]] = {}
+    out = []
+    for step in sc.steps:
+        a, kind = step.args, step.kind
+        mine = regions.setdefault(a.get("task"), {}) if "task" in a else {}
+        cost = 0
+        if kind in ("anon", "shm"):
+            cost = mine[a["as"]] = a["size"] // PAGE
+        elif kind == "mmap":
+            cost = mine[a["as"]] = files.get(a["file"], 0)
+        elif kind in ("touch", "mlock"):
+            cost = mine.get(a["region"], 0)
+        elif kind == "unmap":
+            cost = mine.pop(a["region"], 0)
+        elif kind == "write":
+            cost = a["size"] // PAGE
+            files[a["file"]] = files.get(a["file"], 0) + cost
+        elif kind in ("read", "splice"):
+            cost = files.get(a["file"], 0)
+        elif kind == "truncate":
+            old = files.get(a["file"], 0)
+            files[a["file"]] = -(-a["size"] // PAGE)
+            cost = max(old, files[a["file"]])
+        elif kind == "unlink":
+            cost = files.pop(a["file"], 0)
+        elif kind in ("sync", "drop_caches"):
+            cost = sum(files.values())
+        elif kind == "fork":
+            regions[a["child"]] = dict(mine)
+            cost = sum(mine.values())
+        elif kind in ("exit", "migrate", "move"):
+            cost = sum(mine.values())
+        out.append(cost)
+    return out
 
 
 def _machine(node: Node) -> MachineSpec:
@@ -360,32 +578,31 @@ def _machine(node: Node) -> MachineSpec:
     kw: dict[str, Any] = {}
     for key, (knode, v) in node.value.items():
         if key not in known:
-            raise _err(knode, f"unknown machine key {key!r}" + _did_you_mean(key, known))
+            raise _err(knode, f"unknown machine key {_show(key)}" + _did_you_mean(key, known))
         if key == "kernel":
             if isinstance(v.value, float):
                 raise _err(v, f"kernel: quote the version, as kernel: \"6.12\" (unquoted, YAML "
-                              f"reads it as the number {v.value!r})")
-            kernel = str(v.value)
+                              f"reads it as the number {_show(v.value)})")
+            kernel = v.value
             if kernel not in ("3.17", "6.1", "6.12"):
-                raise _err(v, f"kernel {v.value!r}: want \"3.17\", \"6.1\" or \"6.12\"")
+                raise _err(v, f"kernel {_show(v.value)}: want \"3.17\", \"6.1\" or \"6.12\"")
             kw["kernel"] = kernel
         elif key == "cgroup":
             if v.value not in ("v1", "v2"):
-                raise _err(v, f"cgroup: want v1 or v2, not {v.value!r}")
+                raise _err(v, f"cgroup: want v1 or v2, not {_show(v.value)}")
             kw["cgroup"] = v.value
         elif key in ("memory", "swap"):
             kw[key] = parse_size(v, f"machine.{key}", whole_pages=True)
-            if kw[key] > MAX_MEMORY:
-                raise _err(v, f"machine.{key}: at most 256GiB can be modelled")
         elif key in ("cpus", "nodes"):
-            kw[key] = _int(v, f"machine.{key}", lo=1)
+            kw[key] = _int(v, f"machine.{key}", lo=1,
+                           hi=NR_CPUS if key == "cpus" else MAX_NUMNODES)
         elif key == "thp":
             if v.value not in ("never", "always"):
-                raise _err(v, f"thp: want never or always, not {v.value!r}")
+                raise _err(v, f"thp: want never or always, not {_show(v.value)}")
             kw["thp"] = v.value == "always"
         else:
             if not isinstance(v.value, bool):
-                raise _err(v, f"swap_accounting: want true or false, not {v.value!r}")
+                raise _err(v, f"swap_accounting: want true or false, not {_show(v.value)}")
             kw["swap_accounting"] = v.value
     spec = MachineSpec(**kw)
     if "swap_accounting" in kw and spec.cgroup == "v2":
@@ -402,20 +619,28 @@ def _machine(node: Node) -> MachineSpec:
     return spec
 
 
-def _file_ok(node: Node, name: str, machine: MachineSpec, writable: bool) -> None:
+def _file_ok(node: Node, name: str, machine: MachineSpec, writable: bool,
+             path: str | None = None) -> None:
+    """Refuse a file that the cgroup at path (any non-root cgroup when None) does not have,
+    or cannot write."""
     v1 = machine.cgroup == "v1"
+    root = path == "/"
     readable, writable_files, _ = _interface(machine.kernel, machine.cgroup,
-                                             machine.swap_accounting)
+                                             machine.swap_accounting, root)
     known = writable_files if writable else readable
     if name in known:
         return
     if writable and name in readable:
         raise _err(node, f"{name} is read-only")
+    if root:
+        cg, _, _ = _interface(machine.kernel, machine.cgroup, machine.swap_accounting)
+        if name in cg:
+            raise _err(node, f"the root cgroup has no {name} (only its children have it)")
     if name in _other_interface(machine.cgroup) and name not in readable | writable_files:
         raise _err(node, f"{name} is a cgroup {'v2' if v1 else 'v1'} file; this scenario "
                          f"uses cgroup {machine.cgroup}")
     kind = "writable " if writable else ""
-    raise _err(node, f"unknown {kind}cgroup {machine.cgroup} file {name!r}"
+    raise _err(node, f"unknown {kind}cgroup {machine.cgroup} file {_show(name)}"
                      + _did_you_mean(name, known))
 
 
@@ -485,7 +710,7 @@ def _steps(node: Node, machine: MachineSpec, cgroups: set) -> list:
                        f"one step per list item, found {', '.join(names)}")
         ((kind, (knode, args)),) = entries.items()
         if kind not in STEP_ARGS:
-            raise _err(knode, f"unknown step {kind!r}" + _did_you_mean(kind, STEP_ARGS))
+            raise _err(knode, f"unknown step {_show(kind)}" + _did_you_mean(kind, STEP_ARGS))
         if args.value is None:
             args = Node({}, args.where)
         if not isinstance(args.value, dict):
@@ -502,10 +727,10 @@ def _steps(node: Node, machine: MachineSpec, cgroups: set) -> list:
         if kind not in ("set", "expect"):
             for key, (ak, _) in a.items():
                 if key not in required | optional:
-                    raise _err(ak, f"{kind}: unknown key {key!r}"
+                    raise _err(ak, f"{kind}: unknown key {_show(key)}"
                                + _did_you_mean(key, required | optional))
             for key in sorted(required - set(a)):
-                raise _err(args, f"{kind}: missing {key!r}")
+                raise _err(args, f"{kind}: missing {_show(key)}")
         step = _step(kind, a, args, knode, machine, cgroups, tasks, regions, files, may_fail,
                      fds)
         out.append(step)
@@ -519,21 +744,22 @@ def _step(kind, a, args, knode, machine, cgroups, tasks, regions, files, may_fai
     def task(key="task"):
         name = _name(a[key][1], key)
         if name not in tasks:
-            raise _err(a[key][1], f"task {name!r} is used before it was spawned")
+            raise _err(a[key][1], f"task {_show(name)} is used before it was spawned")
         return name
 
     def region():
         t = vals["task"]
         name = _name(a["region"][1], "region")
         if name not in regions.get(t, set()):
-            raise _err(a["region"][1], f"task {t} has no region {name!r} (define it with "
+            raise _err(a["region"][1], f"task {t} has no region {_show(name)} (define it with "
                                        "anon or mmap ... as:)")
         return name
 
     def file_known():
-        name = _name(a["file"][1], "file")
+        name = _file_name(a["file"][1])
         if name not in files:
-            raise _err(a["file"][1], f"file {name!r} does not exist yet (create it with write)")
+            raise _err(a["file"][1],
+                       f"file {_show(name)} does not exist yet (create it with write)")
         return name
 
     def cgroup():
@@ -546,7 +772,7 @@ def _step(kind, a, args, knode, machine, cgroups, tasks, regions, files, may_fai
     if kind == "spawn":
         name = _name(a["task"][1], "task")
         if name in tasks:
-            raise _err(a["task"][1], f"task {name!r} exists already")
+            raise _err(a["task"][1], f"task {_show(name)} exists already")
         vals["task"] = name
         vals["cgroup"] = cgroup()
         for key, lo, hi in (("cpu", 0, machine.cpus - 1), ("node", 0, machine.nodes - 1),
@@ -583,11 +809,11 @@ def _step(kind, a, args, knode, machine, cgroups, tasks, regions, files, may_fai
             regions[vals["task"]].discard(vals["region"])
     elif kind == "write":
         vals["task"] = task()
-        vals["file"] = _name(a["file"][1], "file")
+        vals["file"] = _file_name(a["file"][1])
         vals["size"] = parse_size(a["size"][1], "size", whole_pages=True)
         fs = a.get("fs")
         if fs is not None and fs[1].value not in ("ext4", "tmpfs", "xfs", "btrfs"):
-            raise _err(fs[1], f"fs: want ext4 or tmpfs, not {fs[1].value!r}")
+            raise _err(fs[1], f"fs: want ext4 or tmpfs, not {_show(fs[1].value)}")
         vals["fs"] = fs[1].value if fs else ("tmpfs" if vals["file"].startswith(
             ("/dev/shm/", "/tmp/")) else "ext4")
         files.add(vals["file"])
@@ -604,7 +830,7 @@ def _step(kind, a, args, knode, machine, cgroups, tasks, regions, files, may_fai
         vals["task"] = task()
         child = _name(a["child"][1], "child")
         if child in tasks:
-            raise _err(a["child"][1], f"task {child!r} exists already")
+            raise _err(a["child"][1], f"task {_show(child)} exists already")
         vals["child"] = child
         tasks.add(child)
         regions[child] = set(regions.get(vals["task"], set()))
@@ -630,13 +856,13 @@ def _step(kind, a, args, knode, machine, cgroups, tasks, regions, files, may_fai
         for name, (fk, fv) in a.items():
             if name == "cgroup":
                 continue
-            _file_ok(fk, name, machine, writable=True)
+            _file_ok(fk, name, machine, writable=True, path=vals["cgroup"])
             writes.append((name, _value_text(fv, name)))
         if not writes:
             raise _err(args, "set: name at least one control file to write")
         vals["writes"] = tuple(writes)
     elif kind == "report":
-        vals["label"] = str(a["label"][1].value)
+        vals["label"] = _scalar_text(a["label"][1], "report.label")
         paths = []
         if "cgroups" in a:
             lst = a["cgroups"][1]
@@ -650,22 +876,23 @@ def _step(kind, a, args, knode, machine, cgroups, tasks, regions, files, may_fai
         vals["cgroups"] = tuple(paths) or tuple(sorted(cgroups - {"/"})) or ("/",)
     elif kind == "open":
         vals["cgroup"] = cgroup()
-        name = _name(a["file"][1], "file")
+        name = _file_name(a["file"][1])
         if name not in ("memory.peak", "memory.swap.peak"):
             raise _err(a["file"][1], f"open: only memory.peak and memory.swap.peak keep "
-                                     f"per-file state, not {name!r}")
-        _file_ok(a["file"][1], name, machine, writable=False)
+                                     f"per-file state, not {_show(name)}")
+        _file_ok(a["file"][1], name, machine, writable=False, path=vals["cgroup"])
         vals["file"] = name
         vals["as"] = _name(a["as"][1], "as")
         if vals["as"] in fds:
-            raise _err(a["as"][1], f"file {vals['as']!r} is open already")
+            raise _err(a["as"][1], f"file {_show(vals['as'])} is open already")
         fds.add(vals["as"])
     elif kind in ("fd_write", "close"):
         vals["fd"] = _name(a["fd"][1], "fd")
         if vals["fd"] not in fds:
-            raise _err(a["fd"][1], f"fd {vals['fd']!r} is not open (open it with open ... as:)")
+            raise _err(a["fd"][1],
+                       f"fd {_show(vals['fd'])} is not open (open it with open ... as:)")
         if kind == "fd_write":
-            vals["text"] = str(a["text"][1].value)
+            vals["text"] = _scalar_text(a["text"][1], "fd_write.text")
         else:
             fds.discard(vals["fd"])
     elif kind == "expect":
@@ -674,7 +901,7 @@ def _step(kind, a, args, knode, machine, cgroups, tasks, regions, files, may_fai
                 raise _err(args, "expect: an open file's check is {fd: NAME, value: V}")
             vals["fd"] = _name(a["fd"][1], "fd")
             if vals["fd"] not in fds:
-                raise _err(a["fd"][1], f"fd {vals['fd']!r} is not open")
+                raise _err(a["fd"][1], f"fd {_show(vals['fd'])} is not open")
             checks = [_check(f"fd {vals['fd']}", a["value"][1])]
         else:
             checks = _expect(a, args, machine, cgroups, tasks, vals)
@@ -687,10 +914,10 @@ def _expect(a, args, machine, cgroups, tasks, vals) -> list:
             raise _err(args, "expect: a task check is {task: NAME, state: alive|exited|killed}")
         name = _name(a["task"][1], "task")
         if name not in tasks:
-            raise _err(a["task"][1], f"task {name!r} is used before it was spawned")
+            raise _err(a["task"][1], f"task {_show(name)} is used before it was spawned")
         st = a["state"][1]
         if st.value not in ("alive", "exited", "killed"):
-            raise _err(st, f"state: want alive, exited or killed, not {st.value!r}")
+            raise _err(st, f"state: want alive, exited or killed, not {_show(st.value)}")
         vals["task"], vals["state"] = name, st.value
         return []
     if "step_error" in a:
@@ -698,9 +925,9 @@ def _expect(a, args, machine, cgroups, tasks, vals) -> list:
             raise _err(args, "expect: step_error stands alone")
         e = a["step_error"][1]
         names = {x.name for x in Errno} | {"none"}
-        if e.value not in names:
+        if not isinstance(e.value, str) or e.value not in names:
             raise _err(e, f"step_error: want an errno name like EINVAL or EBUSY, not "
-                          f"{e.value!r}" + _did_you_mean(str(e.value), names))
+                          f"{_show(e.value)}" + _did_you_mean(str(e.value), names))
         vals["step_error"] = e.value
         return []
     if "cgroup" not in a:
@@ -715,13 +942,15 @@ def _expect(a, args, machine, cgroups, tasks, vals) -> list:
         if key == "cgroup":
             continue
         fname = keyed_file(key)
-        _file_ok(kk, fname, machine, writable=False)
-        _, _, file_keys = _interface(machine.kernel, machine.cgroup, machine.swap_accounting)
+        _file_ok(kk, fname, machine, writable=False, path=path)
+        _, _, file_keys = _interface(machine.kernel, machine.cgroup, machine.swap_accounting,
+                                     path == "/")
         if fname in KEYED and fname == key:
             raise _err(kk, f"{key} has many values: name one, as {key}.KEY")
         sub = key[len(fname) + 1:]
         if fname in file_keys and sub not in file_keys[fname]:
-            raise _err(kk, f"{fname} has no key {sub!r}" + _did_you_mean(sub, file_keys[fname]))
+            raise _err(kk, f"{fname} has no key {_show(sub)}"
+                       + _did_you_mean(sub, file_keys[fname]))
         checks.append(_check(key, kv))
     if not checks:
         raise _err(args, "expect: name at least one file to check")
@@ -733,8 +962,9 @@ WORD_FILES = ("cgroup.controllers", "cgroup.subtree_control")
 
 
 def read_value(m, path: str, key: str) -> int | str | None:
-    """What an expectation compares: a file's number, one key of a keyed file (FILE.KEY), or
-    the names a WORD_FILES file lists; None if the cgroup, key or number is not there."""
+    """What an expectation compares: a file's number, one key of a keyed file (FILE.KEY; a
+    key of v2's memory.numa_stat is its total over the nodes), or the names a WORD_FILES file
+    lists; None if the cgroup, key or number is not there."""
     fname = keyed_file(key)
     if path not in m.k.memcg_by_name:
         return None
@@ -745,9 +975,16 @@ def read_value(m, path: str, key: str) -> int | str | None:
         return int(text) if text.lstrip("-").isdigit() else None
     sub = key[len(fname) + 1:]
     for line in m.read_file(path, fname).splitlines():
-        parts = line.replace("=", " ").split()
-        if parts and parts[0] == sub:
-            return int(parts[1])
+        first, *rest = line.split() or [""]
+        name, eq, value = first.partition("=")
+        if name != sub:
+            continue
+        if eq:                                  # v1 numa_stat: total=N N0=N ...
+            return int(value)
+        if len(rest) == 1 and "=" not in rest[0]:
+            return int(rest[0])                 # KEY VALUE
+        # v2 numa_stat: KEY N0=V N1=V ..., compared as the total over the nodes
+        return sum(int(r.partition("=")[2]) for r in rest)
     return None
 
 
@@ -774,14 +1011,14 @@ def _check(key: str, node: Node) -> Check:
         center = parse_size(Node(base.strip(), node.where), key, False)
         tol = tol.strip()
         if tol.endswith("%"):
-            try:
-                pct = float(tol[:-1])
-            except ValueError:
-                raise _err(node, f"{key}: {tol!r} is not a percentage") from None
+            number = tol[:-1].strip()
+            if not re.fullmatch(r"-?\d{1,3}(\.\d{1,6})?", number):
+                raise _err(node, f"{key}: {_show(tol)} is not a percentage")
+            pct = Fraction(number)
             if not 0 <= pct <= 100:
-                raise _err(node, f"{key}: the tolerance {tol!r} must be a percent from 0 to 100"
-                           + (" (not negative)" if pct < 0 else ""))
-            delta = int(center * pct / 100)
+                raise _err(node, f"{key}: the tolerance {_show(tol)} must be a percent from 0 "
+                           "to 100" + (" (not negative)" if pct < 0 else ""))
+            delta = int(center * pct / 100)     # exact: a Fraction, rounded down
         else:
             delta = parse_size(Node(tol, node.where), f"{key} tolerance", False)
         return Check(key, center - delta, center + delta, v, node.where)
@@ -862,7 +1099,7 @@ def run_scenario(sc: Scenario, check_every_step: bool = False, on_step=None,
             for name, text, fwhere in files:
                 ret = m.write_file(path, name, text)
                 if ret:
-                    raise StepFailed(f"{fwhere}: writing {text!r} to {path}/{name} failed: "
+                    raise StepFailed(f"{fwhere}: writing {_show(text)} to {path}/{name} failed: "
                                      f"{Errno(-ret).name}")
         for i, step in enumerate(sc.steps):
             res = StepResult(i, step.kind, step.where)
@@ -911,16 +1148,21 @@ class _Runner:
         self.tasks: dict[str, Any] = {}
         self.regions: dict[tuple, Any] = {}
         self.fds: dict[str, Any] = {}
+        #: the files the scenario's own writes made and it has not unlinked
+        self.files: set[str] = set()
         self.last_error: str | None = None
         self.dead: set[str] = set()
 
     def run(self, step: Step, res: StepResult) -> None:
         a = step.args
         task = self.tasks.get(a.get("task")) if "task" in a else None
-        if task is not None and task.state != "alive" and step.kind != "expect":
-            res.status = "skipped"
-            res.detail = f"task {task.comm} was {task.state}"
-            return
+        if step.kind != "expect":
+            gone = self._missing(step, task)
+            if gone:
+                # what the loader could only assume: a task killed or exited, or an object
+                # whose step was skipped or failed under may_fail
+                res.status, res.detail = "skipped", gone
+                return
         try:
             err = getattr(self, f"do_{step.kind}")(step, task)
         except InvalidRequest as e:
@@ -937,6 +1179,24 @@ class _Runner:
             if not step.may_fail:
                 raise StepFailed(f"{step.where}: {step.kind} failed with {err}"
                                  + (f": {res.detail}" if res.detail else ""))
+
+    def _missing(self, step: Step, task) -> str | None:
+        """Why step cannot run (a task, region, file or fd it names is not there), or None."""
+        a = step.args
+        if "task" in a and step.kind != "spawn":
+            if task is None:
+                return f"task {a['task']} does not exist (the step that made it did not run)"
+            if task.state != "alive":
+                return f"task {task.comm} was {task.state}"
+        if "region" in a and (task.comm, a["region"]) not in self.regions:
+            return (f"task {task.comm} has no region {a['region']} (the step that made it "
+                    "did not run or failed)")
+        if "file" in a and step.kind in ("read", "mmap", "splice", "truncate", "unlink") \
+                and a["file"] not in self.files:
+            return f"file {a['file']} does not exist (the write that made it did not run)"
+        if "fd" in a and a["fd"] not in self.fds:
+            return f"fd {a['fd']} is not open (its open did not run or failed)"
+        return None
 
     # steps return None or an errno name
     def _errno(self, ret: int) -> str | None:
@@ -975,8 +1235,9 @@ class _Runner:
     def do_write(self, step, t):
         a = step.args
         name = a["file"]
-        if name not in self.m.k.files:
+        if name not in self.files:
             self.m.create(name, tmpfs=a["fs"] == "tmpfs")
+            self.files.add(name)
         ret = self.m.write(t, name, a["size"] // PAGE) if a["size"] else 0
         return self._errno(ret) if ret < 0 else None
 
@@ -998,6 +1259,7 @@ class _Runner:
 
     def do_unlink(self, step, _):
         self.m.unlink(step.args["file"])
+        self.files.discard(step.args["file"])
 
     def do_sync(self, step, _):
         self.m.sync()
@@ -1061,9 +1323,10 @@ class _Runner:
         a = step.args
         idx = len(self.result.steps) - 1
         if "state" in a:
-            t = self.tasks[a["task"]]
-            self.result.checks.append(CheckResult(idx, step.where, None, f"task {t.comm}",
-                                                  a["state"], t.state, t.state == a["state"]))
+            t = self.tasks.get(a["task"])
+            state = t.state if t is not None else "never created"
+            self.result.checks.append(CheckResult(idx, step.where, None, f"task {a['task']}",
+                                                  a["state"], state, state == a["state"]))
             return
         if "step_error" in a:
             seen = self.last_error or "none"
@@ -1073,7 +1336,12 @@ class _Runner:
             return
         if "fd" in a:
             c = step.checks[0]
-            value = int(self.fds[a["fd"]].read())
+            fd = self.fds.get(a["fd"])
+            if fd is None:
+                self.result.checks.append(CheckResult(idx, c.where, None, c.key, c.text,
+                                                      "not open", False))
+                return
+            value = int(fd.read())
             self.result.checks.append(CheckResult(idx, c.where, None, c.key, c.text, value,
                                                   c.holds(value)))
             return
