@@ -82,9 +82,9 @@ class _Sums:
     """Per-memcg page sums over mem_map, computed once per check."""
 
     def __init__(self, k):
-        mm, pc = k.mem_map, k.pc
+        mem_map, pc = k.mem_map, k.pc
         self.n = max(k.memcg_by_id) + 1
-        self.nr = np.where(mm.flags & PG_head, HPAGE_PMD_NR, 1).astype(np.int64)
+        self.nr = np.where(mem_map.flags & PG_head, HPAGE_PMD_NR, 1).astype(np.int64)
         used = (pc.flags & PCG_USED) != 0
         self.used = used
         memcg = pc.memcg.astype(np.int64)
@@ -202,8 +202,8 @@ def inv_limits(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
 
 def inv_flags(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
     """6: legal page and page_cgroup flag combinations."""
-    mm, pc = k.mem_map, k.pc
-    f = mm.flags
+    mem_map, pc = k.mem_map, k.pc
+    f = mem_map.flags
     pcf = pc.flags
 
     def bad(mask, what):
@@ -223,11 +223,11 @@ def inv_flags(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
     yield from bad((f & PG_buddy != 0) & (pcf & PCG_USED != 0), "free page still charged")
     yield from bad((f & PG_tail != 0) & (pcf != 0), "THP tail with page_cgroup flags")
     yield from bad((f & PG_active != 0) & (f & PG_unevictable != 0), "active and unevictable")
-    yield from bad((f & PG_lru != 0) & (mm.refcount <= 0), "on an LRU list with no reference")
-    yield from bad((f & PG_anon != 0) & (mm.mapping == 0), "PageAnon without an anon_vma")
+    yield from bad((f & PG_lru != 0) & (mem_map.refcount <= 0), "on an LRU list with no reference")
+    yield from bad((f & PG_anon != 0) & (mem_map.mapping == 0), "PageAnon without an anon_vma")
     swc = np.flatnonzero(f & PG_swapcache)
     if len(swc):
-        slots = mm.private[swc]
+        slots = mem_map.private[swc]
         wrong = (slots <= 0) | (k.swap.cache[np.clip(slots, 0, None)] != swc)
         if not quiescent:
             # shmem_replace_page puts the new page in the slot under the tree lock and clears
@@ -245,7 +245,7 @@ def inv_exactly_once(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
         if pages:
             yield Violation("exactly-once", f"{k.memcg_by_id[memcg_id].name}: {pages} pages "
                             "try-charged but never committed or cancelled")
-    mm = k.mem_map
+    mem_map = k.mem_map
     ptes = np.zeros(k.nr_pages, dtype=np.int64)
     for m in k.mms.values():
         for vma in m.vmas:
@@ -261,14 +261,14 @@ def inv_exactly_once(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
         cached[e[e & PTE_PRESENT != 0] & PTE_VAL_MASK] += 1
     sc = k.swap.cache
     cached[sc[sc >= 0]] += 1
-    live = (mm.flags & (PG_buddy | PG_tail)) == 0
-    bad_map = live & (mm.mapcount != ptes)
+    live = (mem_map.flags & (PG_buddy | PG_tail)) == 0
+    bad_map = live & (mem_map.mapcount != ptes)
     for pfn in np.flatnonzero(bad_map)[:5].tolist():
-        yield Violation("refs", f"pfn {pfn:#x}: mapcount {int(mm.mapcount[pfn])} but "
+        yield Violation("refs", f"pfn {pfn:#x}: mapcount {int(mem_map.mapcount[pfn])} but "
                         f"{int(ptes[pfn])} ptes map it", pfn)
-    bad_ref = live & (mm.refcount != ptes + cached)
+    bad_ref = live & (mem_map.refcount != ptes + cached)
     for pfn in np.flatnonzero(bad_ref)[:5].tolist():
-        yield Violation("refs", f"pfn {pfn:#x}: refcount {int(mm.refcount[pfn])} but "
+        yield Violation("refs", f"pfn {pfn:#x}: refcount {int(mem_map.refcount[pfn])} but "
                         f"{int(ptes[pfn])} mappings + {int(cached[pfn])} cache references "
                         "(a leaked or missing reference)", pfn)
 
@@ -276,17 +276,17 @@ def inv_exactly_once(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
 def inv_lru(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
     """9: every LRU page is on the lruvec of its memcg (root when uncharged), and each
     lruvec's lru_size matches the pages on its lists."""
-    mm, pc = k.mem_map, k.pc
-    on = np.flatnonzero(mm.flags & PG_lru)
+    mem_map, pc = k.mem_map, k.pc
+    on = np.flatnonzero(mem_map.flags & PG_lru)
     want = np.where(pc.flags[on] & PCG_USED, pc.memcg[on], k.root_mem_cgroup.id)
-    wrong = on[mm.lru_memcg[on] != want]
+    wrong = on[mem_map.lru_memcg[on] != want]
     for pfn in wrong[:5].tolist():
-        have = k.memcg_by_id[int(mm.lru_memcg[pfn])].name
+        have = k.memcg_by_id[int(mem_map.lru_memcg[pfn])].name
         yield Violation("lru", f"pfn {pfn:#x} sits on the lruvec of {have}, its memcg is "
                         f"{k.memcg_by_id[int(want[np.searchsorted(on, pfn)])].name}", pfn)
-    lru = page_lru_array(mm.flags[on])
+    lru = page_lru_array(mem_map.flags[on])
     nid = on // k.free_area.pages_per_node
-    key = (mm.lru_memcg[on].astype(np.int64) * k.nr_nodes + nid) * NR_LRU_LISTS + lru
+    key = (mem_map.lru_memcg[on].astype(np.int64) * k.nr_nodes + nid) * NR_LRU_LISTS + lru
     sizes = np.bincount(key, weights=s.nr[on], minlength=s.n * k.nr_nodes * NR_LRU_LISTS)
     for m in k.memcg_by_id.values():
         for lv in m.lruvecs:
@@ -319,12 +319,12 @@ def inv_swap(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
         inuse = int(np.count_nonzero(si.swap_map))
         if inuse != si.inuse_pages:
             yield Violation("swap", f"inuse_pages {si.inuse_pages} but {inuse} slots in use")
-        mm, pc = k.mem_map, k.pc
-        dup = np.flatnonzero((mm.flags & PG_swapcache != 0) & (pc.flags & PCG_MEMSW != 0))
-        dup = dup[rec[mm.private[dup]] != 0]
+        mem_map, pc = k.mem_map, k.pc
+        dup = np.flatnonzero((mem_map.flags & PG_swapcache != 0) & (pc.flags & PCG_MEMSW != 0))
+        dup = dup[rec[mem_map.private[dup]] != 0]
         for pfn in dup[:5].tolist():
             yield Violation("swap", f"pfn {pfn:#x} holds memsw and so does its slot "
-                            f"{int(mm.private[pfn])}", pfn)
+                            f"{int(mem_map.private[pfn])}", pfn)
     for m in k.memcg_by_id.values():
         if m.stat[MEM_CGROUP_STAT_SWAP] != s.rec[m.id]:
             yield Violation("swap", f"{m.name} swap stat {m.stat[MEM_CGROUP_STAT_SWAP]} but "
@@ -339,14 +339,14 @@ def inv_stats(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
     quiescent points: a statistic is updated next to the page flag it counts, not with it."""
     if k.profile.stats != "charge-type" or not quiescent:
         return
-    mm = k.mem_map
+    mem_map = k.mem_map
     used = s.used
-    anon = (mm.flags & PG_anon) != 0
+    anon = (mem_map.flags & PG_anon) != 0
     rss = s.by_memcg(used & anon)
     cache = s.by_memcg(used & ~anon)
-    huge = s.by_memcg(used & ((mm.flags & PG_head) != 0))
-    mapped = np.bincount(s.memcg[used & ~anon & (mm.mapcount > 0)], minlength=s.n)
-    wb = np.bincount(s.memcg[used & ((mm.flags & PG_writeback) != 0)], minlength=s.n)
+    huge = s.by_memcg(used & ((mem_map.flags & PG_head) != 0))
+    mapped = np.bincount(s.memcg[used & ~anon & (mem_map.mapcount > 0)], minlength=s.n)
+    wb = np.bincount(s.memcg[used & ((mem_map.flags & PG_writeback) != 0)], minlength=s.n)
     for m in k.memcg_by_id.values():
         for idx, real in ((MEM_CGROUP_STAT_RSS, rss), (MEM_CGROUP_STAT_CACHE, cache),
                           (MEM_CGROUP_STAT_RSS_HUGE, huge),

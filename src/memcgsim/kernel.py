@@ -192,14 +192,15 @@ class Kernel:
         """dump_page(): the page's struct page and page_cgroup, in one block."""
         if not 0 <= pfn < self.nr_pages:
             return f"pfn {pfn:#x} is outside mem_map (0..{self.nr_pages - 1:#x})"
-        mm, pc = self.mem_map, self.pc
-        flags = int(mm.flags[pfn])
-        mapping = int(mm.mapping[pfn])
+        mem_map, pc = self.mem_map, self.pc
+        flags = int(mem_map.flags[pfn])
+        mapping = int(mem_map.mapping[pfn])
         kind = "anon_vma" if flags & PG_anon else "mapping"
         lines = [
-            f"page pfn:{pfn:#x} node:{self.page_to_nid(pfn)} count:{int(mm.refcount[pfn])} "
-            f"mapcount:{int(mm.mapcount[pfn])} {kind}:{mapping} index:{int(mm.index[pfn]):#x} "
-            f"private:{int(mm.private[pfn])}",
+            f"page pfn:{pfn:#x} node:{self.page_to_nid(pfn)} count:{int(mem_map.refcount[pfn])} "
+            f"mapcount:{int(mem_map.mapcount[pfn])} {kind}:{mapping} "
+            f"index:{int(mem_map.index[pfn]):#x} "
+            f"private:{int(mem_map.private[pfn])}",
             f"flags: {flag_names(flags)}",
         ]
         memcg = self.memcg_by_id.get(int(pc.memcg[pfn]))
@@ -207,7 +208,7 @@ class Kernel:
                      f"mem_cgroup {memcg.name if memcg else 'NULL'}"
                      + ("" if pc.flags[pfn] & PCG_USED or memcg is None else " (stale)"))
         if flags & PG_lru:
-            lv = self.memcg_by_id.get(int(mm.lru_memcg[pfn]))
+            lv = self.memcg_by_id.get(int(mem_map.lru_memcg[pfn]))
             lines.append(f"lru: {LRU_NAMES[page_lru(flags)]} of lruvec "
                          f"{lv.name if lv else '?'} node {self.page_to_nid(pfn)}")
         return "\n".join(lines)

@@ -24,22 +24,22 @@ def current_mm(k):
 
 def __add_to_page_cache_locked(k, pfn: int, mapping, index: int, gfp_mask: int):
     """Path: charge (to current->mm's owner) and insert a locked page; 0 or -errno."""
-    mm = k.mem_map
-    k.bug_on(not mm.flags[pfn] & PG_locked, pfn, "!PageLocked(page)")
-    k.bug_on(mm.flags[pfn] & PG_swapbacked, pfn, "PageSwapBacked(page)")
-    if mm.flags[pfn] & PG_huge and "B7" not in k.inject:
+    mem_map = k.mem_map
+    k.bug_on(not mem_map.flags[pfn] & PG_locked, pfn, "!PageLocked(page)")
+    k.bug_on(mem_map.flags[pfn] & PG_swapbacked, pfn, "PageSwapBacked(page)")
+    if mem_map.flags[pfn] & PG_huge and "B7" not in k.inject:
         ret, memcg = 0, None      # hugetlb pages are not memcg pages (B7 charged them)
     else:
         ret, memcg = mem_cgroup_try_charge(k, pfn, current_mm(k), gfp_mask)
     if ret:
         return ret
     page_cache_get(k, pfn)
-    mm.mapping[pfn] = mapping.id
-    mm.index[pfn] = index
+    mem_map.mapping[pfn] = mapping.id
+    mem_map.index[pfn] = index
     yield Lock(tree_lock(mapping.id))
     if mapping.lookup(index):
         yield Unlock(tree_lock(mapping.id))
-        mm.mapping[pfn] = 0
+        mem_map.mapping[pfn] = 0
         mem_cgroup_cancel_charge(k, pfn, memcg)
         page_cache_release(k, pfn)
         return -Errno.EEXIST
@@ -65,18 +65,18 @@ def add_to_page_cache_lru(k, pfn: int, mapping, index: int, gfp_mask: int):
 
 def __delete_from_page_cache(k, pfn: int) -> None:
     """Under tree_lock: drop the page from its mapping; the cache's reference is the caller's."""
-    mm = k.mem_map
-    mapping = k.mappings[int(mm.mapping[pfn])]
-    mapping.i_pages[int(mm.index[pfn])] = 0
+    mem_map = k.mem_map
+    mapping = k.mappings[int(mem_map.mapping[pfn])]
+    mapping.i_pages[int(mem_map.index[pfn])] = 0
     mapping.nrpages -= 1
-    mm.mapping[pfn] = 0
+    mem_map.mapping[pfn] = 0
 
 
 def delete_from_page_cache(k, pfn: int):
     """Path: remove a locked page from the page cache and drop the cache's reference."""
-    mm = k.mem_map
-    k.bug_on(not mm.flags[pfn] & PG_locked, pfn, "!PageLocked(page)")
-    mapping_id = int(mm.mapping[pfn])
+    mem_map = k.mem_map
+    k.bug_on(not mem_map.flags[pfn] & PG_locked, pfn, "!PageLocked(page)")
+    mapping_id = int(mem_map.mapping[pfn])
     yield Lock(tree_lock(mapping_id))
     __delete_from_page_cache(k, pfn)
     yield Unlock(tree_lock(mapping_id))
@@ -94,14 +94,14 @@ def mark_page_accessed(k, pfn: int) -> None:
     """Second touch of an inactive page activates it; the first sets PG_referenced."""
     from .vmscan import isolate_lru_page, putback_lru_page
 
-    mm = k.mem_map
-    flags = int(mm.flags[pfn])
+    mem_map = k.mem_map
+    flags = int(mem_map.flags[pfn])
     if not flags & PG_active and flags & PG_referenced and flags & PG_lru:
         if isolate_lru_page(k, pfn) == 0:
-            mm.flags[pfn] = (mm.flags[pfn] | PG_active) & ~PG_referenced
+            mem_map.flags[pfn] = (mem_map.flags[pfn] | PG_active) & ~PG_referenced
             putback_lru_page(k, pfn)
     elif not flags & PG_referenced:
-        mm.flags[pfn] |= PG_referenced
+        mem_map.flags[pfn] |= PG_referenced
 
 
 def find_or_create_page(k, mapping, index: int, node: int):
@@ -173,15 +173,15 @@ def generic_perform_write(k, mapping, start: int, nr: int, node: int):
 def replace_page_cache_page(k, old: int, new: int, gfp_mask: int):
     """Path: put `new` in the page cache in place of `old` (FUSE splice). Both pages locked;
     either may already be charged and on an LRU list, hence mem_cgroup_migrate with lrucare."""
-    mm = k.mem_map
-    k.bug_on(not mm.flags[old] & PG_locked, old, "!PageLocked(old)")
-    k.bug_on(not mm.flags[new] & PG_locked, new, "!PageLocked(new)")
-    k.bug_on(mm.mapping[new] != 0, new, "new->mapping")
-    mapping = k.mappings[int(mm.mapping[old])]
-    index = int(mm.index[old])
+    mem_map = k.mem_map
+    k.bug_on(not mem_map.flags[old] & PG_locked, old, "!PageLocked(old)")
+    k.bug_on(not mem_map.flags[new] & PG_locked, new, "!PageLocked(new)")
+    k.bug_on(mem_map.mapping[new] != 0, new, "new->mapping")
+    mapping = k.mappings[int(mem_map.mapping[old])]
+    index = int(mem_map.index[old])
     page_cache_get(k, new)
-    mm.mapping[new] = mapping.id
-    mm.index[new] = index
+    mem_map.mapping[new] = mapping.id
+    mem_map.index[new] = index
     yield Lock(tree_lock(mapping.id))
     __delete_from_page_cache(k, old)
     mapping.i_pages[index] = PTE_PRESENT | new

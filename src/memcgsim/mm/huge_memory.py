@@ -99,11 +99,11 @@ def split_huge_page(k, head: int):
     """Path: split an anonymous THP (the caller holds a reference) under its anon_vma's lock,
     which orders two splits of one page: the second finds it no longer compound and does
     nothing. Returns 1 if this call split it."""
-    mm = k.mem_map
-    k.bug_on(not mm.flags[head] & PG_anon, head, "!PageAnon(page)")
-    lock = anon_vma_lock(int(mm.mapping[head]))
+    mem_map = k.mem_map
+    k.bug_on(not mem_map.flags[head] & PG_anon, head, "!PageAnon(page)")
+    lock = anon_vma_lock(int(mem_map.mapping[head]))
     yield Lock(lock)
-    split = bool(mm.flags[head] & PG_head)
+    split = bool(mem_map.flags[head] & PG_head)
     if split:
         yield from __split_huge_page(k, head)
     yield Unlock(lock)
@@ -115,32 +115,32 @@ def __split_huge_page(k, head: int):
     charge bits and memcg of the head; rss_huge drops by 512."""
     from .rmap import rmap_walk
 
-    mm = k.mem_map
-    k.bug_on(not mm.flags[head] & PG_head, head, "!PageTransHuge(page)")
+    mem_map = k.mem_map
+    k.bug_on(not mem_map.flags[head] & PG_head, head, "!PageTransHuge(page)")
     mappings = list(rmap_walk(k, head))
     for vma, _ in mappings:
         yield Lock(ptl(vma.mm.id))
     node = k.page_to_nid(head)
     yield Lock(lru_lock(node))
     mem_cgroup_split_huge_fixup(k, head)
-    flags = int(mm.flags[head])
-    mapcount = int(mm.mapcount[head])
+    flags = int(mem_map.flags[head])
+    mapcount = int(mem_map.mapcount[head])
     tails = slice(head + 1, head + HPAGE_PMD_NR)
     keep = (PG_anon | PG_swapbacked | PG_active | PG_unevictable | PG_mlocked | PG_referenced
             | PG_dirty | PG_lru)
-    mm.flags[tails] = flags & keep
-    mm.flags[head] = flags & ~PG_head
-    mm.mapping[tails] = mm.mapping[head]
-    mm.index[tails] = int(mm.index[head]) + np.arange(1, HPAGE_PMD_NR, dtype=np.uint32)
-    mm.mapcount[tails] = mapcount
+    mem_map.flags[tails] = flags & keep
+    mem_map.flags[head] = flags & ~PG_head
+    mem_map.mapping[tails] = mem_map.mapping[head]
+    mem_map.index[tails] = int(mem_map.index[head]) + np.arange(1, HPAGE_PMD_NR, dtype=np.uint32)
+    mem_map.mapcount[tails] = mapcount
     # each tail gets a reference of its own besides its mappings, dropped once the split is
     # done: a tail nobody maps any more is freed then (the lru_lock is needed to free it)
-    mm.refcount[tails] = mapcount + 1
+    mem_map.refcount[tails] = mapcount + 1
     if flags & PG_lru:
         # lru_add_page_tail: the tails join the head's list right beside it; the list's
         # lru_size is unchanged (512 for the head before, 1 for each of 512 pages after)
-        mm.lru_memcg[tails] = mm.lru_memcg[head]
-        mm.lru_seq[tails] = mm.lru_seq[head]
+        mem_map.lru_memcg[tails] = mem_map.lru_memcg[head]
+        mem_map.lru_seq[tails] = mem_map.lru_seq[head]
     yield Unlock(lru_lock(node))
     for vma, addr in mappings:
         off = addr - vma.start

@@ -313,10 +313,10 @@ def mem_cgroup_update_lru_size(k, lruvec: Lruvec, lru: int, nr_pages: int) -> No
 
 def add_page_to_lru_list(k, pfn: int, lruvec: Lruvec, lru: int) -> None:
     """Add at the head of the list: lru_seq orders each list, newest highest."""
-    mm = k.mem_map
-    mem_cgroup_update_lru_size(k, lruvec, lru, mm.nr_pages_of(pfn))
-    mm.lru_memcg[pfn] = lruvec.memcg.id
-    mm.lru_seq[pfn] = k.next_lru_seq()
+    mem_map = k.mem_map
+    mem_cgroup_update_lru_size(k, lruvec, lru, mem_map.nr_pages_of(pfn))
+    mem_map.lru_memcg[pfn] = lruvec.memcg.id
+    mem_map.lru_seq[pfn] = k.next_lru_seq()
 
 
 def del_page_from_lru_list(k, pfn: int, lruvec: Lruvec, lru: int) -> None:
@@ -325,12 +325,12 @@ def del_page_from_lru_list(k, pfn: int, lruvec: Lruvec, lru: int) -> None:
 
 def lock_page_lru(k, pfn: int) -> bool:
     """Under zone->lru_lock: take the page off its LRU list if it is on one (for lrucare)."""
-    mm = k.mem_map
-    flags = int(mm.flags[pfn])
+    mem_map = k.mem_map
+    flags = int(mem_map.flags[pfn])
     if not flags & PG_lru:
         return False
-    lruvec = k.memcg_by_id[int(mm.lru_memcg[pfn])].lruvecs[k.page_to_nid(pfn)]
-    mm.flags[pfn] = flags & ~PG_lru
+    lruvec = k.memcg_by_id[int(mem_map.lru_memcg[pfn])].lruvecs[k.page_to_nid(pfn)]
+    mem_map.flags[pfn] = flags & ~PG_lru
     del_page_from_lru_list(k, pfn, lruvec, page_lru(flags))
     return True
 
@@ -339,10 +339,10 @@ def unlock_page_lru(k, pfn: int, isolated: bool) -> None:
     """Put the page back on the lruvec its (possibly new) memcg implies."""
     if not isolated:
         return
-    mm = k.mem_map
+    mem_map = k.mem_map
     lruvec = mem_cgroup_page_lruvec(k, pfn, k.page_to_nid(pfn))
-    mm.flags[pfn] |= PG_lru
-    add_page_to_lru_list(k, pfn, lruvec, page_lru(int(mm.flags[pfn])))
+    mem_map.flags[pfn] |= PG_lru
+    add_page_to_lru_list(k, pfn, lruvec, page_lru(int(mem_map.flags[pfn])))
 
 
 # ------------------------------------------------------------------------------------------
@@ -957,20 +957,20 @@ def _end_inflight(k, memcg: MemCgroup, nr_pages: int, what: str) -> None:
 @traced
 def mem_cgroup_commit_charge(k, pfn: int, memcg: MemCgroup | None, lrucare: bool) -> None:
     """Commit a try_charge reservation to a page that now has its mapping."""
-    mm = k.mem_map
-    k.bug_on(mm.mapping[pfn] == 0, pfn, "!page->mapping")
-    k.bug_on(mm.flags[pfn] & PG_lru and not lrucare, pfn, "PageLRU(page) && !lrucare")
+    mem_map = k.mem_map
+    k.bug_on(mem_map.mapping[pfn] == 0, pfn, "!page->mapping")
+    k.bug_on(mem_map.flags[pfn] & PG_lru and not lrucare, pfn, "PageLRU(page) && !lrucare")
     if memcg is None:
         return
-    nr_pages = mm.nr_pages_of(pfn)
+    nr_pages = mem_map.nr_pages_of(pfn)
     commit_charge(k, pfn, memcg, lrucare)
     mem_cgroup_charge_statistics(k, memcg, pfn, nr_pages)
     _end_inflight(k, memcg, nr_pages, "commit")
     # A swap-cache page now holds memory+swap itself: drop the slot's duplicate memsw charge.
     # (reuse_swap_page may have taken the page out of swap cache since try_charge, which is why
     # the test is here and why a repeat fault passes memcg None instead.)
-    if k.do_swap_account and mm.flags[pfn] & PG_swapcache:
-        mem_cgroup_uncharge_swap(k, int(mm.private[pfn]))
+    if k.do_swap_account and mem_map.flags[pfn] & PG_swapcache:
+        mem_cgroup_uncharge_swap(k, int(mem_map.private[pfn]))
 
 
 def _cancel_charge(k, memcg: MemCgroup, nr_pages: int) -> None:
@@ -1014,12 +1014,12 @@ def _uncharge_batch(k, memcg: MemCgroup, pgpgout: int, nr_mem: int, nr_memsw: in
 @traced
 def mem_cgroup_uncharge_list(k, pfns: Iterable[int]) -> None:
     """Uncharge pages after their final put, batching runs of pages of the same memcg."""
-    mm, pc = k.mem_map, k.pc
+    mem_map, pc = k.mem_map, k.pc
     memcg = None
     nr_mem = nr_memsw = nr_anon = nr_file = nr_huge = pgpgout = 0
     for pfn in pfns:
-        k.bug_on(mm.flags[pfn] & PG_lru, pfn, "PageLRU(page)")
-        k.bug_on(mm.refcount[pfn] != 0, pfn, "page_count(page)")
+        k.bug_on(mem_map.flags[pfn] & PG_lru, pfn, "PageLRU(page)")
+        k.bug_on(mem_map.refcount[pfn] != 0, pfn, "page_count(page)")
         pcf = int(pc.flags[pfn])
         if not pcf & PCG_USED:
             continue
@@ -1030,10 +1030,10 @@ def mem_cgroup_uncharge_list(k, pfns: Iterable[int]) -> None:
                 nr_mem = nr_memsw = nr_anon = nr_file = nr_huge = pgpgout = 0
             memcg = this
         nr = 1
-        if mm.flags[pfn] & PG_head:
+        if mem_map.flags[pfn] & PG_head:
             nr = HPAGE_PMD_NR
             nr_huge += nr
-        if mm.flags[pfn] & PG_anon:
+        if mem_map.flags[pfn] & PG_anon:
             nr_anon += nr
         else:
             nr_file += nr
@@ -1062,13 +1062,15 @@ def mem_cgroup_uncharge(k, pfn: int) -> None:
 @traced
 def mem_cgroup_migrate(k, oldpage: int, newpage: int, lrucare: bool) -> None:
     """Transfer the charge of oldpage to newpage; no counter changes (both pages locked)."""
-    mm, pc = k.mem_map, k.pc
-    k.bug_on(not mm.flags[oldpage] & PG_locked, oldpage, "!PageLocked(oldpage)")
-    k.bug_on(not mm.flags[newpage] & PG_locked, newpage, "!PageLocked(newpage)")
-    k.bug_on(not lrucare and mm.flags[oldpage] & PG_lru, oldpage, "!lrucare && PageLRU(oldpage)")
-    k.bug_on(not lrucare and mm.flags[newpage] & PG_lru, newpage, "!lrucare && PageLRU(newpage)")
-    k.bug_on(bool(mm.flags[oldpage] & PG_anon) != bool(mm.flags[newpage] & PG_anon), newpage,
-             "PageAnon(oldpage) != PageAnon(newpage)")
+    mem_map, pc = k.mem_map, k.pc
+    k.bug_on(not mem_map.flags[oldpage] & PG_locked, oldpage, "!PageLocked(oldpage)")
+    k.bug_on(not mem_map.flags[newpage] & PG_locked, newpage, "!PageLocked(newpage)")
+    k.bug_on(not lrucare and mem_map.flags[oldpage] & PG_lru, oldpage,
+             "!lrucare && PageLRU(oldpage)")
+    k.bug_on(not lrucare and mem_map.flags[newpage] & PG_lru, newpage,
+             "!lrucare && PageLRU(newpage)")
+    k.bug_on(bool(mem_map.flags[oldpage] & PG_anon) != bool(mem_map.flags[newpage] & PG_anon),
+             newpage, "PageAnon(oldpage) != PageAnon(newpage)")
     if pc.flags[newpage] & PCG_USED:     # page cache replacement: new page already charged
         return
     pcf = int(pc.flags[oldpage])
@@ -1087,9 +1089,9 @@ def mem_cgroup_migrate(k, oldpage: int, newpage: int, lrucare: bool) -> None:
     k.bug_on(k.do_swap_account and not pcf & PCG_MEMSW, oldpage,
              "do_swap_account && !(pc->flags & PCG_MEMSW)")
     nr_pages = 1
-    if mm.flags[oldpage] & PG_head:
+    if mem_map.flags[oldpage] & PG_head:
         nr_pages = HPAGE_PMD_NR
-        k.bug_on(not mm.flags[newpage] & PG_head, newpage, "!PageTransHuge(newpage)")
+        k.bug_on(not mem_map.flags[newpage] & PG_head, newpage, "!PageTransHuge(newpage)")
     memcg = k.memcg_by_id[int(pc.memcg[oldpage])]
     if k.profile.migrate == "force-charge":
         _force_charge_new(k, memcg, newpage, nr_pages, lrucare)
@@ -1136,9 +1138,9 @@ def mem_cgroup_replace_folio(k, old: int, new: int, lrucare: bool = True) -> Non
 @traced
 def mem_cgroup_swapout(k, pfn: int, entry: int) -> None:
     """Hand the page's memory+swap charge to its swap entry (refcount frozen, off LRU)."""
-    mm, pc = k.mem_map, k.pc
-    k.bug_on(mm.flags[pfn] & PG_lru, pfn, "PageLRU(page)")
-    k.bug_on(mm.refcount[pfn] != 0, pfn, "page_count(page)")
+    mem_map, pc = k.mem_map, k.pc
+    k.bug_on(mem_map.flags[pfn] & PG_lru, pfn, "PageLRU(page)")
+    k.bug_on(mem_map.refcount[pfn] != 0, pfn, "page_count(page)")
     if not k.do_swap_account:
         return
     pcf = int(pc.flags[pfn])
@@ -1191,20 +1193,20 @@ def mem_cgroup_move_account(k, pfn: int, nr_pages: int, from_: MemCgroup,
                             to: MemCgroup, page_locked: bool = False) -> int:
     """Move a charged, isolated page's binding and statistics (not its counters) to `to`.
     page_locked: the caller took the page lock (the charge-moving path's trylock_page)."""
-    mm, pc = k.mem_map, k.pc
+    mem_map, pc = k.mem_map, k.pc
     if from_ is to:
         raise AssertionError("VM_BUG_ON(from == to)")
-    k.bug_on(mm.flags[pfn] & PG_lru, pfn, "PageLRU(page)")
-    if nr_pages > 1 and not mm.flags[pfn] & PG_head:
+    k.bug_on(mem_map.flags[pfn] & PG_lru, pfn, "PageLRU(page)")
+    if nr_pages > 1 and not mem_map.flags[pfn] & PG_head:
         return -Errno.EBUSY
     # trylock_page excludes mem_cgroup_migrate of page cache replacement, which does not
     # isolate the old page
-    if not page_locked and mm.flags[pfn] & PG_locked:
+    if not page_locked and mem_map.flags[pfn] & PG_locked:
         return -Errno.EBUSY
     if not pc.flags[pfn] & PCG_USED or pc.memcg[pfn] != from_.id:
         return -Errno.EINVAL
-    flags = int(mm.flags[pfn])
-    if not flags & PG_anon and mm.mapcount[pfn] > 0:
+    flags = int(mem_map.flags[pfn])
+    if not flags & PG_anon and mem_map.mapcount[pfn] > 0:
         from_.stat[MEM_CGROUP_STAT_FILE_MAPPED] -= nr_pages
         to.stat[MEM_CGROUP_STAT_FILE_MAPPED] += nr_pages
     if flags & PG_writeback:

@@ -110,11 +110,11 @@ def reuse_swap_page(k, pfn: int) -> bool:
     from .swap_state import delete_from_swap_cache
     from .swapfile import page_swapcount
 
-    mm = k.mem_map
-    count = int(mm.mapcount[pfn])
-    if count <= 1 and mm.flags[pfn] & PG_swapcache:
+    mem_map = k.mem_map
+    count = int(mem_map.mapcount[pfn])
+    if count <= 1 and mem_map.flags[pfn] & PG_swapcache:
         count += page_swapcount(k, pfn)
-        if count == 1 and not mm.flags[pfn] & PG_writeback:
+        if count == 1 and not mem_map.flags[pfn] & PG_writeback:
             delete_from_swap_cache(k, pfn)
             SetPageDirty(k, pfn)
     return count <= 1

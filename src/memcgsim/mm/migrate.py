@@ -40,47 +40,47 @@ MIGRATEPAGE_SUCCESS = 0
 
 def migrate_page_move_mapping(k, mapping, new: int, old: int):
     """Path: move the cache slot (page cache or swap cache) and its reference to the new page."""
-    mm = k.mem_map
+    mem_map = k.mem_map
     if mapping is None:
-        return MIGRATEPAGE_SUCCESS if mm.refcount[old] == 1 else -Errno.EAGAIN
+        return MIGRATEPAGE_SUCCESS if mem_map.refcount[old] == 1 else -Errno.EAGAIN
     yield Lock(tree_lock(mapping.id))
-    if mm.refcount[old] != 2:
+    if mem_map.refcount[old] != 2:
         yield Unlock(tree_lock(mapping.id))
         return -Errno.EAGAIN
     get_page(k, new)
-    if mm.flags[old] & PG_swapcache:
-        entry = int(mm.private[old])
-        mm.flags[new] |= PG_swapcache
-        mm.private[new] = entry
+    if mem_map.flags[old] & PG_swapcache:
+        entry = int(mem_map.private[old])
+        mem_map.flags[new] |= PG_swapcache
+        mem_map.private[new] = entry
         k.swap.cache[entry] = new
     else:
-        mapping.i_pages[int(mm.index[old])] = PTE_PRESENT | new
-    mm.refcount[old] -= 1
+        mapping.i_pages[int(mem_map.index[old])] = PTE_PRESENT | new
+    mem_map.refcount[old] -= 1
     yield Unlock(tree_lock(mapping.id))
     return MIGRATEPAGE_SUCCESS
 
 
 def migrate_page_copy(k, new: int, old: int) -> None:
     """Copy the page state that travels with the contents, and clear it on the old page."""
-    mm = k.mem_map
-    fl = int(mm.flags[old])
-    mm.flags[new] |= fl & (PG_referenced | PG_active | PG_unevictable | PG_dirty | PG_mlocked)
-    mm.flags[old] = fl & ~(PG_active | PG_unevictable | PG_dirty | PG_mlocked | PG_swapcache)
-    mm.private[old] = 0
+    mem_map = k.mem_map
+    fl = int(mem_map.flags[old])
+    mem_map.flags[new] |= fl & (PG_referenced | PG_active | PG_unevictable | PG_dirty | PG_mlocked)
+    mem_map.flags[old] = fl & ~(PG_active | PG_unevictable | PG_dirty | PG_mlocked | PG_swapcache)
+    mem_map.private[old] = 0
 
 
 def move_to_new_page(k, new: int, old: int, page_was_mapped: bool):
     """Path: both pages locked, old unmapped to migration entries."""
     from .vmscan import page_mapping
 
-    mm = k.mem_map
-    mm.index[new] = mm.index[old]
-    mm.mapping[new] = mm.mapping[old]
-    mm.flags[new] |= int(mm.flags[old]) & (PG_swapbacked | PG_anon)
+    mem_map = k.mem_map
+    mem_map.index[new] = mem_map.index[old]
+    mem_map.mapping[new] = mem_map.mapping[old]
+    mem_map.flags[new] |= int(mem_map.flags[old]) & (PG_swapbacked | PG_anon)
     rc = yield from migrate_page_move_mapping(k, page_mapping(k, old), new, old)
     if rc != MIGRATEPAGE_SUCCESS:
-        mm.mapping[new] = 0
-        mm.flags[new] &= ~(PG_swapbacked | PG_anon)
+        mem_map.mapping[new] = 0
+        mem_map.flags[new] &= ~(PG_swapbacked | PG_anon)
         return rc
     migrate_page_copy(k, new, old)
     if "B2" in k.inject:
@@ -93,20 +93,20 @@ def move_to_new_page(k, new: int, old: int, page_was_mapped: bool):
         mem_cgroup_migrate(k, old, new, False)
         if page_was_mapped:
             remove_migration_ptes(k, old, new)
-    mm.mapping[old] = 0
-    mm.flags[old] &= ~PG_anon
+    mem_map.mapping[old] = 0
+    mem_map.flags[old] &= ~PG_anon
     return MIGRATEPAGE_SUCCESS
 
 
 def remove_migration_ptes(k, old: int, new: int) -> None:
     """Replace every migration entry for old with a pte for new (mapped_file counts on new)."""
-    mm = k.mem_map
+    mem_map = k.mem_map
     for vma, addr in list(rmap_walk(k, old, migration=True)):
         i = addr - vma.start
         pte = int(vma.pte[i])
         get_page(k, new)
         vma.pte[i] = PTE_PRESENT | (pte & (PTE_WRITE | PTE_DIRTY)) | new
-        if mm.flags[new] & PG_anon:
+        if mem_map.flags[new] & PG_anon:
             do_page_add_anon_rmap(k, new, vma, addr)
         else:
             page_add_file_rmap(k, new)
@@ -115,14 +115,14 @@ def remove_migration_ptes(k, old: int, new: int) -> None:
 def unmap_and_move(k, old: int, node: int):
     """Path: migrate one isolated page to node; the old page is put back (and freed when it
     was migrated), the new one goes on the LRU."""
-    mm = k.mem_map
+    mem_map = k.mem_map
     new = alloc_pages_node(k, node, 0, thisnode=True)
     if new < 0:
         putback_lru_page(k, old)
         return -Errno.ENOMEM
     rc = -Errno.EAGAIN
     if (yield TryLock(page_lock(old))):
-        if mm.flags[old] & PG_writeback:
+        if mem_map.flags[old] & PG_writeback:
             rc = -Errno.EBUSY
         else:
             yield Lock(page_lock(new))

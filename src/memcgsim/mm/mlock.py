@@ -9,11 +9,11 @@ def clear_page_mlock(k, pfn: int) -> None:
     """The last mlocked mapping went: move the page back to an evictable list."""
     from .vmscan import isolate_lru_page, putback_lru_page
 
-    mm = k.mem_map
-    if not mm.flags[pfn] & PG_mlocked:
+    mem_map = k.mem_map
+    if not mem_map.flags[pfn] & PG_mlocked:
         return
-    mm.flags[pfn] &= ~PG_mlocked
-    if mm.flags[pfn] & PG_lru and isolate_lru_page(k, pfn) == 0:
+    mem_map.flags[pfn] &= ~PG_mlocked
+    if mem_map.flags[pfn] & PG_lru and isolate_lru_page(k, pfn) == 0:
         putback_lru_page(k, pfn)
 
 
@@ -21,10 +21,10 @@ def mlock_vma_page(k, pfn: int) -> None:
     """Mark a mapped page mlocked and move it to the unevictable list."""
     from .vmscan import isolate_lru_page, putback_lru_page
 
-    mm = k.mem_map
-    if mm.flags[pfn] & PG_mlocked:
+    mem_map = k.mem_map
+    if mem_map.flags[pfn] & PG_mlocked:
         return
-    mm.flags[pfn] |= PG_mlocked
-    if mm.flags[pfn] & PG_lru and isolate_lru_page(k, pfn) == 0:
+    mem_map.flags[pfn] |= PG_mlocked
+    if mem_map.flags[pfn] & PG_lru and isolate_lru_page(k, pfn) == 0:
         putback_lru_page(k, pfn)
 

@@ -82,9 +82,9 @@ def find_free_pages(k, node: int, nr: int) -> np.ndarray:
 
 def prep_new_pages(k, pfns: np.ndarray, node: int) -> None:
     """Take pages out of the free lists: refcount 1, no flags."""
-    mm = k.mem_map
-    mm.flags[pfns] = 0
-    mm.refcount[pfns] = 1
+    mem_map = k.mem_map
+    mem_map.flags[pfns] = 0
+    mem_map.refcount[pfns] = 1
     fa = k.free_area
     blocks, counts = np.unique(pfns // HPAGE_PMD_NR, return_counts=True)
     fa.block_free[blocks] -= counts.astype(fa.block_free.dtype)
@@ -129,15 +129,15 @@ def _alloc_pages_node(k, node: int, order: int) -> int:
     if order == 0:
         fa = k.free_area
         pfn = fa.cursor[node]
-        mm = k.mem_map
-        if not mm.flags[pfn] & PG_buddy:
+        mem_map = k.mem_map
+        if not mem_map.flags[pfn] & PG_buddy:
             pfns = find_free_pages(k, node, 1)
             if not len(pfns):
                 return -1
             pfn = int(pfns[0])
         # prep_new_pages for one page, without the array machinery
-        mm.flags[pfn] = 0
-        mm.refcount[pfn] = 1
+        mem_map.flags[pfn] = 0
+        mem_map.refcount[pfn] = 1
         fa.block_free[pfn // HPAGE_PMD_NR] -= 1
         fa.nr_free[node] -= 1
         lo, hi = _node_range(k, node)
@@ -150,30 +150,31 @@ def _alloc_pages_node(k, node: int, order: int) -> int:
     if not len(blocks):
         return -1
     head = (int(blocks[0]) + lo // HPAGE_PMD_NR) * HPAGE_PMD_NR
-    mm = k.mem_map
+    mem_map = k.mem_map
     pfns = np.arange(head, head + HPAGE_PMD_NR)
     cursor = fa.cursor[node]
     prep_new_pages(k, pfns, node)
     fa.cursor[node] = cursor
-    mm.flags[head] = PG_head
-    mm.flags[head + 1: head + HPAGE_PMD_NR] = PG_tail
-    mm.refcount[head + 1: head + HPAGE_PMD_NR] = 0
+    mem_map.flags[head] = PG_head
+    mem_map.flags[head + 1: head + HPAGE_PMD_NR] = PG_tail
+    mem_map.refcount[head + 1: head + HPAGE_PMD_NR] = 0
     return head
 
 
 def free_pages_check(k, pfn: int) -> bool:
     """True if the page can be freed; else report a bad page (and leak it)."""
-    mm = k.mem_map
+    mem_map = k.mem_map
     bad = []
-    if mm.mapcount[pfn] != 0:
+    if mem_map.mapcount[pfn] != 0:
         bad.append("nonzero mapcount")
-    if mm.refcount[pfn] != 0:
+    if mem_map.refcount[pfn] != 0:
         bad.append("nonzero _count")
-    if mm.mapping[pfn] != 0 and not mm.flags[pfn] & PG_anon:
+    if mem_map.mapping[pfn] != 0 and not mem_map.flags[pfn] & PG_anon:
         bad.append("non-NULL mapping")
-    if mm.flags[pfn] & PAGE_FLAGS_CHECK_AT_FREE:
+    if mem_map.flags[pfn] & PAGE_FLAGS_CHECK_AT_FREE:
         bad.append("PAGE_FLAGS_CHECK_AT_FREE flag(s) set: "
-                   + flag_names(int(mm.flags[pfn]) & PAGE_FLAGS_CHECK_AT_FREE, PAGE_FLAG_NAMES))
+                   + flag_names(int(mem_map.flags[pfn]) & PAGE_FLAGS_CHECK_AT_FREE,
+                                PAGE_FLAG_NAMES))
     if k.pc.flags[pfn] & PCG_USED:
         bad.append("cgroup check failed")
     if bad:
@@ -185,17 +186,17 @@ def free_pages_check(k, pfn: int) -> bool:
 
 def free_pages(k, pfn: int) -> None:
     """free_hot_cold_page / free_compound_page: back to the allocator."""
-    mm = k.mem_map
+    mem_map = k.mem_map
     if not free_pages_check(k, pfn):
         return
-    nr = HPAGE_PMD_NR if mm.flags[pfn] & PG_head else 1
+    nr = HPAGE_PMD_NR if mem_map.flags[pfn] & PG_head else 1
     sl = slice(pfn, pfn + nr)
-    mm.flags[sl] = PG_buddy
-    mm.mapping[sl] = 0
-    mm.index[sl] = 0
-    mm.private[sl] = 0
-    mm.refcount[sl] = 0
-    mm.mapcount[sl] = 0
+    mem_map.flags[sl] = PG_buddy
+    mem_map.mapping[sl] = 0
+    mem_map.index[sl] = 0
+    mem_map.private[sl] = 0
+    mem_map.refcount[sl] = 0
+    mem_map.mapcount[sl] = 0
     fa = k.free_area
     fa.block_free[pfn // HPAGE_PMD_NR] += nr
     fa.nr_free[k.page_to_nid(pfn)] += nr
@@ -203,11 +204,11 @@ def free_pages(k, pfn: int) -> None:
 
 def free_pages_bulk(k, pfns: np.ndarray) -> None:
     """Free many order-0 pages whose state is already clean (the vectorized free path)."""
-    mm = k.mem_map
-    mm.flags[pfns] = PG_buddy
-    mm.mapping[pfns] = 0
-    mm.index[pfns] = 0
-    mm.private[pfns] = 0
+    mem_map = k.mem_map
+    mem_map.flags[pfns] = PG_buddy
+    mem_map.mapping[pfns] = 0
+    mem_map.index[pfns] = 0
+    mem_map.private[pfns] = 0
     fa = k.free_area
     blocks, counts = np.unique(pfns // HPAGE_PMD_NR, return_counts=True)
     fa.block_free[blocks] += counts.astype(fa.block_free.dtype)

@@ -16,18 +16,18 @@ def set_page_dirty(k, pfn: int) -> None:
 
 
 def clear_page_dirty_for_io(k, pfn: int) -> bool:
-    mm = k.mem_map
-    was = bool(mm.flags[pfn] & PG_dirty)
-    mm.flags[pfn] &= ~PG_dirty
+    mem_map = k.mem_map
+    was = bool(mem_map.flags[pfn] & PG_dirty)
+    mem_map.flags[pfn] &= ~PG_dirty
     return was
 
 
 def test_set_page_writeback(k, pfn: int) -> bool:
     """Start writeback; the memcg writeback statistic counts the page while it is USED."""
-    mm = k.mem_map
-    was = bool(mm.flags[pfn] & PG_writeback)
+    mem_map = k.mem_map
+    was = bool(mem_map.flags[pfn] & PG_writeback)
     if not was:
-        mm.flags[pfn] |= PG_writeback
+        mem_map.flags[pfn] |= PG_writeback
         mem_cgroup_update_page_stat(k, pfn, MEM_CGROUP_STAT_WRITEBACK, 1)
     return was
 
@@ -41,19 +41,19 @@ def test_clear_page_writeback(k, pfn: int):
     a migration in between uncharges the page and the decrement is lost."""
     from .locking import Step
 
-    mm = k.mem_map
-    was = bool(mm.flags[pfn] & PG_writeback)
+    mem_map = k.mem_map
+    was = bool(mem_map.flags[pfn] & PG_writeback)
     if "B1" in k.inject:
-        mm.flags[pfn] &= ~PG_writeback
+        mem_map.flags[pfn] &= ~PG_writeback
         yield Step("TestClearPageWriteback")
         if was:
             mem_cgroup_update_page_stat(k, pfn, MEM_CGROUP_STAT_WRITEBACK, -1)
         return was
     memcg = k.memcg_by_id[int(k.pc.memcg[pfn])] if k.pc.flags[pfn] & PCG_USED else None
     yield Step("mem_cgroup_begin_page_stat")
-    was = bool(mm.flags[pfn] & PG_writeback)
+    was = bool(mem_map.flags[pfn] & PG_writeback)
     if was:
-        mm.flags[pfn] &= ~PG_writeback
+        mem_map.flags[pfn] &= ~PG_writeback
         if memcg is not None:
             memcg.stat[MEM_CGROUP_STAT_WRITEBACK] -= 1
     return was
@@ -93,7 +93,7 @@ def wakeup_flusher_threads(k, pfns):
     writeback on v2; a global flush on v1); the model's device completes at once."""
     done = 0
     for pfn in pfns:
-        mm = k.mem_map
-        if mm.flags[pfn] & PG_dirty and mm.refcount[pfn] > 0:
+        mem_map = k.mem_map
+        if mem_map.flags[pfn] & PG_dirty and mem_map.refcount[pfn] > 0:
             done += bool((yield from write_one_page(k, pfn, trylock=True)))
     return done

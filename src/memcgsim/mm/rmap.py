@@ -25,26 +25,26 @@ def page_mapped(k, pfn: int) -> bool:
 
 
 def __page_set_anon_rmap(k, pfn: int, vma, addr: int) -> None:
-    mm = k.mem_map
-    mm.mapping[pfn] = vma.anon_vma.id
-    mm.flags[pfn] |= PG_anon
-    mm.index[pfn] = vma.linear_page_index(addr)
+    mem_map = k.mem_map
+    mem_map.mapping[pfn] = vma.anon_vma.id
+    mem_map.flags[pfn] |= PG_anon
+    mem_map.index[pfn] = vma.linear_page_index(addr)
 
 
 def page_add_new_anon_rmap(k, pfn: int, vma, addr: int) -> None:
     """First mapping of a freshly allocated anonymous page."""
-    mm = k.mem_map
-    mm.flags[pfn] |= PG_swapbacked
-    mm.mapcount[pfn] = 1
+    mem_map = k.mem_map
+    mem_map.flags[pfn] |= PG_swapbacked
+    mem_map.mapcount[pfn] = 1
     __page_set_anon_rmap(k, pfn, vma, addr)
 
 
 def do_page_add_anon_rmap(k, pfn: int, vma, addr: int) -> None:
     """Map an existing anonymous page (swap cache page, migration target); page locked."""
-    mm = k.mem_map
-    first = mm.mapcount[pfn] == 0
-    mm.mapcount[pfn] += 1
-    k.bug_on(not mm.flags[pfn] & PG_locked, pfn, "!PageLocked(page)")
+    mem_map = k.mem_map
+    first = mem_map.mapcount[pfn] == 0
+    mem_map.mapcount[pfn] += 1
+    k.bug_on(not mem_map.flags[pfn] & PG_locked, pfn, "!PageLocked(page)")
     if first:
         __page_set_anon_rmap(k, pfn, vma, addr)
 
@@ -57,22 +57,22 @@ def page_dup_rmap(k, pfn: int) -> None:
 
 
 def page_add_file_rmap(k, pfn: int) -> None:
-    mm = k.mem_map
-    mm.mapcount[pfn] += 1
-    if mm.mapcount[pfn] == 1:
+    mem_map = k.mem_map
+    mem_map.mapcount[pfn] += 1
+    if mem_map.mapcount[pfn] == 1:
         mem_cgroup_update_page_stat(k, pfn, MEM_CGROUP_STAT_FILE_MAPPED, 1)
 
 
 def page_remove_rmap(k, pfn: int) -> None:
     """One mapping fewer; the last one drops mapped_file (file pages) and the mlock."""
-    mm = k.mem_map
-    k.bug_on(mm.mapcount[pfn] <= 0, pfn, "page_mapcount(page) <= 0 in page_remove_rmap")
-    mm.mapcount[pfn] -= 1
-    if mm.mapcount[pfn]:
+    mem_map = k.mem_map
+    k.bug_on(mem_map.mapcount[pfn] <= 0, pfn, "page_mapcount(page) <= 0 in page_remove_rmap")
+    mem_map.mapcount[pfn] -= 1
+    if mem_map.mapcount[pfn]:
         return
-    if not mm.flags[pfn] & PG_anon:
+    if not mem_map.flags[pfn] & PG_anon:
         mem_cgroup_update_page_stat(k, pfn, MEM_CGROUP_STAT_FILE_MAPPED, -1)
-    if mm.flags[pfn] & PG_mlocked:
+    if mem_map.flags[pfn] & PG_mlocked:
         from .mlock import clear_page_mlock
 
         clear_page_mlock(k, pfn)
@@ -81,10 +81,10 @@ def page_remove_rmap(k, pfn: int) -> None:
 def rmap_walk(k, pfn: int, migration: bool = False):
     """Every (vma, addr) whose pte maps this page (or, with migration, holds its migration
     entry): the anon_vma's VMAs for an anonymous page, the file's i_mmap for a file page."""
-    mm = k.mem_map
-    flags = int(mm.flags[pfn])
-    mapping = int(mm.mapping[pfn])
-    index = int(mm.index[pfn])
+    mem_map = k.mem_map
+    flags = int(mem_map.flags[pfn])
+    mapping = int(mem_map.mapping[pfn])
+    index = int(mem_map.index[pfn])
     if flags & PG_anon:
         anon_vma = k.anon_vmas.get(mapping)
         if anon_vma is None:
@@ -110,19 +110,19 @@ def try_to_unmap_one(k, pfn: int, vma, addr: int, flags: int) -> int:
     from .swap import page_cache_release
     from .swapfile import swap_duplicate
 
-    mm = k.mem_map
+    mem_map = k.mem_map
     if vma.flags & VM_LOCKED and flags != TTU_MIGRATION:
         return SWAP_MLOCK
     i = addr - vma.start
     pte = int(vma.pte[i])
     owner = vma.mm
-    pflags = int(mm.flags[pfn])
+    pflags = int(mem_map.flags[pfn])
     if flags == TTU_MIGRATION:
         vma.pte[i] = PTE_MIGRATION | (pte & PTE_WRITE) | pfn
     elif pflags & PG_anon:
         if not pflags & PG_swapcache:
             return SWAP_FAIL
-        entry = int(mm.private[pfn])
+        entry = int(mem_map.private[pfn])
         swap_duplicate(k, entry)
         vma.pte[i] = swp_entry_to_pte(entry)
         owner.rss_stat[MM_ANONPAGES] -= 1
@@ -137,9 +137,9 @@ def try_to_unmap_one(k, pfn: int, vma, addr: int, flags: int) -> int:
 
 def try_to_unmap(k, pfn: int, flags: int = TTU_UNMAP) -> int:
     """Unmap a locked page from every pte; SWAP_SUCCESS when no mapping is left."""
-    mm = k.mem_map
-    k.bug_on(not mm.flags[pfn] & PG_locked, pfn, "!PageLocked(page)")
-    k.bug_on(mm.flags[pfn] & PG_head, pfn, "PageTransHuge(page) in try_to_unmap")
+    mem_map = k.mem_map
+    k.bug_on(not mem_map.flags[pfn] & PG_locked, pfn, "!PageLocked(page)")
+    k.bug_on(mem_map.flags[pfn] & PG_head, pfn, "PageTransHuge(page) in try_to_unmap")
     ret = SWAP_AGAIN
     for vma, addr in list(rmap_walk(k, pfn)):
         ret = try_to_unmap_one(k, pfn, vma, addr, flags)

@@ -24,16 +24,16 @@ from .swap import lru_cache_add_anon, page_cache_get, page_cache_release
 def shmem_add_to_page_cache(k, pfn: int, mapping, index: int, expected: int):
     """Path: insert a locked swap-backed page, replacing `expected` (a swap pte value) or a
     hole; 0 or -errno."""
-    mm = k.mem_map
-    k.bug_on(not mm.flags[pfn] & PG_locked, pfn, "!PageLocked(page)")
-    k.bug_on(not mm.flags[pfn] & PG_swapbacked, pfn, "!PageSwapBacked(page)")
+    mem_map = k.mem_map
+    k.bug_on(not mem_map.flags[pfn] & PG_locked, pfn, "!PageLocked(page)")
+    k.bug_on(not mem_map.flags[pfn] & PG_swapbacked, pfn, "!PageSwapBacked(page)")
     page_cache_get(k, pfn)
-    mm.mapping[pfn] = mapping.id
-    mm.index[pfn] = index
+    mem_map.mapping[pfn] = mapping.id
+    mem_map.index[pfn] = index
     yield Lock(tree_lock(mapping.id))
     if mapping.lookup(index) != expected:
         yield Unlock(tree_lock(mapping.id))
-        mm.mapping[pfn] = 0
+        mem_map.mapping[pfn] = 0
         page_cache_release(k, pfn)
         return -Errno.EEXIST if not expected else -Errno.ENOENT
     mapping.ensure(index + 1)
@@ -56,7 +56,7 @@ def shmem_getpage(k, mapping, index: int, node: int, sgp: str):
     from .swap_state import delete_from_swap_cache, lookup_swap_cache, swapin_readahead
     from .swapfile import swap_free
 
-    mm = k.mem_map
+    mem_map = k.mem_map
     charge_mm = k.current.mm if k.current is not None else None
     if sgp != SGP_WRITE and index >= mapping.size_pages:
         return -Errno.EINVAL
@@ -81,7 +81,7 @@ def shmem_getpage(k, mapping, index: int, node: int, sgp: str):
                 if pfn < 0:
                     return -Errno.ENOMEM
             yield Lock(page_lock(pfn))
-            if (not mm.flags[pfn] & PG_swapcache or mm.private[pfn] != swap
+            if (not mem_map.flags[pfn] & PG_swapcache or mem_map.private[pfn] != swap
                     or mapping.lookup(index) != e):
                 yield Unlock(page_lock(pfn))
                 page_cache_release(k, pfn)
@@ -114,7 +114,7 @@ def shmem_getpage(k, mapping, index: int, node: int, sgp: str):
         pfn = alloc_pages_node(k, node if mapping.gfp_node is None else mapping.gfp_node, 0)
         if pfn < 0:
             return -Errno.ENOMEM
-        mm.flags[pfn] |= PG_swapbacked
+        mem_map.flags[pfn] |= PG_swapbacked
         yield Lock(page_lock(pfn))
         ret, memcg = mem_cgroup_try_charge(k, pfn, charge_mm, GFP_KERNEL)
         if ret:
@@ -157,19 +157,19 @@ def shmem_replace_page(k, old: int, mapping):
     Returns (the page now locked and referenced, 0 or -errno)."""
     from .memcontrol import mem_cgroup_replace_folio
 
-    mm = k.mem_map
-    entry = int(mm.private[old])
+    mem_map = k.mem_map
+    entry = int(mem_map.private[old])
     new = alloc_pages_node(k, mapping.gfp_node, 0, thisnode=True)
     if new < 0:
         return old, -Errno.ENOMEM
     page_cache_get(k, new)
-    mm.flags[new] |= PG_swapbacked
+    mem_map.flags[new] |= PG_swapbacked
     yield Lock(page_lock(new))                     # __set_page_locked: nobody sees it yet
     yield Lock(tree_lock(k.swapper_space.id))
     replaced = k.swap.cache[entry] == old
     if replaced:                                   # shmem_radix_tree_replace
-        mm.flags[new] |= PG_swapcache
-        mm.private[new] = entry
+        mem_map.flags[new] |= PG_swapcache
+        mem_map.private[new] = entry
         k.swap.cache[entry] = new
     yield Unlock(tree_lock(k.swapper_space.id))
     if not replaced:
@@ -177,8 +177,8 @@ def shmem_replace_page(k, old: int, mapping):
     else:
         mem_cgroup_replace_folio(k, old, new, lrucare="B5" not in k.inject)
         lru_cache_add_anon(k, new)
-    mm.flags[old] &= ~PG_swapcache
-    mm.private[old] = 0
+    mem_map.flags[old] &= ~PG_swapcache
+    mem_map.private[old] = 0
     yield Unlock(page_lock(old))
     page_cache_release(k, old)                    # the lookup's reference
     page_cache_release(k, old)                    # the swap cache's
@@ -224,8 +224,8 @@ def shmem_writepage(k, pfn: int):
     from .swap_state import add_to_swap_cache
     from .swapfile import get_swap_page, swap_shmem_alloc
 
-    mm = k.mem_map
-    mapping = k.mappings.get(int(mm.mapping[pfn]))
+    mem_map = k.mem_map
+    mapping = k.mappings.get(int(mem_map.mapping[pfn]))
     if mapping is None or not mapping.shmem:
         return False
     swap = get_swap_page(k, pfn)
@@ -234,14 +234,14 @@ def shmem_writepage(k, pfn: int):
         return False
     add_to_swap_cache(k, pfn, swap)
     swap_shmem_alloc(k, swap)
-    index = int(mm.index[pfn])
+    index = int(mem_map.index[pfn])
     yield Lock(tree_lock(mapping.id))             # shmem_delete_from_page_cache
     mapping.i_pages[index] = PTE_SWAP | swap
     mapping.nrpages -= 1
-    mm.mapping[pfn] = 0
+    mem_map.mapping[pfn] = 0
     yield Unlock(tree_lock(mapping.id))
     page_cache_release(k, pfn)
-    k.bug_on(mm.mapcount[pfn] > 0, pfn, "page_mapped(page)")
+    k.bug_on(mem_map.mapcount[pfn] > 0, pfn, "page_mapped(page)")
     return True
 
 

@@ -44,20 +44,20 @@ def get_page_unless_zero(k, pfn: int) -> bool:
 
 
 def put_page_testzero(k, pfn: int) -> bool:
-    mm = k.mem_map
-    k.bug_on(mm.refcount[pfn] <= 0, pfn, "atomic_read(&page->_count) == 0")
-    mm.refcount[pfn] -= 1
-    return mm.refcount[pfn] == 0
+    mem_map = k.mem_map
+    k.bug_on(mem_map.refcount[pfn] <= 0, pfn, "atomic_read(&page->_count) == 0")
+    mem_map.refcount[pfn] -= 1
+    return mem_map.refcount[pfn] == 0
 
 
 def del_page_from_lru(k, pfn: int, page_off_lru: bool) -> None:
     """Under lru_lock: take a page off its LRU list. page_off_lru (a page leaving for good)
     also clears PG_active and PG_unevictable; isolation keeps them for the putback."""
-    mm = k.mem_map
-    flags = int(mm.flags[pfn])
-    lruvec = k.memcg_by_id[int(mm.lru_memcg[pfn])].lruvecs[k.page_to_nid(pfn)]
+    mem_map = k.mem_map
+    flags = int(mem_map.flags[pfn])
+    lruvec = k.memcg_by_id[int(mem_map.lru_memcg[pfn])].lruvecs[k.page_to_nid(pfn)]
     clear = PG_lru | (PG_active | PG_unevictable if page_off_lru else 0)
-    mm.flags[pfn] = flags & ~clear
+    mem_map.flags[pfn] = flags & ~clear
     del_page_from_lru_list(k, pfn, lruvec, page_lru(flags))
 
 
@@ -87,12 +87,12 @@ page_cache_release = put_page
 def release_pages(k, pfns: Iterable[int]) -> None:
     """Drop one reference on each page; those that reach zero are taken off the LRU, uncharged
     as one list, then freed (the munmap/exit and reclaim batch)."""
-    mm = k.mem_map
+    mem_map = k.mem_map
     to_free = []
     for pfn in pfns:
         if not put_page_testzero(k, pfn):
             continue
-        if mm.flags[pfn] & PG_lru:
+        if mem_map.flags[pfn] & PG_lru:
             del_page_from_lru(k, pfn, page_off_lru=True)
         to_free.append(pfn)
     mem_cgroup_uncharge_list(k, to_free)
@@ -101,11 +101,11 @@ def release_pages(k, pfns: Iterable[int]) -> None:
 
 
 def __lru_cache_add(k, pfn: int) -> None:
-    mm = k.mem_map
-    k.bug_on(mm.flags[pfn] & PG_lru, pfn, "PageLRU(page) in lru_cache_add")
+    mem_map = k.mem_map
+    k.bug_on(mem_map.flags[pfn] & PG_lru, pfn, "PageLRU(page) in lru_cache_add")
     lruvec = mem_cgroup_page_lruvec(k, pfn, k.page_to_nid(pfn))
-    mm.flags[pfn] |= PG_lru
-    add_page_to_lru_list(k, pfn, lruvec, page_lru(int(mm.flags[pfn])))
+    mem_map.flags[pfn] |= PG_lru
+    add_page_to_lru_list(k, pfn, lruvec, page_lru(int(mem_map.flags[pfn])))
 
 
 def lru_cache_add(k, pfn: int) -> None:
@@ -125,12 +125,12 @@ def lru_cache_add_active_or_unevictable(k, pfn: int, vma) -> None:
     unevictable one under VM_LOCKED."""
     from .mm_struct import VM_LOCKED
 
-    mm = k.mem_map
+    mem_map = k.mem_map
     if not vma.flags & VM_LOCKED:
         if k.profile.new_anon_active:
-            mm.flags[pfn] |= PG_active
+            mem_map.flags[pfn] |= PG_active
         else:
-            mm.flags[pfn] &= ~PG_active
+            mem_map.flags[pfn] &= ~PG_active
     else:
-        mm.flags[pfn] = (mm.flags[pfn] | PG_mlocked | PG_unevictable) & ~PG_active
+        mem_map.flags[pfn] = (mem_map.flags[pfn] | PG_mlocked | PG_unevictable) & ~PG_active
     __lru_cache_add(k, pfn)

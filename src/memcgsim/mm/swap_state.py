@@ -17,13 +17,13 @@ def __add_to_swap_cache(k, pfn: int, entry: int) -> None:
     """Insert into the swap cache, which holds one reference."""
     from .swap import page_cache_get
 
-    mm = k.mem_map
-    k.bug_on(not mm.flags[pfn] & PG_locked, pfn, "!PageLocked(page)")
-    k.bug_on(mm.flags[pfn] & PG_swapcache, pfn, "PageSwapCache(page)")
-    k.bug_on(not mm.flags[pfn] & PG_swapbacked, pfn, "!PageSwapBacked(page)")
+    mem_map = k.mem_map
+    k.bug_on(not mem_map.flags[pfn] & PG_locked, pfn, "!PageLocked(page)")
+    k.bug_on(mem_map.flags[pfn] & PG_swapcache, pfn, "PageSwapCache(page)")
+    k.bug_on(not mem_map.flags[pfn] & PG_swapbacked, pfn, "!PageSwapBacked(page)")
     page_cache_get(k, pfn)
-    mm.flags[pfn] |= PG_swapcache
-    mm.private[pfn] = entry
+    mem_map.flags[pfn] |= PG_swapcache
+    mem_map.private[pfn] = entry
     k.swap.cache[entry] = pfn
 
 
@@ -32,12 +32,12 @@ add_to_swap_cache = __add_to_swap_cache
 
 def __delete_from_swap_cache(k, pfn: int) -> None:
     """Remove from the swap cache index; the caller drops the cache's reference and slot."""
-    mm = k.mem_map
-    k.bug_on(not mm.flags[pfn] & PG_swapcache, pfn, "!PageSwapCache(page)")
-    entry = int(mm.private[pfn])
+    mem_map = k.mem_map
+    k.bug_on(not mem_map.flags[pfn] & PG_swapcache, pfn, "!PageSwapCache(page)")
+    entry = int(mem_map.private[pfn])
     k.swap.cache[entry] = -1
-    mm.private[pfn] = 0
-    mm.flags[pfn] &= ~PG_swapcache
+    mem_map.private[pfn] = 0
+    mem_map.flags[pfn] &= ~PG_swapcache
 
 
 def delete_from_swap_cache(k, pfn: int) -> None:
@@ -71,8 +71,8 @@ def try_to_free_swap(k, pfn: int) -> bool:
     from .mm_types import PG_writeback
     from .swapfile import page_swapcount
 
-    mm = k.mem_map
-    if not mm.flags[pfn] & PG_swapcache or mm.flags[pfn] & PG_writeback:
+    mem_map = k.mem_map
+    if not mem_map.flags[pfn] & PG_swapcache or mem_map.flags[pfn] & PG_writeback:
         return False
     if page_swapcount(k, pfn):
         return False
@@ -124,8 +124,8 @@ def read_swap_cache_async(k, entry: int, node: int):
         swapcache_free(k, entry)
         return -1
     yield Lock(page_lock(new))
-    mm = k.mem_map
-    mm.flags[new] |= PG_swapbacked
+    mem_map = k.mem_map
+    mem_map.flags[new] |= PG_swapbacked
     if mem_cgroup_swapin_charge_page(k, new, current_mm(k), entry):
         from .swap import put_page
         from .swapfile import swapcache_free
@@ -136,11 +136,11 @@ def read_swap_cache_async(k, entry: int, node: int):
         return -1
     # swapcache_prepare already holds SWAP_HAS_CACHE: insert without taking it again
     page_cache_get(k, new)
-    mm.flags[new] |= PG_swapcache
-    mm.private[new] = entry
+    mem_map.flags[new] |= PG_swapcache
+    mem_map.private[new] = entry
     k.swap.cache[entry] = new
     mem_cgroup_swapin_uncharge_swap(k, entry)
-    mm.flags[new] &= ~PG_active
+    mem_map.flags[new] &= ~PG_active
     lru_cache_add_anon(k, new)
     # swap_readpage: the device is synchronous, the read completes and unlocks the page
     yield Unlock(page_lock(new))

@@ -172,10 +172,10 @@ def free_swap_and_cache(k, entry: int):
                 pfn = -1
     if pfn < 0:
         return
-    mm = k.mem_map
-    flags = int(mm.flags[pfn])
+    mem_map = k.mem_map
+    flags = int(mem_map.flags[pfn])
     if (flags & PG_swapcache and not flags & PG_writeback
-            and (mm.mapcount[pfn] == 0 or vm_swap_full(k))):
+            and (mem_map.mapcount[pfn] == 0 or vm_swap_full(k))):
         delete_from_swap_cache(k, pfn)
         SetPageDirty(k, pfn)
     yield Unlock(page_lock(pfn))

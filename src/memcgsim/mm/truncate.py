@@ -27,11 +27,11 @@ def truncate_inode_page(k, mapping, pfn: int):
     """Path: unmap a locked page and remove it from the page cache."""
     from .filemap import delete_from_page_cache
 
-    mm = k.mem_map
-    if mm.mapcount[pfn] > 0:
-        index = int(mm.index[pfn])
+    mem_map = k.mem_map
+    if mem_map.mapcount[pfn] > 0:
+        index = int(mem_map.index[pfn])
         yield from unmap_mapping_range(k, mapping, index, index + 1)
-    mm.flags[pfn] &= ~PG_dirty                   # cancel_dirty_page
+    mem_map.flags[pfn] &= ~PG_dirty                   # cancel_dirty_page
     yield from delete_from_page_cache(k, pfn)
 
 

@@ -49,9 +49,9 @@ SWAP_CLUSTER_MAX = 32
 
 def isolate_lru_page(k, pfn: int) -> int:
     """Take a page off its LRU list with a reference held: 0, or -EBUSY if it is not on one."""
-    mm = k.mem_map
-    k.bug_on(mm.refcount[pfn] <= 0, pfn, "!page_count(page)")
-    if not mm.flags[pfn] & PG_lru:
+    mem_map = k.mem_map
+    k.bug_on(mem_map.refcount[pfn] <= 0, pfn, "!page_count(page)")
+    if not mem_map.flags[pfn] & PG_lru:
         return -16
     get_page(k, pfn)
     # isolation keeps PG_active / PG_unevictable: putback uses them to pick the list
@@ -65,23 +65,23 @@ def page_evictable(k, pfn: int) -> bool:
 
 def putback_lru_page(k, pfn: int) -> None:
     """Return an isolated page to the list its flags and memcg say, and drop the isolation ref."""
-    mm = k.mem_map
-    mm.flags[pfn] &= ~PG_unevictable
+    mem_map = k.mem_map
+    mem_map.flags[pfn] &= ~PG_unevictable
     if not page_evictable(k, pfn):
-        mm.flags[pfn] = (mm.flags[pfn] | PG_unevictable) & ~PG_active
+        mem_map.flags[pfn] = (mem_map.flags[pfn] | PG_unevictable) & ~PG_active
     lru_cache_add(k, pfn)
     put_page(k, pfn)
 
 
 def page_mapping(k, pfn: int):
     """The address_space of a page: its file's, or the swap cache's for a swap cache page."""
-    mm = k.mem_map
-    flags = int(mm.flags[pfn])
+    mem_map = k.mem_map
+    flags = int(mem_map.flags[pfn])
     if flags & PG_swapcache:
         return k.swapper_space
-    if flags & PG_anon or not mm.mapping[pfn]:
+    if flags & PG_anon or not mem_map.mapping[pfn]:
         return None
-    return k.mappings[int(mm.mapping[pfn])]
+    return k.mappings[int(mem_map.mapping[pfn])]
 
 
 def __remove_mapping(k, mapping, pfn: int):
@@ -94,18 +94,18 @@ def __remove_mapping(k, mapping, pfn: int):
     from .swap_state import __delete_from_swap_cache
     from .swapfile import swapcache_free
 
-    mm = k.mem_map
+    mem_map = k.mem_map
     yield Lock(tree_lock(mapping.id))
-    if mm.refcount[pfn] != 2:                     # page_freeze_refs(page, 2)
+    if mem_map.refcount[pfn] != 2:                     # page_freeze_refs(page, 2)
         yield Unlock(tree_lock(mapping.id))
         return False
-    mm.refcount[pfn] = 0
-    if mm.flags[pfn] & PG_dirty:
-        mm.refcount[pfn] = 2                      # page_unfreeze_refs
+    mem_map.refcount[pfn] = 0
+    if mem_map.flags[pfn] & PG_dirty:
+        mem_map.refcount[pfn] = 2                      # page_unfreeze_refs
         yield Unlock(tree_lock(mapping.id))
         return False
-    if mm.flags[pfn] & PG_swapcache:
-        entry = int(mm.private[pfn])
+    if mem_map.flags[pfn] & PG_swapcache:
+        entry = int(mem_map.private[pfn])
         mem_cgroup_swapout(k, pfn, entry)
         __delete_from_swap_cache(k, pfn)
         yield Unlock(tree_lock(mapping.id))
@@ -125,8 +125,8 @@ def pageout(k, pfn: int):
     from .page_writeback import clear_page_dirty_for_io, end_page_writeback, test_set_page_writeback
     from .shmem import shmem_writepage
 
-    mm = k.mem_map
-    if not mm.flags[pfn] & PG_swapcache:
+    mem_map = k.mem_map
+    if not mem_map.flags[pfn] & PG_swapcache:
         if not (yield from shmem_writepage(k, pfn)):
             return False
     clear_page_dirty_for_io(k, pfn)
@@ -135,26 +135,27 @@ def pageout(k, pfn: int):
     yield from end_page_writeback(k, pfn)         # ... and the synchronous device ends it
     if not (yield TryLock(page_lock(pfn))):
         return None
-    return not mm.flags[pfn] & (PG_dirty | PG_writeback)
+    return not mem_map.flags[pfn] & (PG_dirty | PG_writeback)
 
 
 def shrink_page_list(k, pfns: list[int], may_swap: bool = True, dirty: list | None = None):
     """Path: try to reclaim isolated pages; kept pages go back to the LRU. Returns the number
     of pages freed; dirty page-cache pages left for the flusher are appended to `dirty`."""
-    mm = k.mem_map
+    mem_map = k.mem_map
     free_list: list[int] = []
     keep: list[int] = []
     for pfn in pfns:
         if not (yield TryLock(page_lock(pfn))):
             keep.append(pfn)
             continue
-        mm.flags[pfn] &= ~PG_referenced         # page_check_references: TestClearPageReferenced
-        flags = int(mm.flags[pfn])
+        # page_check_references: TestClearPageReferenced
+        mem_map.flags[pfn] &= ~PG_referenced
+        flags = int(mem_map.flags[pfn])
         freed, locked = False, True
         if page_evictable(k, pfn) and not flags & (PG_writeback | PG_head):
             freed, locked = yield from _reclaim_locked_page(k, pfn, may_swap)
-            if (not freed and dirty is not None and mm.flags[pfn] & PG_dirty
-                    and not mm.flags[pfn] & PG_swapbacked):
+            if (not freed and dirty is not None and mem_map.flags[pfn] & PG_dirty
+                    and not mem_map.flags[pfn] & PG_swapbacked):
                 dirty.append(pfn)
         if locked:
             # for a freed page this is __clear_page_locked: nobody else can find it
@@ -188,20 +189,20 @@ def _reclaim_locked_page(k, pfn: int, may_swap: bool):
     """Path: shrink_page_list's work on one locked page: (freed, still locked)."""
     from .swap_state import add_to_swap
 
-    mm = k.mem_map
-    flags = int(mm.flags[pfn])
+    mem_map = k.mem_map
+    flags = int(mem_map.flags[pfn])
     if flags & PG_anon and not flags & PG_swapcache:
         if not may_swap or not add_to_swap(k, pfn):
-            mm.flags[pfn] |= PG_active            # activate_locked
+            mem_map.flags[pfn] |= PG_active            # activate_locked
             return False, True
     if page_mapped(k, pfn):
         ret = try_to_unmap(k, pfn)
         if ret == SWAP_FAIL:
-            mm.flags[pfn] |= PG_active
+            mem_map.flags[pfn] |= PG_active
         if ret != SWAP_SUCCESS:
             return False, True
-    if mm.flags[pfn] & PG_dirty:
-        if not mm.flags[pfn] & PG_swapbacked or not may_swap:
+    if mem_map.flags[pfn] & PG_dirty:
+        if not mem_map.flags[pfn] & PG_swapbacked or not may_swap:
             return False, True   # direct reclaim leaves dirty file pages to the flusher
         ok = yield from pageout(k, pfn)
         if ok is None:
@@ -259,10 +260,10 @@ class LruTail:
 
 
 def _look_at_list(k, memcg, lru: int) -> LruTail:
-    mm = k.mem_map
-    on = np.flatnonzero((mm.lru_memcg == memcg.id) & ((mm.flags & PG_lru) != 0))
-    on = on[page_lru_array(mm.flags[on]) == lru]
-    seqs = mm.lru_seq[on]
+    mem_map = k.mem_map
+    on = np.flatnonzero((mem_map.lru_memcg == memcg.id) & ((mem_map.flags & PG_lru) != 0))
+    on = on[page_lru_array(mem_map.flags[on]) == lru]
+    seqs = mem_map.lru_seq[on]
     order = np.argsort(seqs, kind="stable")
     return LruTail(on[order].tolist(), seqs[order].tolist())
 
@@ -271,7 +272,7 @@ def _next_pages(k, sc: ScanControl, memcg, lru: int, n: int) -> list[int]:
     """Up to n pages from the tail (oldest end) of memcg's list lru."""
     key = (memcg.id, lru)
     tail = k.lru_tails.get(key)
-    mm = k.mem_map
+    mem_map = k.mem_map
     out: list[int] = []
     looked = False
     while len(out) < n:
@@ -285,9 +286,9 @@ def _next_pages(k, sc: ScanControl, memcg, lru: int, n: int) -> list[int]:
             continue
         pfn, seq = tail.pfns[tail.pos], tail.seqs[tail.pos]
         tail.pos += 1
-        flags = int(mm.flags[pfn])
-        if (flags & PG_lru and int(mm.lru_memcg[pfn]) == memcg.id and page_lru(flags) == lru
-                and int(mm.lru_seq[pfn]) == seq):
+        flags = int(mem_map.flags[pfn])
+        if (flags & PG_lru and int(mem_map.lru_memcg[pfn]) == memcg.id and page_lru(flags) == lru
+                and int(mem_map.lru_seq[pfn]) == seq):
             out.append(pfn)
     return out
 
@@ -424,16 +425,16 @@ def shrink_active_list(k, memcg, sc: ScanControl, lru: int, n: int):
     accessed bits, so none is rotated back as referenced)."""
     from .memcontrol import count_memcg_event
 
-    mm = k.mem_map
+    mem_map = k.mem_map
     moved = 0
     candidates = _next_pages(k, sc, memcg, lru, n)
     if not candidates:
         return
     nodes = yield from _lock_lrus(k, candidates)
     for pfn in candidates:
-        if mm.refcount[pfn] <= 0 or isolate_lru_page(k, pfn):
+        if mem_map.refcount[pfn] <= 0 or isolate_lru_page(k, pfn):
             continue
-        mm.flags[pfn] &= ~PG_active
+        mem_map.flags[pfn] &= ~PG_active
         putback_lru_page(k, pfn)
         moved += 1
     yield from _unlock_lrus(nodes)
@@ -529,8 +530,8 @@ def reclaim_page(k, pfn: int):
     """Path: reclaim one given page (isolate, then shrink_page_list), as kswapd would."""
     nodes = yield from _lock_lrus(k, [pfn])
     # as __isolate_lru_page: only a page still on its list with a reference left
-    mm = k.mem_map
-    busy = (not mm.flags[pfn] & PG_lru or mm.refcount[pfn] <= 0
+    mem_map = k.mem_map
+    busy = (not mem_map.flags[pfn] & PG_lru or mem_map.refcount[pfn] <= 0
             or isolate_lru_page(k, pfn))
     yield from _unlock_lrus(nodes)
     if busy:
