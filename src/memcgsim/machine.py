@@ -12,9 +12,9 @@ from .errors import Errno, InvalidRequest
 from .kernel import PAGE_SIZE, Kernel
 from .mm import fork as fork_mod
 from .mm import fs_ops, memcontrol, memcontrol_v1, mmap, pgtable
-from .mm.filemap import do_generic_file_read, generic_perform_write, replace_page_cache_page
-from .mm.huge_memory import split_huge_page
-from .mm.locking import Lock, Unlock, page_lock
+from .mm.filemap import do_generic_file_read, generic_perform_write
+from .mm.fuse_dev import fuse_try_move_page
+from .mm.huge_memory import split_huge_page_pfn
 from .mm.memory import VM_FAULT_OOM, handle_mm_fault
 from .mm.migrate import migrate_pages
 from .mm.mm_struct import (
@@ -27,7 +27,7 @@ from .mm.mm_struct import (
     VM_WRITE,
     MmStruct,
 )
-from .mm.mm_types import HPAGE_PMD_NR, PG_dirty, PG_head, PG_lru, PG_tail, PG_writeback
+from .mm.mm_types import HPAGE_PMD_NR, PG_dirty, PG_head, PG_lru, PG_tail
 from .mm.oom_kill import finish_oom_kill, mem_cgroup_oom_synchronize, out_of_memory
 from .mm.page_counter import PAGE_COUNTER_MAX
 from .mm.page_writeback import (
@@ -36,7 +36,6 @@ from .mm.page_writeback import (
 from .mm.res_counter import RES_COUNTER_MAX
 from .mm.sched import Task
 from .mm.shmem import shmem_file_read_iter, shmem_write
-from .mm.swap import get_page, lru_cache_add_file, page_cache_release
 from .mm.vectorized import (
     do_generic_file_read_vectorized,
     fault_anon_range,
@@ -386,7 +385,7 @@ class Machine:
         its LRU list: replace_page_cache_page moves the charge with lrucare. -EBUSY (the
         kernel copies instead) when the cached page is mapped, dirty or under writeback."""
         self._alive(task)
-        return self._run(_splice(self.k, self.file(name), index,
+        return self._run(fuse_try_move_page(self.k, self.file(name), index,
                                   self.file(steal_from) if steal_from else None, steal_index,
                                   task.node), task)
 
@@ -427,9 +426,7 @@ class Machine:
         head = pfn - pfn % HPAGE_PMD_NR
         if not self.k.mem_map.flags[head] & PG_head:
             raise InvalidRequest(f"offset {offset} of {vma!r} is not a THP")
-        get_page(self.k, head)
-        self._run(split_huge_page(self.k, head), task)
-        page_cache_release(self.k, head)
+        self._run(split_huge_page_pfn(self.k, head), task)
 
     # -------------------------------------------------------------- inspection
     def pfn_of(self, vma, offset: int) -> int:
@@ -488,65 +485,3 @@ class Machine:
 
 def _is_int(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _splice(k, mapping, index: int, steal_mapping, steal_index: int, node: int):
-    """Path: fuse_try_move_page: steal the pipe's page and put it in place of the cached one."""
-    from .mm.filemap import __delete_from_page_cache, find_get_page
-    from .mm.locking import tree_lock
-    from .mm.page_alloc import alloc_pages_node
-
-    old = find_get_page(k, mapping, index)
-    if old < 0:
-        return -Errno.ENOENT
-    if steal_mapping is not None:
-        new = find_get_page(k, steal_mapping, steal_index)
-        if new < 0:
-            page_cache_release(k, old)
-            return -Errno.ENOENT
-        # page_cache_pipe_buf_steal: under the page lock, remove_mapping takes the page out
-        # of its cache only if it is still there and nobody else holds it (references frozen
-        # at the cache's and the pipe's); otherwise the splice falls back to copying
-        yield Lock(page_lock(new))
-        if k.mem_map.mapping[new] != steal_mapping.id or k.mem_map.mapcount[new]:
-            yield Unlock(page_lock(new))
-            page_cache_release(k, new)
-            page_cache_release(k, old)
-            return -Errno.EBUSY
-        yield Lock(tree_lock(steal_mapping.id))
-        if k.mem_map.refcount[new] != 2:
-            yield Unlock(tree_lock(steal_mapping.id))
-            yield Unlock(page_lock(new))
-            page_cache_release(k, new)
-            page_cache_release(k, old)
-            return -Errno.EBUSY
-        __delete_from_page_cache(k, new)
-        yield Unlock(tree_lock(steal_mapping.id))
-        page_cache_release(k, new)                     # the cache's reference
-    else:
-        new = alloc_pages_node(k, node, 0)
-        if new < 0:
-            page_cache_release(k, old)
-            return -Errno.ENOMEM
-        yield Lock(page_lock(new))
-    yield Lock(page_lock(old))
-    # fuse_try_move_page only replaces a clean, unmapped page being read in; otherwise it
-    # falls back to copying into the old page, which changes no accounting. (The kernel's
-    # old page is locked by the read request throughout; the model looks it up first, so it
-    # may have been truncated or replaced by the time its lock is taken.)
-    if (k.mem_map.mapping[old] != mapping.id or k.mem_map.mapcount[old]
-            or k.mem_map.flags[old] & (PG_dirty | PG_writeback)):
-        yield Unlock(page_lock(old))
-        yield Unlock(page_lock(new))
-        page_cache_release(k, old)
-        page_cache_release(k, new)
-        return -Errno.EBUSY
-    yield from replace_page_cache_page(k, old, new, 0)
-    if not k.mem_map.flags[new] & PG_lru:
-        lru_cache_add_file(k, new)
-    yield Unlock(page_lock(old))
-    yield Unlock(page_lock(new))
-    page_cache_release(k, old)       # our lookup reference: the last one, old is freed
-    page_cache_release(k, new)       # the pipe's reference
-    return 0
-

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from .errors import InvalidRequest
 from .explore import RaceSet
 from .machine import Machine
-from .mm.locking import Step
 
 # ------------------------------------------------------------------------------------------
 # references
@@ -192,20 +191,10 @@ def _p_truncate(m, ctx, file, pages=0):
     return None, fs_ops.do_truncate(m.k, m.file(file), pages)
 
 
-def _kswapd_page(k, pfn: int):
-    """Path: kswapd meets the page at the tail of its LRU list: under the lru_lock it is
-    isolated only if it is still there (and referenced), then shrink_page_list runs."""
-    from .mm.mm_types import PG_lru
-    from .mm.vmscan import reclaim_page
-
-    yield Step("lru_lock: look at the list's tail")
-    if not k.mem_map.flags[pfn] & PG_lru or k.mem_map.refcount[pfn] <= 0:
-        return 0
-    return (yield from reclaim_page(k, pfn))
-
-
 def _p_reclaim(m, ctx, page):
-    return None, _kswapd_page(m.k, _page(m, ctx, page))
+    from .mm.vmscan import kswapd_shrink_page
+
+    return None, kswapd_shrink_page(m.k, _page(m, ctx, page))
 
 
 def _p_munmap(m, ctx, task, vma):
@@ -215,10 +204,10 @@ def _p_munmap(m, ctx, task, vma):
 
 
 def _p_splice(m, ctx, task, file, steal, index=0, steal_index=0):
-    from .machine import _splice
+    from .mm.fuse_dev import fuse_try_move_page
 
-    return _task(m, ctx, task), _splice(m.k, m.file(file), index, m.file(steal), steal_index,
-                                        0)
+    return _task(m, ctx, task), fuse_try_move_page(m.k, m.file(file), index, m.file(steal),
+                                                   steal_index, 0)
 
 
 def _p_end_writeback(m, ctx, page):
@@ -241,22 +230,12 @@ def _p_attach(m, ctx, task, cgroup):
     return t, attach_task(m.k, t, m.memcg(cgroup))
 
 
-def _split(k, head: int):
-    from .mm.huge_memory import split_huge_page
-    from .mm.swap import get_page_unless_zero, put_page
-
-    if not get_page_unless_zero(k, head):
-        return 0
-    split = yield from split_huge_page(k, head)
-    put_page(k, head)
-    return split
-
-
 def _p_split_thp(m, ctx, page):
+    from .mm.huge_memory import split_huge_page_pfn
     from .mm.mm_types import HPAGE_PMD_NR
 
     pfn = _page(m, ctx, page)
-    return None, _split(m.k, pfn - pfn % HPAGE_PMD_NR)
+    return None, split_huge_page_pfn(m.k, pfn - pfn % HPAGE_PMD_NR)
 
 
 def _p_shmem_read(m, ctx, task, file, index=0):

@@ -150,3 +150,15 @@ def __split_huge_page(k, head: int):
     for tail in range(head + 1, head + HPAGE_PMD_NR):
         put_page(k, tail)
 
+
+def split_huge_page_pfn(k, head: int):
+    """Path: split a THP found by its pfn, not through a mapping that pins it (as
+    memory_failure does): get_page_unless_zero, split_huge_page, put_page. 0 when the page was
+    freed first, else what split_huge_page returns."""
+    from .swap import get_page_unless_zero, put_page
+
+    if not get_page_unless_zero(k, head):
+        return 0
+    split = yield from split_huge_page(k, head)
+    put_page(k, head)
+    return split

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .locking import Lock, TryLock, Unlock, lru_lock, page_lock, run_path, tree_lock
+from .locking import Lock, Step, TryLock, Unlock, lru_lock, page_lock, run_path, tree_lock
 from .memcontrol import mem_cgroup_swapout, mem_cgroup_uncharge_list
 from .mm_types import (
     LRU_ACTIVE_ANON,
@@ -538,3 +538,12 @@ def reclaim_page(k, pfn: int):
         return 0
     return (yield from shrink_page_list(k, [pfn], may_swap=k.swap.nr_slots > 0))
 
+
+def kswapd_shrink_page(k, pfn: int):
+    """Path: kswapd (balance_pgdat, shrink_inactive_list) meets the page at the tail of its
+    LRU list: it looks at the tail, then isolates the page under the lru_lock only if it is
+    still there with a reference left, and shrink_page_list runs."""
+    yield Step("lru_lock: look at the list's tail")
+    if not k.mem_map.flags[pfn] & PG_lru or k.mem_map.refcount[pfn] <= 0:
+        return 0
+    return (yield from reclaim_page(k, pfn))
