@@ -478,7 +478,7 @@ MISTAKES = [
       steps:
         - spawn: {task: A, cgroup: /web}
         - write: {task: A, file: /data/log, size: 1MiB, fs: ntfs}
-      """, "6:55", "fs: want ext4 or tmpfs, not 'ntfs'", id="unknown-fs"),
+      """, "6:55", "fs: want ext4, xfs, btrfs or tmpfs, not 'ntfs'", id="unknown-fs"),
     # ------------------------------------------------------------------ set
     p("""\
       format: 1

@@ -16,11 +16,10 @@ import argparse
 import os
 import sys
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_INVALID = 2
-EXIT_VIOLATIONS = 3
-EXIT_SETUP = 4
+from .status import Exit
+
+EXIT_OK, EXIT_ERROR, EXIT_INVALID = Exit.OK, Exit.ERROR, Exit.INVALID
+EXIT_VIOLATIONS, EXIT_SETUP = Exit.VIOLATIONS, Exit.SETUP
 
 
 class _VersionAction(argparse.Action):

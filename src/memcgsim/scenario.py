@@ -21,6 +21,7 @@ from typing import Any
 
 from .errors import Errno, InvalidRequest, MemcgsimError, ModelBug
 from .profile import PROFILES
+from .status import Exit
 
 PAGE = 4096
 UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "ki": 1 << 10, "m": 1 << 20,
@@ -813,7 +814,7 @@ def _step(kind, a, args, knode, machine, cgroups, tasks, regions, files, may_fai
         vals["size"] = parse_size(a["size"][1], "size", whole_pages=True)
         fs = a.get("fs")
         if fs is not None and fs[1].value not in ("ext4", "tmpfs", "xfs", "btrfs"):
-            raise _err(fs[1], f"fs: want ext4 or tmpfs, not {_show(fs[1].value)}")
+            raise _err(fs[1], f"fs: want ext4, xfs, btrfs or tmpfs, not {_show(fs[1].value)}")
         vals["fs"] = fs[1].value if fs else ("tmpfs" if vals["file"].startswith(
             ("/dev/shm/", "/tmp/")) else "ext4")
         files.add(vals["file"])
@@ -1066,10 +1067,10 @@ class RunResult:
     @property
     def exit_status(self) -> int:
         if self.violations:
-            return 3
+            return Exit.VIOLATIONS
         if self.failure or not all(c.ok for c in self.checks):
-            return 1
-        return 0
+            return Exit.ERROR
+        return Exit.OK
 
 
 class StepFailed(Exception):

@@ -1,10 +1,13 @@
-"""mm/memcontrol.c as of 3.17: memcgs, the per-CPU charge stock and the page charge API.
+"""mm/memcontrol.c: memcgs, the per-CPU charge stock and the page charge API, of 3.17 and of
+6.1 and 6.12 (what differs is read off the kernel profile, memcgsim.profile).
 
-The 2014 design: a page is charged in two steps, try_charge (reserve on the counters) and then
-commit_charge (bind the page) or cancel_charge; it keeps its charge through mapping, LRU, page
-cache and swap cache life and is uncharged once, after the final put (mem_cgroup_uncharge);
-mem_cgroup_migrate transfers a charge; mem_cgroup_swapout hands the memsw charge to the swap
-entry. Functions here are atomic steps: the paths that call them hold the page's serialization.
+The 2014 design (3.17): a page is charged in two steps, try_charge (reserve on the counters)
+and then commit_charge (bind the page) or cancel_charge; it keeps its charge through mapping,
+LRU, page cache and swap cache life and is uncharged once, after the final put
+(mem_cgroup_uncharge); mem_cgroup_migrate transfers a charge; mem_cgroup_swapout hands the
+memsw charge to the swap entry. From 5.8 (the 6.x profiles) a page is charged in one step,
+mem_cgroup_charge, before anyone can see it; the 3.17 entry points take the 6.x route there.
+Functions here are atomic steps: the paths that call them hold the page's serialization.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
-"""Array versions of the two hottest paths: anonymous write faults over a range of ptes, and
-zapping a range. Each leaves exactly the state that running the per-page reference path
-(memory.handle_mm_fault per address, memory.zap_pte_range) leaves; tests/test_vectorized.py
-shows it on random inputs.
+"""Array versions of the hottest paths: anonymous write faults over a range of ptes
+(fault_anon_range), page-cache reads (do_generic_file_read_vectorized), runs of either at a
+cgroup-v2 limit (_LimitRun), zapping a range (zap_pte_range_vectorized) and reclaim of a batch
+(shrink_page_list_bulk). Each leaves exactly the state that running the per-page reference path
+(memory.handle_mm_fault per address, filemap.do_generic_file_read, memory.zap_pte_range,
+vmscan.shrink_page_list) leaves; tests/test_vectorized.py shows it on random inputs.
 
 They only take the common case in bulk (pte_none, small pages, charges that surely fit; private
 anonymous pages with no other user) and hand everything else, page by page, to the reference

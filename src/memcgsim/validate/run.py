@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from ..errors import InvalidRequest
 from ..scenario import Scenario, run_scenario
+from ..status import Exit
 from . import cache, guest, qemu, serial
 from .compare import (
     CHARGE_BATCH,
@@ -52,7 +53,7 @@ class Validation:
 
     @property
     def exit_status(self) -> int:
-        return 0 if all(r.matches for r in self.results) else 1
+        return Exit.OK if all(r.matches for r in self.results) else Exit.ERROR
 
 
 def series_for(sc: Scenario, kernel: str | None) -> str:
