@@ -336,3 +336,26 @@ def test_a_read_after_a_write_activates_the_page_on_3_17_only(profile, cgroup):
     lists = stat["active_file"], stat["inactive_file"]
     assert lists == ((20 * P, 0) if profile == "3.17" else (0, 20 * P))
     ok(m)
+
+
+def test_oom_skips_costly_order_is_what_the_oom_path_reads():
+    """A 512-page THP charge that fails in a madvised VMA: with oom_skips_costly_order (6.x)
+    the memcg OOM declines it and the fault falls back to small pages, whose order-0 charge
+    then OOMs; without it the OOM runs for the THP charge first."""
+    import dataclasses
+
+    from memcgsim import Machine
+
+    seen = {}
+    for skip in (True, False):
+        m = Machine(8192, profile="6.12", cgroup="v2", thp=True)
+        m.k.profile = dataclasses.replace(m.k.profile, oom_skips_costly_order=skip)
+        m.mkdir("/a")
+        m.write_file("/", "cgroup.subtree_control", "+memory")
+        m.write_file("/a", "memory.max", str(3 << 20))
+        t = m.spawn("A", cgroup="/a")
+        assert m.touch(t, m.mmap_anon(t, 1024, hugepage=True)) == 757
+        assert t.state == "killed"
+        events = dict(line.split() for line in m.read_file("/a", "memory.events").splitlines())
+        seen[skip] = ([n for _, n in m.k.oom_charges], events["oom"], events["oom_kill"])
+    assert seen == {True: ([1], "1", "1"), False: ([512, 1], "2", "1")}

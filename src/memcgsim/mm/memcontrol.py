@@ -677,11 +677,13 @@ def get_order(nr_pages: int) -> int:
 def mem_cgroup_oom_6x(k, memcg: MemCgroup, gfp_mask: int, order: int, nr_pages: int) -> bool:
     """mem_cgroup_oom (6.x): True when the OOM killer freed (or is freeing) memory.
 
-    Costly orders never OOM. A v1 memcg with oom_kill_disable records the OOM in a faulting
-    task, which waits at the end of the fault as in 3.17; otherwise the killer runs now."""
+    Costly orders never OOM (oom_skips_costly_order). A v1 memcg with oom_kill_disable records
+    the OOM in a faulting task, which waits at the end of the fault as in 3.17; otherwise the
+    killer runs now."""
     from .oom_kill import mem_cgroup_out_of_memory_6x
 
-    if order > 3:
+    prof = k.profile
+    if prof.oom_skips_costly_order and (1 << order) > prof.costly_order_pages:
         return False
     k.oom_charges.append((memcg.id, nr_pages))
     memcg_memory_event(memcg, "oom")
