@@ -76,6 +76,24 @@ def test_counterexample_is_numbered_per_path_and_shows_the_pages():
     ]
 
 
+def test_a_problem_carries_its_kind_and_pages_to_the_report():
+    """The search hands on a Problem, never a string to parse back: the rule's kind (what the
+    shortest counterexample must break again), the message, and the pages the steps changed."""
+    from memcgsim.explore import Problem
+
+    out = explore(RACE_SETS["migrate-vs-truncate"], inject=["B2"])
+    assert out.problem == Problem("underflow", "/a stat mapped_file = -1", invariant=True,
+                                  pages=out.problem.pages)
+    assert out.violation == str(out.problem) and out.pages == list(out.problem.pages)
+    assert out.pages[0].startswith("page pfn:")
+    bug = explore(RACE_SETS["replace-page-cache-vs-reclaim"], inject=["B4"]).problem
+    assert (bug.kind, bug.invariant) == ("VMBugOnPage", False)
+    assert str(bug) == f"VMBugOnPage: {bug.message}"
+    several = Problem("flags", "a", invariant=True, also=(Problem("lru", "b", invariant=True),))
+    assert str(several) == "[flags] a; [lru] b"
+    assert str(Problem("deadlock", "every unfinished path waits")).startswith("deadlock: ")
+
+
 def test_counterexample_is_the_shortest():
     """Depth first finds B2 on a longer schedule; the breadth-first pass shortens it to the
     seven steps that lose the count: the migration's re-map before its charge, then the
@@ -100,17 +118,17 @@ def test_b3_the_second_migration_hits_the_vm_bug_on():
     """With B3 the old page keeps PCG_USED without PCG_MEM (the checker's flag invariant);
     a second migration of it, taken from the LRU in the first one's putback window, then
     trips VM_BUG_ON(!PCG_MEM)."""
-    from memcgsim.explore import _replay
+    from memcgsim.explore.run import replay
 
     race = RACE_SETS["migrate-vs-migrate"]
     first = [0] * 7                            # migrate-1 up to its putback window
-    run = _replay(race, frozenset(["B3"]), first + [1])       # migrate-2 isolates the page
+    run = replay(race, frozenset(["B3"]), first + [1])       # migrate-2 isolates the page
     assert run.log[-2][1] == "putback_lru_page: on the LRU, isolation reference still held"
     run.step(0)                                # migrate-1 drops its isolation reference
     with pytest.raises(VMBugOnPage, match=r"!\(pc->flags & PCG_MEM\)"):
         for _ in range(10):
             run.step(1)
-    clean = _replay(race, frozenset(), first + [1, 0])
+    clean = replay(race, frozenset(), first + [1, 0])
     while 1 in clean.enabled():
         clean.step(1)
     assert clean.done[1] and clean.log[-1] == (1, "returns 0")   # migrated, nothing moved
@@ -231,11 +249,11 @@ def test_a_busy_wait_with_nothing_else_running_is_a_deadlock():
     """Run alone, the child's fault would spin for ever on a slot whose SWAP_HAS_CACHE the
     half-done parent fault holds: run_path reports it."""
     from memcgsim.errors import Deadlock
-    from memcgsim.explore import _replay
+    from memcgsim.explore.run import replay
     from memcgsim.mm.locking import run_path
 
     race = RACE_SETS["swapin-vs-swapin"]
-    run = _replay(race, frozenset(), [0, 0])      # the parent claimed the slot's cache
+    run = replay(race, frozenset(), [0, 0])      # the parent claimed the slot's cache
     assert run.log == [(0, "takes mmap_sem of mm 1 for reading"),
                        (0, "takes page lock of pfn 1")]
     k = run.m.k
@@ -316,7 +334,7 @@ def test_rwsem_readers_share_and_the_writer_excludes_them():
 def test_two_readers_of_an_rwsem_commute():
     """Two threads fault different pages of one mm: their mmap_sem read locks are independent
     steps, the munmap's write lock is not independent of either."""
-    from memcgsim.explore import _replay
+    from memcgsim.explore.run import replay
     from memcgsim.races import race_set
 
     setup = [("mkdir", {"path": "/a"}), ("spawn", {"task": "T", "cgroup": "/a"}),
@@ -325,13 +343,13 @@ def test_two_readers_of_an_rwsem_commute():
                     [("f0", "fault", {"task": "T", "vma": "v", "offset": 0}),
                      ("f1", "fault", {"task": "T", "vma": "v", "offset": 1}),
                      ("munmap", "munmap", {"task": "T", "vma": "v"})], {})
-    run = _replay(race, frozenset(), [])
+    run = replay(race, frozenset(), [])
     f0 = run.step(0, footprint=True, fresh=True)
     f1 = run.step(1, footprint=True, fresh=True)
     assert run.log == [(0, "takes mmap_sem of mm 1 for reading"),
                        (1, "takes mmap_sem of mm 1 for reading")]
     assert independent(f0, f1)
-    w = _replay(race, frozenset(), [])
+    w = replay(race, frozenset(), [])
     fw = w.step(2, footprint=True, fresh=True)
     assert w.log == [(2, "takes mmap_sem of mm 1")]
     assert not independent(f0, fw) and not independent(f1, fw)
@@ -437,17 +455,17 @@ def test_reclaim_inside_a_charge_waits_for_a_lock_another_path_holds():
     the fault's step. While kswapd holds the lru_lock that reclaim needs, the step cannot run
     (WouldBlock) and the explorer runs kswapd first; run alone, the same wait is a deadlock."""
     from memcgsim.errors import Deadlock
-    from memcgsim.explore import _replay
+    from memcgsim.explore.run import replay
     from memcgsim.mm.locking import WouldBlock
 
     race = RACE_SETS["charge-reclaim-vs-kswapd"]
-    run = _replay(race, frozenset(), [1, 1])
+    run = replay(race, frozenset(), [1, 1])
     assert run.log[-1] == (1, "takes lru_lock of node 0")
     run.step(0)                                   # mmap_sem
     with pytest.raises(WouldBlock) as wait:
         run.step(0)
     assert wait.value.lock == ("lru", 0)
-    alone = _replay(race, frozenset(), [1, 1, 0])
+    alone = replay(race, frozenset(), [1, 1, 0])
     alone.m.k.locks.concurrent = False
     with pytest.raises(Deadlock, match=r"\('lru', 0\) is held by path 2"):
         alone.step(0)

@@ -403,14 +403,14 @@ def cmd_explore(args) -> int:
             seen = sorted({r[i] for r in out.results}, key=repr)
             if seen:
                 print(f"  {label} returns {' or '.join(map(repr, seen))}")
-        if out.violation:
+        if out.problem:
             status = EXIT_ERROR
-            print(f"  violation: {out.violation}")
+            print(f"  violation: {out.problem}")
             for line in out.counterexample:
                 print(f"  {line}")
-            if out.pages:
+            if out.problem.pages:
                 print("  pages:")
-                for dump in out.pages:
+                for dump in out.problem.pages:
                     print("    " + dump.replace("\n", "\n    "))
     return status
 
