@@ -150,3 +150,133 @@ expect:
 """)
     out = explore(only_moved)
     assert out.violation == "[expect] migrate returned 1, not 0"
+
+
+# ------------------------------------------------------------------------------------------
+# what tests/test_racefile_fuzz.py found: each crash class (a traceback, a hang, an internal
+# object's repr or an unprintable name in the output) and the smallest input that showed it
+
+LONG_RACE = """\
+race: 1
+machine: {memory_pages: 1024}
+setup:
+  - mkdir: /a
+  - spawn: {task: T, cgroup: /a}
+  - write: {task: T, file: /data/f, pages: 256}
+  - sync:
+paths:
+  - {path: truncate, file: /data/f}
+"""
+
+
+@pytest.mark.parametrize("text,where,message", [
+    # an internal Node's repr quoted in a message
+    pytest.param(_replace("race: 1", "race: {a: 1}"), "1:7",
+                 "race format {'a': 1} is not known: this version reads 1", id="node-repr"),
+    pytest.param(_replace("memory_pages: 1024", "memory_pages: [1]"), "3:25",
+                 "machine memory_pages must be a int, not [1]", id="node-repr-machine"),
+    pytest.param(_replace("{path: truncate,", "{path: truncate, label: {a: 1},"), "14:29",
+                 "path label: want a name, not {'a': 1}", id="node-repr-label"),
+    # an unbounded machine: MemoryError, or a hang building a CPU's stock at a time
+    pytest.param(_replace("memory_pages: 1024", "memory_pages: 1000000000000"), "3:25",
+                 "machine memory_pages must be from 512 to 4096 on a race machine",
+                 id="huge-memory"),
+    pytest.param(_replace("nodes: 2", "nodes: 2, cpus: 100000000"), "3:47",
+                 "machine cpus must be from 1 to 16 on a race machine", id="many-cpus"),
+    pytest.param(_replace("nodes: 2", "nodes: 2, swap_pages: 10000000000"), "3:53",
+                 "machine swap_pages must be from 0 to 4096", id="huge-swap"),
+    # an argument of the wrong kind reaching the model (AttributeError, ValueError, TypeError
+    # or IndexError out of the setup or, later, out of the explorer)
+    pytest.param(_replace("mkdir: /a", "mkdir: 5"), "5:12",
+                 "setup step mkdir path: want a name, not 5", id="arg-type"),
+    pytest.param(_replace("index: 0", "index: x"), "13:50",
+                 "path migrate page index: want a whole number from 0 to 4096, not 'x'",
+                 id="page-index-type"),
+    pytest.param(_replace("page: {file: /data/f, index: 0}", "page: 5000"), "13:27",
+                 "path migrate page: want {file: F, index: I} or {vma: V, offset: I}, not 5000",
+                 id="raw-pfn"),
+    pytest.param(_replace("node: 1", "node: 7"), "13:60",
+                 "path migrate node: want a whole number from 0 to 1, not 7", id="path-node"),
+    pytest.param(_replace("file: /data/f}\n", "file: /data/f, pages: x}\n"), "14:44",
+                 "path truncate pages: want a whole number from 0 to 4096, not 'x'",
+                 id="path-pages-type"),
+    pytest.param(_replace("{path: truncate,", "{path: [truncate],"), "14:12",
+                 "unknown path ['truncate']", id="unhashable-path"),
+    pytest.param(_replace("nodes: 2", "nodes: 1").replace(", node: 1, task: T", ", task: T"),
+                 "13:5", "path migrate: node defaults to 1, which this machine does not have",
+                 id="default-node"),
+    # sizes that hang the setup, or a race too long for the explorer's recursion
+    pytest.param(_replace("pages: 1}", "pages: 100000000}"), "8:44",
+                 "setup step write pages: want a whole number from 0 to 4096", id="huge-write"),
+    pytest.param(_replace("  - sync:\n", "  - reclaim_file: {file: /data/f, pages: 10000000}\n"),
+                 "9:42", "setup step reclaim_file pages: want a whole number from 0 to 4096",
+                 id="huge-reclaim"),
+    pytest.param(_replace("  - sync:\n", "  - write: {task: T, file: /data/g, pages: 4096}\n" * 3),
+                 "10:5", "setup step write: the setup handles more than 8192 pages in all",
+                 id="setup-budget"),
+    pytest.param(_replace("  - sync:\n", "  - sync:\n" * 70), "69:5",
+                 "76 setup steps: a race's setup takes at most 64", id="many-steps"),
+    pytest.param(LONG_RACE, "9:5", "path truncate: the paths take more than 400 steps run one "
+                 "after another", id="long-race"),
+    # a name the output cannot print, a value quoted whole, a VMA named by its address
+    pytest.param(_replace("{path: truncate,", '{path: truncate, label: "\\ud800",'), "14:29",
+                 "path label: '\\ud800' has a character that cannot be printed",
+                 id="unprintable-label"),
+    pytest.param(_replace("name: mine", "name: " + "x" * 300), "2:7",
+                 "name: a name of 300 characters: at most 255", id="long-name"),
+    pytest.param(_replace("  - touch: {task: T, vma: v, write: false}",
+                          "  - spawn: U\n  - touch: {task: U, vma: v}"), "12:5",
+                 "setup step touch: VMA v is not mapped in task U", id="vma-repr"),
+    # a file the cgroup lists but cannot read: an error with no file:line:col, exit 1
+    pytest.param(_replace("nodes: 2}", "nodes: 2, profile: '6.12'}").replace(
+        "  - spawn:", "  - mkdir: /a/b\n  - spawn:") + "expect:\n  - {cgroup: /a/b, "
+        "memory.stat.file: 0}\n", "17:20", "/a/b memory.stat.file: /a/b/memory.stat: no such "
+        "file: the parent has not enabled +memory in cgroup.subtree_control",
+        id="unreadable-expect"),
+    # what used to run as if it were right
+    pytest.param(_replace("  - sync:\n",
+                          "  - set: {cgroup: /a, file: memory.limit_in_bytes, value: lots}\n"),
+                 "9:5", "setup step set: writing 'lots' to /a memory.limit_in_bytes fails with "
+                 "EINVAL", id="failed-set"),
+    pytest.param(_replace("{path: truncate, file: /data/f}",
+                          "{path: fault, task: T, vma: v, offset: 5}"), "14:5",
+                 "path fault: offset 5 is outside VMA v (1 page)", id="fault-offset"),
+])
+def test_what_the_fuzzer_found_is_a_mistake_named_where_it_is(text, where, message, tmp_path,
+                                                              capsys):
+    """Each used to end in a traceback, a hang, a repr of an internal object or unprintable
+    output (or to run as if it were right); now exit 2 with file:line:col, and nothing runs
+    (the default --max-states: the long race used to overflow the explorer's recursion)."""
+    test_mistakes_are_named_with_file_and_line(text, where, message, tmp_path, capsys)
+
+
+def test_a_setup_step_takes_a_page_alone():
+    """`reclaim: {vma: V, offset: I}`: the step's one required argument given alone."""
+    text = """\
+race: 1
+machine: {memory_pages: 1024, swap_pages: 16}
+setup:
+  - mkdir: /a
+  - spawn: {task: T, cgroup: /a}
+  - mmap_anon: {task: T, pages: 2, name: v}
+  - touch: {task: T, vma: v}
+  - reclaim: {vma: v, offset: 1}
+paths:
+  - {path: fault, task: T, vma: v, offset: 1}
+"""
+    out = explore(load_race_file("race.yaml", text))
+    assert out.violation is None and {r[0] for r in out.results} == {4}    # a major fault
+    with pytest.raises(RaceFileError, match="race.yaml:8:5: setup step reclaim: unknown VMA"):
+        load_race_file("race.yaml", text.replace("{vma: v, offset: 1}", "{vma: w}"))
+
+
+def test_every_argument_has_a_kind():
+    """Each argument of the vocabulary is checked for its kind (a name, a page count, a node,
+    ...) before it reaches the model; a new one needs its kind in racefile.ARG_KINDS."""
+    from memcgsim.racefile import ARG_KIND_OF, ARG_KINDS
+    from memcgsim.races import PATHS, SETUP_STEPS
+
+    args = {a for _, req, opt in SETUP_STEPS.values() for a in req + opt}
+    args |= {a for spec in PATHS.values() for a in spec.required + spec.optional}
+    assert args <= set(ARG_KINDS)
+    assert {step for step, _ in ARG_KIND_OF} <= set(SETUP_STEPS) | set(PATHS)
