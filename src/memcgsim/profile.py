@@ -115,6 +115,10 @@ class KernelProfile:
     #: the memcg OOM path itself declines a charge of a costly order (mem_cgroup_oom's order
     #: check, 4.x); 3.17's mem_cgroup_oom has none (its THP charges never retry that far)
     oom_skips_costly_order: bool = False
+    #: remove_migration_pte mlocks the new page of a VM_LOCKED vma (4.4, "mm: page migration
+    #: fix PageMlocked on migrated pages"); in 3.17 unmapping for migration cleared PG_mlocked
+    #: and the page stayed evictable until reclaim met it in the locked vma
+    migration_remlocks: bool = False
 
     @property
     def default_cgroup(self) -> str:
@@ -212,6 +216,7 @@ PROFILES: dict[str, KernelProfile] = {
         precharge_noretry=True,
         thp_madvise_retries=True,
         oom_skips_costly_order=True,
+        migration_remlocks=True,
     ),
 }
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from ..errors import Errno
 from .locking import Lock, Step, TryLock, Unlock, page_lock, tree_lock
 from .memcontrol import mem_cgroup_migrate
-from .mm_struct import PTE_DIRTY, PTE_PRESENT, PTE_WRITE
+from .mlock import mlock_vma_page
+from .mm_struct import PTE_DIRTY, PTE_PRESENT, PTE_WRITE, VM_LOCKED
 from .mm_types import (
     PG_active,
     PG_anon,
@@ -110,6 +111,8 @@ def remove_migration_ptes(k, old: int, new: int) -> None:
             do_page_add_anon_rmap(k, new, vma, addr)
         else:
             page_add_file_rmap(k, new)
+        if vma.flags & VM_LOCKED and k.profile.migration_remlocks:
+            mlock_vma_page(k, new)
 
 
 def unmap_and_move(k, old: int, node: int):

@@ -112,6 +112,12 @@ def try_to_unmap_one(k, pfn: int, vma, addr: int, flags: int) -> int:
 
     mem_map = k.mem_map
     if vma.flags & VM_LOCKED and flags != TTU_MIGRATION:
+        # out_mlock: a page reclaim finds in a VM_LOCKED vma is mlocked now (it may have lost
+        # PG_mlocked when a migration unmapped it), so it is culled to the unevictable list
+        # instead of coming back to the evictable one for ever
+        from .mlock import mlock_vma_page
+
+        mlock_vma_page(k, pfn)
         return SWAP_MLOCK
     i = addr - vma.start
     pte = int(vma.pte[i])
