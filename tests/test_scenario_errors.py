@@ -4,7 +4,7 @@ Every case is a small file that is wrong in exactly one way. Loading it must rai
 (never another exception) whose text starts with `bad.yaml:LINE:COLUMN: ` (1-based, the offending
 key or value) and names what is wrong. The cases in LOADER_BUGS are mistakes the loader does not
 handle yet (a traceback instead of a ScenarioError, or a file accepted that should not be); they
-fail until scenario.py is fixed.
+fail until the loader (memcgsim.scenario) is fixed.
 """
 
 from __future__ import annotations
@@ -678,7 +678,7 @@ MISTAKES = [
       id="open-non-peak-file"),
 ]
 
-#: Mistakes the loader does not handle yet: each fails until scenario.py is fixed (see the
+#: Mistakes the loader does not handle yet: each fails until the loader is fixed (see the
 #: comment on each for what happens today).
 LOADER_BUGS = [
     # ConstructorError escapes: _to_nodes constructs scalars outside _parse_yaml's try

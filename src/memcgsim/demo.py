@@ -1,7 +1,8 @@
 """The built-in demo: one anonymous page, then one page-cache page, through the 3.17 lifecycle.
 
 The demo is data: `STEPS` is a list of `Step`s, each a title, the kernel path it exercises, an
-explanation in the kernel's terms and a function that drives the `Machine`. `run` performs them in
+explanation in the kernel's terms and a function that drives the `Machine` through the ops
+(memcgsim.ops) a scenario or a race setup would name. `run` performs them in
 order on a fresh machine, reads every number it reports from the model (usage, memsw, the per-CPU
 stock, memory.stat, page dumps, swap slots), runs the invariant checker after each step and
 returns the report as lines. It never prints: `memcgsim.cli` does.
@@ -21,6 +22,8 @@ from .errors import MemcgsimError
 from .kernel import PAGE_SIZE
 from .machine import Machine
 from .mm.swapfile import SWAP_HAS_CACHE
+from .ops import OPS, RACE_OPS, Drive
+from .scenario import Step as OpStep
 
 CGROUP = "/a"
 FILE = "/data/log"
@@ -84,11 +87,22 @@ class Demo:
         # the per-page reference paths, which the explanations describe (not the array versions)
         self.m = Machine(4096, swap_pages=256, nodes=2, vectorized=False)
         self.m.mkdir(CGROUP)
-        self.task = self.m.spawn("A", CGROUP)
+        self.drive = Drive(self.m)
+        self.op("spawn", task="A", cgroup=CGROUP)
+        self.task = self.drive.tasks["A"]
         self.anon_vma = None
         self.file_vma = None
         self.anon_pfn = -1
         self.file_pfn = -1
+
+    def op(self, name: str, **args) -> None:
+        """Apply an op (memcgsim.ops) of task A to the machine; its arguments by the op's
+        names (`as_` for as)."""
+        op = OPS.get(name) or RACE_OPS[name]
+        args = {("as" if k == "as_" else k): v for k, v in args.items()}
+        err = op.apply(self.drive, OpStep(name, args, False, None),
+                       self.drive.tasks.get("A"))
+        _expect(err is None, f"{name} failed with {err}")
 
     def snapshot(self) -> Snapshot:
         m = self.m
@@ -109,14 +123,17 @@ def _expect(cond: bool, what: str) -> None:
 
 
 def anon_fault(d: Demo) -> Shown:
-    d.anon_vma = d.m.mmap_anon(d.task, 1)
-    _expect(d.m.touch(d.task, d.anon_vma) == 1, "the anonymous fault did not map the page")
+    d.op("mmap_anon", size=PAGE_SIZE, as_="anon", hugepage=False, shared=False)
+    d.anon_vma = d.drive.vmas["anon"]
+    d.op("touch_pages", region="anon", offset=0, pages=None, write=True)
     d.anon_pfn = d.m.pfn_of(d.anon_vma, 0)
+    _expect(d.anon_pfn >= 0, "the anonymous fault did not map the page")
     return Shown([("page", d.anon_pfn)])
 
 
 def swapout(d: Demo) -> Shown:
-    _expect(d.m.reclaim(d.anon_pfn) == 1, f"reclaim did not free pfn {d.anon_pfn:#x}")
+    d.op("reclaim", pfn=d.anon_pfn)
+    _expect(d.m.pfn_of(d.anon_vma, 0) < 0, f"reclaim did not free pfn {d.anon_pfn:#x}")
     slot = d.m.swap_entry_of(d.anon_vma, 0)
     _expect(slot != 0, "the pte holds no swap entry after reclaim")
     return Shown([("freed", d.anon_pfn)], slot)
@@ -124,7 +141,7 @@ def swapout(d: Demo) -> Shown:
 
 def swapin(d: Demo) -> Shown:
     slot = d.m.swap_entry_of(d.anon_vma, 0)
-    _expect(d.m.touch(d.task, d.anon_vma, write=False) == 1, "the swapin fault failed")
+    d.op("touch_pages", region="anon", offset=0, pages=None, write=False)
     d.anon_pfn = d.m.pfn_of(d.anon_vma, 0)
     _expect(d.anon_pfn >= 0, "the swapin fault mapped no page")
     return Shown([("page", d.anon_pfn)], slot)
@@ -132,42 +149,45 @@ def swapin(d: Demo) -> Shown:
 
 def migrate(d: Demo) -> Shown:
     old = d.anon_pfn
-    _expect(d.m.migrate(d.task, d.anon_vma, TARGET_NODE) == 0, "the page was not migrated")
+    d.op("migrate", node=TARGET_NODE)
     d.anon_pfn = d.m.pfn_of(d.anon_vma, 0)
-    _expect(d.anon_pfn != old, "the page did not move")
+    _expect(d.anon_pfn not in (old, -1), "the page did not move")
     return Shown([("new", d.anon_pfn), ("old", old)])
 
 
 def page_cache_write(d: Demo) -> Shown:
-    _expect(d.m.write(d.task, FILE, 1) == 1, f"write to {FILE} failed")
+    d.op("write", file=FILE, size=PAGE_SIZE, fs=None)
     d.file_pfn = d.m.file(FILE).find_page(0)
-    d.m.sync()
+    _expect(d.file_pfn >= 0, f"write to {FILE} failed")
+    d.op("sync")
     return Shown([("page", d.file_pfn)])
 
 
 def splice(d: Demo) -> Shown:
     old = d.file_pfn
-    _expect(d.m.splice(d.task, FILE, 0) == 0, "splice did not replace the cached page")
+    d.op("splice", file=FILE)
     d.file_pfn = d.m.file(FILE).find_page(0)
+    _expect(d.file_pfn not in (old, -1), "splice did not replace the cached page")
     return Shown([("new", d.file_pfn), ("old", old)])
 
 
 def mmap_read(d: Demo) -> Shown:
-    d.file_vma = d.m.mmap_file(d.task, FILE)
-    _expect(d.m.touch(d.task, d.file_vma, write=False) == 1, "the file fault failed")
+    d.op("mmap_file", file=FILE, as_="file", pages=None, pgoff=0)
+    d.file_vma = d.drive.vmas["file"]
+    d.op("touch_pages", region="file", offset=0, pages=None, write=False)
     _expect(d.m.pfn_of(d.file_vma, 0) == d.file_pfn, "the fault mapped another page")
     return Shown([("page", d.file_pfn)])
 
 
 def truncate(d: Demo) -> Shown:
-    d.m.truncate(FILE, 0)
+    d.op("truncate", file=FILE, size=0)
     _expect(d.m.file(FILE).find_page(0) < 0, "the page is still cached")
     return Shown([("freed", d.file_pfn)])
 
 
 def munmap(d: Demo) -> Shown:
-    d.m.munmap(d.task, d.anon_vma)
-    d.m.munmap(d.task, d.file_vma)
+    d.op("unmap", region="anon")
+    d.op("unmap", region="file")
     return Shown([("freed", d.anon_pfn)])
 
 

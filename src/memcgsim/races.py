@@ -11,10 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from inspect import Parameter, Signature
 
 from .errors import InvalidRequest
 from .explore import RaceSet
+from .kernel import PAGE_SIZE
 from .machine import Machine
+from .ops import OPS, RACE_OPS, Drive, Op
+from .scenario import Step
 
 # ------------------------------------------------------------------------------------------
 # references
@@ -28,10 +32,7 @@ def _task(m: Machine, ctx: dict, name):
 
 
 def _vma(ctx: dict, name):
-    v = ctx.get("vmas", {}).get(name)
-    if v is None:
-        raise InvalidRequest(f"unknown VMA {name!r} (give an mmap step `as: {name}`)")
-    return v
+    return Drive.over(None, ctx).vma(name)
 
 
 def _page(m: Machine, ctx: dict, ref) -> int:
@@ -64,95 +65,75 @@ def _page(m: Machine, ctx: dict, ref) -> int:
 
 
 # ------------------------------------------------------------------------------------------
-# setup steps: name -> (function(m, ctx, **args), required args, optional args)
+# setup steps: the race file's names for ops (memcgsim.ops), as
+# name -> (function(m, ctx, **args), required args, optional args)
 
 
-def _s_mkdir(m, ctx, path):
-    m.mkdir(path)
+def _setup_step(op: Op, required: tuple, optional: dict, to_op=None) -> tuple:
+    """A race file's setup step: op, given by the race file's argument names (required, and
+    optional with their defaults), which to_op(m, ctx, args) maps onto the op's own."""
+    params = [Parameter(n, Parameter.POSITIONAL_ONLY) for n in ("m", "ctx")]
+    params += [Parameter(n, Parameter.KEYWORD_ONLY) for n in required]
+    params += [Parameter(n, Parameter.KEYWORD_ONLY, default=v) for n, v in optional.items()]
+    sig = Signature(params)
+    task_arg = any(a.name == "task" and a.kind == "task" for a in op.args)
+
+    def step(m, ctx, /, **given):
+        bound = sig.bind(m, ctx, **given)
+        bound.apply_defaults()
+        args = {k: v for k, v in bound.arguments.items() if k not in ("m", "ctx")}
+        args = to_op(m, ctx, args) if to_op else args
+        task = _task(m, ctx, args["task"]) if task_arg else None
+        op.apply(Drive.over(m, ctx), Step(op.name, args, False, None), task)
+
+    step.__signature__ = Signature(params[2:])
+    step.__name__ = step.__qualname__ = f"setup_{op.name}"
+    step.__doc__ = op.doc
+    return step, tuple(required), tuple(optional)
 
 
-def _s_set(m, ctx, cgroup, file, value):
-    m.write_file(cgroup, file, str(value))
+def _renamed(**names):
+    """to_op for a step whose arguments only change names (race file name=op name)."""
+    return lambda m, ctx, args: {names.get(k, k): v for k, v in args.items()}
 
 
-def _s_spawn(m, ctx, task, cgroup="/", node=0):
-    ctx.setdefault("tasks", {})[task] = m.spawn(task, cgroup, node=node)
+def _in_bytes(fixed: dict | None = None, **names):
+    """to_op that renames, turns the page count `pages` into the op's size in bytes and adds
+    the fixed arguments."""
+    rename = _renamed(**names)
 
-
-def _s_fork(m, ctx, task, child):
-    """fork: the child's copies of the parent's named VMAs are named child:name."""
-    parent = _task(m, ctx, task)
-    ctx.setdefault("tasks", {})[child] = c = m.fork(parent, child)
-    for name, vma in list(ctx.get("vmas", {}).items()):
-        if vma in parent.mm.vmas:
-            ctx["vmas"][f"{child}:{name}"] = c.mm.vmas[parent.mm.vmas.index(vma)]
-
-
-def _s_create(m, ctx, file, tmpfs=False, node=None):
-    f = m.create(file, tmpfs=tmpfs)
-    f.gfp_node = node
-
-
-def _s_write(m, ctx, task, file, pages, offset=None):
-    m.write(_task(m, ctx, task), file, pages, offset=offset)
-
-
-def _s_read(m, ctx, task, file, index=0, pages=None):
-    m.read(_task(m, ctx, task), file, index, pages)
-
-
-def _s_sync(m, ctx):
-    m.sync()
-
-
-def _s_mmap_anon(m, ctx, task, pages, name, hugepage=False, shared=False):
-    ctx.setdefault("vmas", {})[name] = m.mmap_anon(_task(m, ctx, task), pages, shared=shared,
-                                                   hugepage=hugepage)
-
-
-def _s_mmap_file(m, ctx, task, file, name, pages=None, pgoff=0):
-    ctx.setdefault("vmas", {})[name] = m.mmap_file(_task(m, ctx, task), file, pages, pgoff)
-
-
-def _s_touch(m, ctx, task, vma, offset=0, pages=None, write=True):
-    m.touch(_task(m, ctx, task), _vma(ctx, vma), offset, pages, write=write)
-
-
-def _s_reclaim(m, ctx, page):
-    m.reclaim(_page(m, ctx, page))
-
-
-def _s_reclaim_range(m, ctx, vma, offset=0, pages=1):
-    """Swap out pages [offset, offset+pages) of an anonymous VMA one by one."""
-    v = _vma(ctx, vma)
-    for i in range(offset, offset + pages):
-        m.reclaim(m.pfn_of(v, i))
-
-
-def _s_reclaim_file(m, ctx, file, index=0, pages=1):
-    """Reclaim cached pages of a file (tmpfs pages go to swap)."""
-    f = m.file(file)
-    for i in range(index, index + pages):
-        pfn = f.find_page(i)
-        if pfn >= 0:
-            m.reclaim(pfn)
+    def to_op(m, ctx, args):
+        out = rename(m, ctx, args)
+        out["size"] = out.pop("pages") * PAGE_SIZE
+        return {**out, **(fixed or {})}
+    return to_op
 
 
 SETUP_STEPS: dict[str, tuple[Callable, tuple, tuple]] = {
-    "mkdir": (_s_mkdir, ("path",), ()),
-    "set": (_s_set, ("cgroup", "file", "value"), ()),
-    "spawn": (_s_spawn, ("task",), ("cgroup", "node")),
-    "fork": (_s_fork, ("task", "child"), ()),
-    "create": (_s_create, ("file",), ("tmpfs", "node")),
-    "write": (_s_write, ("task", "file", "pages"), ("offset",)),
-    "read": (_s_read, ("task", "file"), ("index", "pages")),
-    "sync": (_s_sync, (), ()),
-    "mmap_anon": (_s_mmap_anon, ("task", "pages", "name"), ("hugepage", "shared")),
-    "mmap_file": (_s_mmap_file, ("task", "file", "name"), ("pages", "pgoff")),
-    "touch": (_s_touch, ("task", "vma"), ("offset", "pages", "write")),
-    "reclaim": (_s_reclaim, ("page",), ()),
-    "reclaim_range": (_s_reclaim_range, ("vma",), ("offset", "pages")),
-    "reclaim_file": (_s_reclaim_file, ("file",), ("index", "pages")),
+    "mkdir": _setup_step(RACE_OPS["mkdir"], ("path",), {}, _renamed(path="cgroup")),
+    "set": _setup_step(OPS["set"], ("cgroup", "file", "value"), {}, lambda m, ctx, a: {
+        "cgroup": a["cgroup"], "writes": ((a["file"], str(a["value"])),)}),
+    "spawn": _setup_step(OPS["spawn"], ("task",), {"cgroup": "/", "node": 0}),
+    "fork": _setup_step(OPS["fork"], ("task", "child"), {}),
+    "create": _setup_step(RACE_OPS["create"], ("file",), {"tmpfs": False, "node": None},
+                          lambda m, ctx, a: {"file": a["file"], "node": a["node"],
+                                             "fs": "tmpfs" if a["tmpfs"] else "ext4"}),
+    # no fs: the write makes the file as write(2) does when it is not there
+    "write": _setup_step(OPS["write"], ("task", "file", "pages"), {"offset": None},
+                         _in_bytes({"fs": None})),
+    "read": _setup_step(OPS["read"], ("task", "file"), {"index": 0, "pages": None}),
+    "sync": _setup_step(OPS["sync"], (), {}),
+    "mmap_anon": _setup_step(RACE_OPS["mmap_anon"], ("task", "pages", "name"),
+                             {"hugepage": False, "shared": False}, _in_bytes(name="as")),
+    "mmap_file": _setup_step(RACE_OPS["mmap_file"], ("task", "file", "name"),
+                             {"pages": None, "pgoff": 0}, _renamed(name="as")),
+    "touch": _setup_step(RACE_OPS["touch_pages"], ("task", "vma"),
+                         {"offset": 0, "pages": None, "write": True}, _renamed(vma="region")),
+    "reclaim": _setup_step(RACE_OPS["reclaim"], ("page",), {},
+                           lambda m, ctx, a: {"pfn": _page(m, ctx, a["page"])}),
+    "reclaim_range": _setup_step(RACE_OPS["reclaim_range"], ("vma",),
+                                 {"offset": 0, "pages": 1}, _renamed(vma="region")),
+    "reclaim_file": _setup_step(RACE_OPS["reclaim_file"], ("file",), {"index": 0, "pages": 1}),
 }
 
 

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..errors import MemcgsimError
+from ..ops import OPS
 from ..scenario import Scenario
 
 #: what a guest boot pins, written before every scenario and read back into the results
@@ -55,16 +56,30 @@ class GuestPlan:
         rest = guest_path[len(self.prefix):]
         return rest or "/"
 
+    def token(self, step, value: str, what: str) -> str:
+        """A name as the workload reads it (one word of plain characters)."""
+        if not _TOKEN.match(value):
+            raise _bad(self.scenario, step.where, f"{what} {value!r}: the guest takes only "
+                       "names of letters, digits and _.+@%=:,-")
+        return value
+
+    def file_path(self, step, name: str, fs: str | None = None) -> str:
+        """Where a scenario's file lives in the guest (its first write says on which fs)."""
+        if name in self.paths:
+            return self.paths[name]
+        if not _PATH.match(name) or "/../" in name + "/":
+            raise _bad(self.scenario, step.where, f"file {name!r}: unusual characters")
+        root = "/mnt/tmp" if fs == "tmpfs" else "/mnt/disk"
+        if fs not in ("ext4", "tmpfs"):
+            raise _bad(self.scenario, step.where, f"fs {fs}: the guest has ext4 and tmpfs only")
+        guest = f"{root}{self.prefix}{name}"
+        self.paths[name] = guest
+        self.dirs.add(guest.rsplit("/", 1)[0])
+        return guest
+
 
 def _bad(sc: Scenario, where, message: str) -> Unsupported:
     return Unsupported(f"{sc.file}:{where.line}: {message}")
-
-
-def _token(sc, step, value: str, what: str) -> str:
-    if not _TOKEN.match(value):
-        raise _bad(sc, step.where, f"{what} {value!r}: the guest takes only names of letters, "
-                                   "digits and _.+@%=:,-")
-    return value
 
 
 def plan(sc: Scenario, index: int) -> GuestPlan:
@@ -98,83 +113,12 @@ def plan(sc: Scenario, index: int) -> GuestPlan:
         for name, text, _w in files:
             out.append(f"{n} -1 set {p.cg(path)} {name}|{text}")
 
-    def file_path(step, name: str, fs: str | None = None) -> str:
-        if name in p.paths:
-            return p.paths[name]
-        if not _PATH.match(name) or "/../" in name + "/":
-            raise _bad(sc, step.where, f"file {name!r}: unusual characters")
-        root = "/mnt/tmp" if fs == "tmpfs" else "/mnt/disk"
-        if fs not in ("ext4", "tmpfs"):
-            raise _bad(sc, step.where, f"fs {fs}: the guest has ext4 and tmpfs only")
-        guest = f"{root}{p.prefix}{name}"
-        p.paths[name] = guest
-        p.dirs.add(guest.rsplit("/", 1)[0])
-        return guest
-
     for i, step in enumerate(sc.steps):
-        a = step.args
-        k = step.kind
-
-        def say(text, i=i):
-            out.append(f"{n} {i} {text}")
-
-        if k in ("migrate", "splice"):
-            raise _bad(sc, step.where, f"step {k}: the guest workload cannot do it "
-                                       "(no NUMA nodes, no FUSE)")
-        t = _token(sc, step, a["task"], "task") if "task" in a else None
-        if k == "spawn":
-            cpu = a.get("cpu", -1) if ms.cpus > 1 else -1
-            say(f"spawn {t} {p.cg(a['cgroup'])} {a.get('oom_score_adj', 0)} {cpu}")
-        elif k == "anon":
-            flags = (1 if a["shared"] else 0) | (2 if a["locked"] else 0) | (
-                0 if a["touch"] else 4)
-            say(f"task {t} anon {_token(sc, step, a['as'], 'region')} {a['size']} {flags}")
-        elif k == "shm":
-            say(f"task {t} shm {_token(sc, step, a['as'], 'region')} {a['size']}")
-        elif k in ("touch", "unmap", "mlock"):
-            say(f"task {t} {k} {a['region']}")
-        elif k == "write":
-            say(f"task {t} write {file_path(step, a['file'], a['fs'])} {a['size']}")
-        elif k == "read":
-            say(f"task {t} read {file_path(step, a['file'])}")
-        elif k == "mmap":
-            say(f"task {t} mmap {_token(sc, step, a['as'], 'region')} "
-                f"{file_path(step, a['file'])}")
-        elif k == "truncate":
-            say(f"truncate {file_path(step, a['file'])} {a['size']}")
-        elif k == "unlink":
-            say(f"unlink {file_path(step, a['file'])}")
-        elif k in ("sync", "drop_caches"):
-            say(k)
-        elif k == "fork":
-            say(f"fork {t} {_token(sc, step, a['child'], 'task')}")
-        elif k == "move":
-            say(f"move {t} {p.cg(a['cgroup'])}")
-        elif k == "set":
-            for name, text in a["writes"]:
-                say(f"set {p.cg(a['cgroup'])} {name}|{text}")
-        elif k == "exit":
-            say(f"exit {t}")
-        elif k == "rmdir":
-            say(f"rmdir {p.cg(a['cgroup'])}")
-        elif k == "report":
-            say("dump " + " ".join(p.cg(c) for c in a["cgroups"]))
-        elif k == "open":
-            say(f"open {_token(sc, step, a['as'], 'fd')} "
-                f"/sys/fs/cgroup{p.cg(a['cgroup'])}/{a['file']}")
-        elif k == "fd_write":
-            say(f"fd_write {a['fd']}|{a['text']}")
-        elif k == "close":
-            say(f"close {a['fd']}")
-        elif k == "expect":
-            if "state" in a:
-                say(f"state {t}")
-            elif "fd" in a:
-                say(f"fd_read {a['fd']}")
-            elif "cgroup" in a:
-                say(f"dump {p.cg(a['cgroup'])}")
-        else:  # pragma: no cover - every kind of STEP_ARGS is handled above
-            raise _bad(sc, step.where, f"step {k}: not translated for the guest")
+        op = OPS[step.kind]
+        if op.guest is None:
+            raise _bad(sc, step.where, f"step {step.kind}: {op.unsupported}")
+        t = p.token(step, step.args["task"], "task") if "task" in step.args else None
+        out += [f"{n} {i} {text}" for text in op.guest(p, step, t)]
     out.append(f"end {n}")
     return p
 

@@ -259,7 +259,8 @@ static int task_do(char *argv[], int argc)
 		touch(p, len, 0);
 		return 0;
 	}
-	if ((!strcmp(op, "touch") || !strcmp(op, "unmap") || !strcmp(op, "mlock")) && argc == 2) {
+	if ((!strcmp(op, "touch") || !strcmp(op, "unmap") || !strcmp(op, "mlock") ||
+	     !strcmp(op, "munlock")) && argc == 2) {
 		r = region(argv[1]);
 		if (!r)
 			return ENOENT;
@@ -267,8 +268,10 @@ static int task_do(char *argv[], int argc)
 			touch(r->addr, r->len, 1);
 			return 0;
 		}
-		if (op[0] == 'm')
+		if (!strcmp(op, "mlock"))
 			return mlock(r->addr, r->len) ? errno : 0;
+		if (!strcmp(op, "munlock"))
+			return munlock(r->addr, r->len) ? errno : 0;
 		int ret = r->shm ? shmdt(r->addr) : munmap(r->addr, r->len);
 		r->addr = NULL;
 		return ret ? errno : 0;
