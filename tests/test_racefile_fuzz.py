@@ -14,7 +14,7 @@ the command line, and:
 - the same input gives the same output again (the timings masked).
 
 HYPOTHESIS_PROFILE (tests/conftest.py) sets how many files: "default" some 10 seconds' worth,
-"ci" two or three minutes', "long" about twenty. RACEFILE_FUZZ_MAX_STATES (default "20 40")
+"ci" about a minute', "long" about twenty. RACEFILE_FUZZ_MAX_STATES (default "20 40")
 sets the --max-states values the runs draw from; larger ones search deeper, and slower.
 """
 
@@ -44,13 +44,15 @@ EXAMPLES = Path(__file__).parent.parent / "examples" / "races"
 
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "default")
 FUZZ = settings(
-    max_examples={"default": 500, "ci": 7000, "long": 50000}.get(PROFILE, 500),
+    max_examples={"default": 500, "ci": 2000, "long": 50000}.get(PROFILE, 500),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                            HealthCheck.filter_too_much],
 )
 #: a run longer than this is a hang (a race machine is small, and --max-states is too)
-TIME_LIMIT = 30.0
+#: a hang is a run past this; 60 s because shortest_counterexample replays a long injected
+#: race from its setup and once took over 30 s on a loaded 2-core machine (an open item)
+TIME_LIMIT = 60.0
 MAX_STATES = tuple(os.environ.get("RACEFILE_FUZZ_MAX_STATES", "20 40").split())
 
 # ------------------------------------------------------------------------------------------
