@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import functools
 import io
 import json
 import os
@@ -58,6 +57,8 @@ from pathlib import Path
 
 import yaml
 from hypothesis import strategies as st
+
+from fuzz_yaml import ROUND_TRIP, Alias, Anchor, Raw, Tagged
 
 PAGE = 4096
 KiB, MiB, GiB, TiB = 1 << 10, 1 << 20, 1 << 30, 1 << 40
@@ -174,86 +175,9 @@ def on_root(cgroup: str, key: str) -> bool:
 
 # ---------------------------------------------------------------------------- the document
 
-class Raw:
-    """YAML text placed verbatim (tags, odd numbers, aliases)."""
-
-    def __init__(self, text: str):
-        self.text = text
-
-    def __repr__(self):
-        return f"Raw({self.text[:40]!r})"
-
-
-class Anchor:
-    """&name value"""
-
-    def __init__(self, name: str, value):
-        self.name, self.value = name, value
-
-
-class Tagged:
-    """!tag value: a tag on a collection (or a scalar) written in flow style."""
-
-    def __init__(self, tag: str, value):
-        self.tag, self.value = tag, value
-
-
-class Alias(Raw):
-    def __init__(self, name: str):
-        super().__init__(f"*{name}")
-
-
-_PLAIN = re.compile(r"[A-Za-z0-9_/$][A-Za-z0-9_/.$+\-]*(?: ?(?:±|\+-)? ?[A-Za-z0-9_/.%+\-]+)*")
-
-
-@functools.lru_cache(maxsize=4096)
-def _plain_ok(s: str) -> bool:
-    """Whether s may be written as a plain scalar in flow context and read back as itself."""
-    if len(s) > 200 or not _PLAIN.fullmatch(s):
-        return False
-    try:
-        return yaml.safe_load("[" + s + "]") == [s]
-    except yaml.YAMLError:
-        return False
-
-
-def scalar(v) -> str:
-    if isinstance(v, Anchor):
-        return f"&{v.name} {flow(v.value)}"
-    if isinstance(v, Tagged):
-        return f"{v.tag} {flow(v.value)}"
-    if isinstance(v, Raw):
-        return v.text
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        return repr(v)
-    s = str(v)
-    return s if _plain_ok(s) else json.dumps(s, ensure_ascii=False)
-
-
-def flow(v) -> str:
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{scalar(k)}: {flow(x)}" for k, x in v.items()) + "}"
-    if isinstance(v, list):
-        return "[" + ", ".join(flow(x) for x in v) + "]"
-    return scalar(v)
-
-
-def block_map(d: dict, indent: int) -> list:
-    pad = " " * indent
-    lines = []
-    for k, v in d.items():
-        if isinstance(v, dict) and v and not isinstance(k, Raw):
-            lines.append(f"{pad}{scalar(k)}:")
-            lines.extend(block_map(v, indent + 2))
-        else:
-            lines.append(f"{pad}{scalar(k)}: {flow(v)}")
-    return lines
+# the YAML writer is tests/fuzz_yaml.py (shared with the race-file fuzzer): a string is plain
+# wherever PyYAML reads it back as itself
+scalar, flow, block_map = ROUND_TRIP.scalar, ROUND_TRIP.flow, ROUND_TRIP.block_map
 
 
 def render(doc, block: frozenset = frozenset()) -> str:

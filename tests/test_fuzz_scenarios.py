@@ -86,8 +86,7 @@ def test_the_generator_knows_every_step_kind_and_machine_key():
 def test_the_generator_writes_and_expects_files_the_interface_has(kernel, cgroup, accounting):
     from memcgsim import scenario
 
-    interface = getattr(scenario, "interface", None) or scenario._interface
-    readable, writable, keys = interface(kernel, cgroup, accounting)[:3]
+    readable, writable, keys = scenario.interface(kernel, cgroup, accounting)[:3]
     assert set(fz.writable_files(kernel, cgroup, accounting)) <= set(writable)
     for key in fz.expect_keys(kernel, cgroup, accounting):
         name = scenario.keyed_file(key)

@@ -37,6 +37,7 @@ import yaml
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
+from fuzz_yaml import ASCII, Anchor, Raw
 from memcgsim.cli import main
 from memcgsim.races import INJECTIONS, PATHS, SETUP_STEPS
 
@@ -56,55 +57,10 @@ TIME_LIMIT = 60.0
 MAX_STATES = tuple(os.environ.get("RACEFILE_FUZZ_MAX_STATES", "20 40").split())
 
 # ------------------------------------------------------------------------------------------
-# YAML text, written by hand so that it can carry tags, anchors and aliases
+# YAML text, written by hand so that it can carry tags, anchors and aliases (tests/fuzz_yaml.py,
+# shared with the scenario fuzzer): a string is plain only if it looks like a name
 
-
-class Raw:
-    """YAML text put in as it is (a tagged scalar, an alias, something broken)."""
-
-    def __init__(self, text: str):
-        self.text = text
-
-    def __repr__(self):
-        return f"Raw({self.text!r})"
-
-
-class Anchor:
-    def __init__(self, name: str, value):
-        self.name, self.value = name, value
-
-    def __repr__(self):
-        return f"Anchor({self.name!r}, {self.value!r})"
-
-
-PLAIN = re.compile(r"^[A-Za-z/_][A-Za-z0-9/_.\-]*$")
-YAML_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "nan", "inf"}
-
-
-def emit(v) -> str:
-    """One value in flow style."""
-    if isinstance(v, Raw):
-        return v.text
-    if isinstance(v, Anchor):
-        return f"&{v.name} {emit(v.value)}"
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        return ".nan" if v != v else ".inf" if v == float("inf") else "-.inf" if \
-            v == float("-inf") else repr(v)
-    if isinstance(v, str):
-        if PLAIN.match(v) and v.lower() not in YAML_WORDS and len(v) < 100:
-            return v
-        return json.dumps(v)                # a JSON string is a YAML double-quoted scalar
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{emit(k)}: {emit(x)}" for k, x in v.items()) + "}"
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(emit(x) for x in v) + "]"
-    raise TypeError(v)
+emit = ASCII.flow
 
 
 def emit_doc(doc) -> str:

@@ -36,15 +36,15 @@ from .explore import RaceSet
 from .machine import Machine
 from .mm.locking import run_path
 from .races import PATHS, SETUP_STEPS, expect_returns, expect_value, race_set
-from .scenario import (
+from .scenario import expected_value, keyed_file, read_value
+from .scenario.marks import (
+    MAX_NAME,
     Node,
     ScenarioError,
-    _check,
-    _did_you_mean,
-    _parse_yaml,
-    keyed_file,
+    did_you_mean,
+    parse_yaml,
     read_source,
-    read_value,
+    show,
 )
 
 
@@ -75,10 +75,8 @@ MAX_SETUP_PAGES = 2 * MAX_MEMORY_PAGES
 MAX_RACE_STEPS = 400
 #: expectations (each is checked at the end of every complete schedule)
 MAX_EXPECT = 64
-#: the longest name: a task, VMA, file, cgroup, label or the race's own (NAME_MAX)
-MAX_NAME = 255
-#: how many characters of a value a message quotes
-SHOW_CHARS = 60
+# the longest name (a task, VMA, file, cgroup, label or the race's own) is MAX_NAME
+# (NAME_MAX), from scenario.marks as a scenario's
 
 #: what each argument of a setup step or path takes (by its name; ARG_KIND_OF overrides it
 #: for one step), as _arg checks them
@@ -106,23 +104,6 @@ def _plain(node: Node):
     return v
 
 
-def _show(value) -> str:
-    """A value as a message quotes it: plain data (never an internal object), cut short."""
-    def plain(v):
-        if isinstance(v, Node):
-            return plain(v.value)
-        if isinstance(v, tuple) and len(v) == 2 and isinstance(v[1], Node):
-            return plain(v[1])              # a mapping's (key node, value node)
-        if isinstance(v, dict):
-            return {k: plain(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [plain(x) for x in v]
-        return v
-
-    text = repr(plain(value))
-    return text if len(text) <= SHOW_CHARS else text[:SHOW_CHARS - 3] + "..."
-
-
 def _line(text: str, limit: int = 300) -> str:
     """A message from the model, on one line and cut short."""
     lines = str(text).splitlines()
@@ -143,18 +124,18 @@ def _name(node: Node, what: str) -> str:
     """A name (task, VMA, file, label, ...): printable text of 1 to MAX_NAME characters."""
     v = node.value
     if not isinstance(v, str) or not v:
-        raise _err(node, f"{what}: want a name, not {_show(v)}")
+        raise _err(node, f"{what}: want a name, not {show(v)}")
     if len(v) > MAX_NAME:
         raise _err(node, f"{what}: a name of {len(v):,} characters: at most {MAX_NAME}")
     if not v.isprintable():
-        raise _err(node, f"{what}: {_show(v)} has a character that cannot be printed")
+        raise _err(node, f"{what}: {show(v)} has a character that cannot be printed")
     return v
 
 
 def _count(node: Node, what: str, lo: int = 0, hi: int = MAX_PAGES) -> int:
     v = node.value
     if not _is_int(v) or not lo <= v <= hi:
-        raise _err(node, f"{what}: want a whole number from {lo} to {hi}, not {_show(v)}")
+        raise _err(node, f"{what}: want a whole number from {lo} to {hi}, not {show(v)}")
     return v
 
 
@@ -170,7 +151,7 @@ def _arg(node: Node, kind: str, what: str, nodes: int):
     if kind == "cgroup":
         name = _name(node, what)
         if not name.startswith("/"):
-            raise _err(node, f"{what}: want a cgroup path like /a, not {_show(name)}")
+            raise _err(node, f"{what}: want a cgroup path like /a, not {show(name)}")
         return name
     if kind == "cgroup file":
         return _name(node, what)
@@ -180,15 +161,15 @@ def _arg(node: Node, kind: str, what: str, nodes: int):
         return _count(node, what, 0, nodes - 1)
     if kind == "bool":
         if not isinstance(v, bool):
-            raise _err(node, f"{what}: want true or false, not {_show(v)}")
+            raise _err(node, f"{what}: want true or false, not {show(v)}")
         return v
     if kind == "page":
         return _page_ref(node, what)
     # "value": what a cgroup file is written (a number or text)
     if isinstance(v, bool) or not isinstance(v, (int, float, str)):
-        raise _err(node, f"{what}: want a number or text, not {_show(v)}")
+        raise _err(node, f"{what}: want a number or text, not {show(v)}")
     if isinstance(v, str) and (len(v) > MAX_NAME or not v.isprintable()):
-        raise _err(node, f"{what}: want a short line of text, not {_show(v)}")
+        raise _err(node, f"{what}: want a short line of text, not {show(v)}")
     return v
 
 
@@ -197,13 +178,13 @@ def _page_ref(node: Node, what: str) -> dict:
     v = node.value
     shape = "want {file: F, index: I} or {vma: V, offset: I}"
     if not isinstance(v, dict):
-        raise _err(node, f"{what}: {shape}, not {_show(v)}")
+        raise _err(node, f"{what}: {shape}, not {show(v)}")
     keys = ("file", "index") if "file" in v else ("vma", "offset") if "vma" in v else None
     if keys is None:
         raise _err(node, f"{what}: {shape}")
     for key, (knode, _) in v.items():
         if key not in keys:
-            raise _err(knode, f"{what}: a page given by {keys[0]} has no {_show(key)}: {shape}")
+            raise _err(knode, f"{what}: a page given by {keys[0]} has no {show(key)}: {shape}")
     ref = {keys[0]: _name(v[keys[0]][1], f"{what} {keys[0]}")}
     if keys[1] in v:
         ref[keys[1]] = _count(v[keys[1]][1], f"{what} {keys[1]}")
@@ -231,8 +212,8 @@ def _args(node: Node, what: str, step: str, fn, required: tuple, optional: tuple
         args = {}
         for key, (knode, vnode) in v.items():
             if key not in takes:
-                raise _err(knode, f"{what} has no argument {_show(key)}"
-                           + _did_you_mean(key, takes)
+                raise _err(knode, f"{what} has no argument {show(key)}"
+                           + did_you_mean(key, takes)
                            + f"; it takes {', '.join(takes) or 'nothing'}")
             param = params.get(key)
             if vnode.value is None and param is not None and param.default is None:
@@ -248,7 +229,7 @@ def _args(node: Node, what: str, step: str, fn, required: tuple, optional: tuple
             try:
                 _arg(Node(param.default, node.where), _kind_of(step, key), key, nodes)
             except RaceFileError:
-                raise _err(node, f"{what}: {key} defaults to {_show(param.default)}, which "
+                raise _err(node, f"{what}: {key} defaults to {show(param.default)}, which "
                                  f"this machine does not have: give {key}") from None
     return args
 
@@ -256,7 +237,7 @@ def _args(node: Node, what: str, step: str, fn, required: tuple, optional: tuple
 def load_race_file(file: str, text: str | None = None) -> RaceSet:
     """Read and check a race file; RaceFileError names the first mistake."""
     try:
-        root = _parse_yaml(read_source(file) if text is None else text, file)
+        root = parse_yaml(read_source(file) if text is None else text, file)
     except ScenarioError as e:
         raise RaceFileError(e.file, e.line, e.col, e.message.replace(
             "a scenario needs format: 1 and steps", "a race file needs race: 1, setup and "
@@ -267,12 +248,12 @@ def load_race_file(file: str, text: str | None = None) -> RaceSet:
     keys = ("race", "name", "doc", "machine", "setup", "paths", "expect")
     for key, (knode, _) in top.items():
         if key not in keys:
-            raise _err(knode, f"unknown top-level key {_show(key)}" + _did_you_mean(key, keys))
+            raise _err(knode, f"unknown top-level key {show(key)}" + did_you_mean(key, keys))
     if "race" not in top:
         raise _err(root, "missing 'race: 1' (the format version)")
     fmt = top["race"][1]
     if fmt.value != 1 or not _is_int(fmt.value):
-        raise _err(fmt, f"race format {_show(fmt)} is not known: this version reads 1")
+        raise _err(fmt, f"race format {show(fmt)} is not known: this version reads 1")
     name = _name(top["name"][1], "name") if "name" in top else file
     doc = top["doc"][1].value if "doc" in top else ""
     if not isinstance(doc, str):
@@ -292,8 +273,8 @@ def load_race_file(file: str, text: str | None = None) -> RaceSet:
             raise _err(snode, "a setup step is one `name: arguments` pair")
         (sname, (knode, anode)), = snode.value.items()
         if sname not in SETUP_STEPS:
-            raise _err(knode, f"unknown setup step {_show(sname)}"
-                       + _did_you_mean(sname, SETUP_STEPS))
+            raise _err(knode, f"unknown setup step {show(sname)}"
+                       + did_you_mean(sname, SETUP_STEPS))
         fn, required, optional = SETUP_STEPS[sname]
         if anode.value is None and not required:
             args = {}
@@ -314,8 +295,8 @@ def load_race_file(file: str, text: str | None = None) -> RaceSet:
         pname_node = pnode.value["path"][1]
         pname = pname_node.value
         if not isinstance(pname, str) or pname not in PATHS:
-            raise _err(pname_node, f"unknown path {_show(pname_node)}"
-                       + (_did_you_mean(pname, PATHS) if isinstance(pname, str) else ""))
+            raise _err(pname_node, f"unknown path {show(pname_node)}"
+                       + (did_you_mean(pname, PATHS) if isinstance(pname, str) else ""))
         spec = PATHS[pname]
         if "label" in pnode.value:
             lnode = pnode.value["label"][1]
@@ -323,7 +304,7 @@ def load_race_file(file: str, text: str | None = None) -> RaceSet:
         else:
             lnode, label = pnode, pname
         if label in labels:
-            raise _err(lnode, f"path label {_show(label)} is used twice: give each a `label`")
+            raise _err(lnode, f"path label {show(label)} is used twice: give each a `label`")
         labels.add(label)
         rest = Node({k: v for k, v in pnode.value.items() if k not in ("path", "label")},
                     pnode.where)
@@ -339,7 +320,7 @@ def load_race_file(file: str, text: str | None = None) -> RaceSet:
         fname = keyed_file(key)
         if fname not in m.fs.readable(cgroup):
             raise _err(node, f"{cgroup} has no file {fname}"
-                       + _did_you_mean(fname, m.fs.readable(cgroup)))
+                       + did_you_mean(fname, m.fs.readable(cgroup)))
         try:
             value = read_value(m, cgroup, key)
         except MemcgsimError as e:          # a v2 file its parent has not enabled
@@ -359,17 +340,17 @@ def _machine(node: Node | None) -> tuple[dict, Node | None]:
         raise _err(node, "machine is a mapping of " + ", ".join(MACHINE_KEYS))
     for key, (knode, vnode) in node.value.items():
         if key not in MACHINE_KEYS:
-            raise _err(knode, f"unknown machine key {_show(key)}"
-                       + _did_you_mean(key, MACHINE_KEYS))
+            raise _err(knode, f"unknown machine key {show(key)}"
+                       + did_you_mean(key, MACHINE_KEYS))
         want = MACHINE_KEYS[key]
         v = vnode.value
         if not isinstance(v, want) or (want is int and isinstance(v, bool)):
-            raise _err(vnode, f"machine {key} must be a {want.__name__}, not {_show(v)}")
+            raise _err(vnode, f"machine {key} must be a {want.__name__}, not {show(v)}")
         if key in MACHINE_BOUNDS:
             lo, hi = MACHINE_BOUNDS[key]
             if not lo <= v <= hi:
                 raise _err(vnode, f"machine {key} must be from {lo} to {hi} on a race "
-                                  f"machine, not {_show(v)}")
+                                  f"machine, not {show(v)}")
         if want is str:
             _name(vnode, f"machine {key}")
         machine[key] = v
@@ -393,8 +374,8 @@ def _expectations(node: Node | None, labels: set) -> tuple[list, list]:
                 raise _err(rnode, "returns maps path labels to what they may return")
             for label, (knode, vnode) in rnode.value.items():
                 if label not in labels:
-                    raise _err(knode, f"no path is labelled {_show(label)}"
-                               + _did_you_mean(label, labels))
+                    raise _err(knode, f"no path is labelled {show(label)}"
+                               + did_you_mean(label, labels))
                 values = _plain(vnode)
                 values = values if isinstance(values, list) else [values]
                 if not all(v is None or _is_int(v) for v in values):
@@ -413,7 +394,7 @@ def _expectations(node: Node | None, labels: set) -> tuple[list, list]:
             for key, vnode, knode in checks:
                 _name(knode, "expect")
                 try:
-                    check = _check(key, vnode)
+                    check = expected_value(key, vnode)
                 except ScenarioError as err:
                     raise RaceFileError(err.file, err.line, err.col, err.message) from None
                 expect.append(expect_value(cgroup, key, check))
@@ -469,7 +450,7 @@ def _try(file: str, root: Node, mnode: Node | None, machine: dict, steps, step_n
             if sname == "set":
                 rc = m.write_file(args["cgroup"], args["file"], str(args["value"]))
                 if rc < 0:
-                    raise _err(node, f"setup step set: writing {_show(str(args['value']))} "
+                    raise _err(node, f"setup step set: writing {show(str(args['value']))} "
                                      f"to {args['cgroup']} {args['file']} fails with "
                                      f"{_errno(rc)}")
             else:

@@ -56,10 +56,6 @@ from .marks import (
 )
 from .run import RunResult, StepFailed, StepResult, run_scenario
 
-# the names racefile.py and the fuzz tests import from when this was one module
-_check, _did_you_mean, _interface, _parse_yaml = expected_value, did_you_mean, interface, \
-    parse_yaml
-
 
 def __getattr__(name: str):
     if name == "STEP_ARGS":
