@@ -253,6 +253,9 @@ def test_json(tmp_path, capsys):
         "expect"]
     assert all(s["status"] == "ok" and s["error"] is None for s in doc["steps"])
     assert [s["line"] for s in doc["steps"]] == [11, 12, 13, 18, 19, 20, 26, 27, 28, 35]
+    # anon 1 MiB, anon 4 KiB, unmap of the 1 MiB region, write of 64 KiB
+    assert [s["page_events"] for s in doc["steps"]] == [0, 256, 0, 1, 0, 0, 256, 16, 0, 0]
+    assert all(isinstance(s["seconds"], float) and 0 <= s["seconds"] < 60 for s in doc["steps"])
     (report,) = doc["reports"]
     assert report["label"] == "after-anon" and report["line"] == 19 and report["step"] == 4
     web = report["cgroups"]["/web"]

@@ -97,7 +97,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             with _Progress(sc) as progress:
                 result = run_scenario(sc, check_every_step=args.check, trace=args.trace,
-                                      on_step=progress.step)
+                                      reference=args.reference, on_step=progress.step)
         except MemoryError:
             print(f"memcgsim run: {sc.file}: this machine has not the memory to model it; "
                   "lower the --limit values you raised (docs/limits.md)", file=sys.stderr)
@@ -128,16 +128,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 class _Progress:
-    """A rich progress bar on stderr for runs that take over a second; nothing when stderr is
-    not a terminal."""
+    """A rich progress bar on stderr for runs that take over a second, advancing by the page
+    events of each step (docs/limits.md) and showing their rate; nothing when stderr is not a
+    terminal."""
 
     def __init__(self, scenario):
         import time
 
-        self.total = len(scenario.steps)
+        from .scenario import page_events
+
+        self.costs = page_events(scenario)
         self.name = scenario.file
         self.clock = time.monotonic
         self.start = self.clock()
+        self.done = 0
         self.bar = None
         self.task = None
         self.enabled = sys.stderr.isatty()
@@ -146,19 +150,22 @@ class _Progress:
         return self
 
     def step(self, index, step, machine) -> None:
+        self.done += self.costs[index]
         if not self.enabled:
             return
+        elapsed = self.clock() - self.start
         if self.bar is None:
-            if self.clock() - self.start < 1.0:
+            if elapsed < 1.0:
                 return
             from rich.console import Console
             from rich.progress import Progress
 
             self.bar = Progress(console=Console(stderr=True), transient=True)
             self.bar.start()
-            self.task = self.bar.add_task(self.name, total=self.total)
-        self.bar.update(self.task, completed=index + 1,
-                        description=f"{self.name}: {step.kind} (line {step.where.line})")
+            self.task = self.bar.add_task(self.name, total=max(sum(self.costs), 1))
+        self.bar.update(self.task, completed=self.done,
+                        description=f"{self.name}: {step.kind} (line {step.where.line}), "
+                                    f"{self.done / elapsed:,.0f} page events/s")
 
     def __exit__(self, *exc):
         if self.bar is not None:
@@ -240,6 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print, under each step, every memcg call (try_charge, commit, "
                         "uncharge, swapout, ...) with its page and the counters it changed "
                         "(res and memsw in pages, statistics in bytes)")
+    p.add_argument("--reference", action="store_true",
+                   help="run only the per-page reference paths, without the fast (array) "
+                        "paths: slower, and the same output")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser(
         "conformance", help="run the conformance suite (the LTP and kernel selftest cases) "

@@ -119,7 +119,8 @@ def render_json(result) -> dict:
                     "swap": ms.swap, "cpus": ms.cpus, "nodes": ms.nodes, "thp": ms.thp,
                     "swap_accounting": ms.swap_accounting, "page_size": PAGE_SIZE},
         "steps": [{"index": s.index, "line": s.where.line, "kind": s.kind,
-                   "status": s.status, "error": s.error, "detail": s.detail}
+                   "status": s.status, "error": s.error, "detail": s.detail,
+                   "page_events": s.page_events, "seconds": round(s.seconds, 6)}
                   for s in result.steps],
         "reports": result.reports,
         "checks": [{"step": c.step, "line": c.where.line, "cgroup": c.cgroup, "key": c.key,

@@ -7,12 +7,13 @@ happened. Nothing here prints.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from .. import ops
 from ..errors import Errno, InvalidRequest, ModelBug
 from ..status import Exit
-from .load import Scenario, Step
+from .load import Scenario, Step, page_events
 from .marks import PAGE, Where, show
 
 
@@ -26,6 +27,9 @@ class StepResult:
     detail: str = ""
     #: with tracing: (memcg API call, its page or entry, [((memcg, counter), before, after)])
     trace: list = field(default_factory=list)
+    #: the pages the step names (scenario.page_events) and the wall time it took
+    page_events: int = 0
+    seconds: float = 0.0
 
 
 @dataclass
@@ -53,16 +57,17 @@ class StepFailed(Exception):
 
 
 def run_scenario(sc: Scenario, check_every_step: bool = False, on_step=None,
-                 trace: bool = False) -> RunResult:
+                 trace: bool = False, reference: bool = False) -> RunResult:
     """Run a validated scenario on a fresh Machine. With trace, every memcg API call of every
-    step is recorded with the counters it changed (and the per-page paths are used)."""
+    step is recorded with the counters it changed (and the per-page paths are used); with
+    reference, the per-page reference paths run without the fast paths, to the same end."""
     from ..checker import check
     from ..machine import Machine
 
     ms = sc.machine
     m = Machine(ms.memory // PAGE, swap_pages=ms.swap // PAGE, cpus=ms.cpus, nodes=ms.nodes,
                 profile=ms.kernel, swap_accounting=ms.swap_accounting, thp=ms.thp,
-                vectorized=not trace, cgroup=ms.cgroup)
+                vectorized=not (trace or reference), cgroup=ms.cgroup)
     result = RunResult(sc)
     drive = ops.Drive(m, result)
     try:
@@ -77,12 +82,14 @@ def run_scenario(sc: Scenario, check_every_step: bool = False, on_step=None,
                 if ret:
                     raise StepFailed(f"{fwhere}: writing {show(text)} to {path}/{name} failed: "
                                      f"{Errno(-ret).name}")
-        for i, step in enumerate(sc.steps):
-            res = StepResult(i, step.kind, step.where)
+        for i, (step, cost) in enumerate(zip(sc.steps, page_events(sc), strict=True)):
+            res = StepResult(i, step.kind, step.where, page_events=cost)
             result.steps.append(res)
             if trace:
                 m.k.trace = res.trace
+            t0 = time.perf_counter()
             _run_step(drive, step, res)
+            res.seconds = time.perf_counter() - t0
             m.k.trace = None
             _sample(m, i, result.series)
             if on_step is not None:
