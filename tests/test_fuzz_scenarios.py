@@ -501,7 +501,7 @@ REGRESSIONS = [
 
 @pytest.mark.parametrize("c", REGRESSIONS)
 def test_regression(c: Case, fuzz_dir):
-    o = fz.run_one(c.text, fuzz_dir, timeout=c.timeout)
+    o = fz.run_one(c.text, fuzz_dir, timeout=c.timeout, hang_limit=c.timeout)
     assert o.finding is None, o.summary()
     assert o.status == c.status, o.summary()
     path = str(fuzz_dir / "scenario.yaml")
