@@ -359,3 +359,28 @@ def test_oom_skips_costly_order_is_what_the_oom_path_reads():
         events = dict(line.split() for line in m.read_file("/a", "memory.events").splitlines())
         seen[skip] = ([n for _, n in m.k.oom_charges], events["oom"], events["oom_kill"])
     assert seen == {True: ([1], "1", "1"), False: ([512, 1], "2", "1")}
+
+
+@pytest.mark.parametrize("profile,cgroup", [("3.17", "v1"), ("6.12", "v2")])
+def test_an_anonymous_fault_charges_under_its_kernels_names(profile, cgroup):
+    """3.17's do_anonymous_page reserves with mem_cgroup_try_charge and commits under the pte
+    lock; 6.x's charges in one step with mem_cgroup_charge, and has no try_charge at all."""
+    from memcgsim.errors import ModelBug
+    from memcgsim.mm.gfp import GFP_KERNEL
+    from memcgsim.mm.memcontrol import mem_cgroup_try_charge
+    from memcgsim.mm.memory import handle_mm_fault
+
+    m = machine(profile, cgroup)
+    t = m.spawn("A", "/a")
+    v = m.mmap_anon(t, 2)
+    m.k.trace = []
+    assert m.k.run(handle_mm_fault(m.k, v, v.start, True), t) == 0
+    names = [name for name, _, _ in m.k.trace]
+    m.k.trace = None
+    if profile == "3.17":
+        assert names == ["mem_cgroup_try_charge", "mem_cgroup_commit_charge"]
+    else:
+        assert names == ["mem_cgroup_charge"]
+        with pytest.raises(ModelBug, match="mem_cgroup_try_charge"):
+            mem_cgroup_try_charge(m.k, m.pfn_of(v, 0), t.mm, GFP_KERNEL)
+    ok(m)

@@ -8,6 +8,7 @@ from .gfp import GFP_KERNEL
 from .locking import Lock, Unlock, page_lock, tree_lock
 from .memcontrol import (
     mem_cgroup_cancel_charge,
+    mem_cgroup_charge,
     mem_cgroup_commit_charge,
     mem_cgroup_replace_folio,
     mem_cgroup_try_charge,
@@ -27,10 +28,15 @@ def __add_to_page_cache_locked(k, pfn: int, mapping, index: int, gfp_mask: int):
     mem_map = k.mem_map
     k.bug_on(not mem_map.flags[pfn] & PG_locked, pfn, "!PageLocked(page)")
     k.bug_on(mem_map.flags[pfn] & PG_swapbacked, pfn, "PageSwapBacked(page)")
-    if mem_map.flags[pfn] & PG_huge and "B7" not in k.inject:
-        ret, memcg = 0, None      # hugetlb pages are not memcg pages (B7 charged them)
-    else:
-        ret, memcg = mem_cgroup_try_charge(k, pfn, current_mm(k), gfp_mask)
+    # 3.17 charges in two steps, committed or cancelled after the insertion; 5.8 on in one
+    two_step = not k.profile.charge_at_instantiation
+    ret, memcg = 0, None
+    # hugetlb pages are not memcg pages (B7 charged them)
+    if not mem_map.flags[pfn] & PG_huge or "B7" in k.inject:
+        if two_step:
+            ret, memcg = mem_cgroup_try_charge(k, pfn, current_mm(k), gfp_mask)
+        else:
+            ret = mem_cgroup_charge(k, pfn, current_mm(k), gfp_mask)
     if ret:
         return ret
     page_cache_get(k, pfn)
@@ -40,14 +46,16 @@ def __add_to_page_cache_locked(k, pfn: int, mapping, index: int, gfp_mask: int):
     if mapping.lookup(index):
         yield Unlock(tree_lock(mapping.id))
         mem_map.mapping[pfn] = 0
-        mem_cgroup_cancel_charge(k, pfn, memcg)
+        if two_step:
+            mem_cgroup_cancel_charge(k, pfn, memcg)
         page_cache_release(k, pfn)
         return -Errno.EEXIST
     mapping.ensure(index + 1)
     mapping.i_pages[index] = PTE_PRESENT | pfn
     mapping.nrpages += 1
     yield Unlock(tree_lock(mapping.id))
-    mem_cgroup_commit_charge(k, pfn, memcg, False)
+    if two_step:
+        mem_cgroup_commit_charge(k, pfn, memcg, False)
     return 0
 
 

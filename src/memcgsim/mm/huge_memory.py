@@ -14,6 +14,7 @@ from .gfp import __GFP_NORETRY, GFP_TRANSHUGE
 from .locking import Lock, Unlock, anon_vma_lock, lru_lock, ptl
 from .memcontrol import (
     mem_cgroup_cancel_charge,
+    mem_cgroup_charge,
     mem_cgroup_commit_charge,
     mem_cgroup_split_huge_fixup,
     mem_cgroup_try_charge,
@@ -63,18 +64,25 @@ def do_huge_pmd_anonymous_page(k, vma, addr: int):
     gfp = GFP_TRANSHUGE
     if vma.flags & VM_HUGEPAGE and k.profile.thp_madvise_retries:
         gfp &= ~__GFP_NORETRY               # vma_thp_gfp_mask: madvised, defrag=madvise
-    ret, memcg = mem_cgroup_try_charge(k, head, mm, gfp)
+    # 3.17 charges in two steps, committed or cancelled under the pte lock; 5.8 on in one
+    two_step = not k.profile.charge_at_instantiation
+    if two_step:
+        ret, memcg = mem_cgroup_try_charge(k, head, mm, gfp)
+    else:
+        ret = mem_cgroup_charge(k, head, mm, gfp)
     if ret:
         put_page(k, head)
         return VM_FAULT_FALLBACK
     yield Lock(ptl(mm.id))
     if np.any(vma.pte[off:off + HPAGE_PMD_NR]):
         yield Unlock(ptl(mm.id))
-        mem_cgroup_cancel_charge(k, head, memcg)
+        if two_step:
+            mem_cgroup_cancel_charge(k, head, memcg)
         put_page(k, head)
         return 0
     page_add_new_anon_rmap(k, head, vma, haddr)
-    mem_cgroup_commit_charge(k, head, memcg, False)
+    if two_step:
+        mem_cgroup_commit_charge(k, head, memcg, False)
     lru_cache_add_active_or_unevictable(k, head, vma)
     vma.pte[off:off + HPAGE_PMD_NR] = (PTE_PRESENT | PTE_HUGE | PTE_WRITE | PTE_DIRTY
                                        | np.arange(head, head + HPAGE_PMD_NR))

@@ -1,13 +1,14 @@
 """mm/memcontrol.c: memcgs, the per-CPU charge stock and the page charge API, of 3.17 and of
 6.1 and 6.12 (what differs is read off the kernel profile, memcgsim.profile).
 
-The 2014 design (3.17): a page is charged in two steps, try_charge (reserve on the counters)
-and then commit_charge (bind the page) or cancel_charge; it keeps its charge through mapping,
-LRU, page cache and swap cache life and is uncharged once, after the final put
-(mem_cgroup_uncharge); mem_cgroup_migrate transfers a charge; mem_cgroup_swapout hands the
-memsw charge to the swap entry. From 5.8 (the 6.x profiles) a page is charged in one step,
-mem_cgroup_charge, before anyone can see it; the 3.17 entry points take the 6.x route there.
-Functions here are atomic steps: the paths that call them hold the page's serialization.
+The 2014 design (3.17): a page is charged in two steps, mem_cgroup_try_charge (reserve on the
+counters) and then mem_cgroup_commit_charge (bind the page) or mem_cgroup_cancel_charge; it keeps
+its charge through mapping, LRU, page cache and swap cache life and is uncharged once, after the
+final put (mem_cgroup_uncharge); mem_cgroup_migrate transfers a charge; mem_cgroup_swapout hands
+the memsw charge to the swap entry. From 5.8 (the 6.x profiles) a page is charged in one step,
+mem_cgroup_charge, before anyone can see it, and the two-step API is gone: the callers choose
+by profile.charge_at_instantiation. Functions here are atomic steps: the paths that call them
+hold the page's serialization.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 
-from ..errors import Errno
+from ..errors import Errno, ModelBug
 from .gfp import (
     __GFP_HIGH,
     __GFP_NOFAIL,
@@ -537,7 +538,7 @@ def try_charge_memcg(k, memcg: MemCgroup, gfp_mask: int, nr_pages: int) -> tuple
             return _nomem_or_force(k, memcg, over, gfp_mask, nr_pages, raised_max_event)
         # bug B8 put back: the order of nr_pages, not of nr_pages * PAGE_SIZE
         order = get_order_bug(nr_pages) if "B8" in k.inject else get_order(nr_pages)
-        if mem_cgroup_oom_6x(k, over, gfp_mask, order, nr_pages):
+        if mem_cgroup_oom(k, over, gfp_mask, order, nr_pages):
             passed_oom = True
             nr_retries = prof.reclaim_retries
             if task_is_dying(current):
@@ -674,28 +675,6 @@ def get_order(nr_pages: int) -> int:
     return order
 
 
-def mem_cgroup_oom_6x(k, memcg: MemCgroup, gfp_mask: int, order: int, nr_pages: int) -> bool:
-    """mem_cgroup_oom (6.x): True when the OOM killer freed (or is freeing) memory.
-
-    Costly orders never OOM (oom_skips_costly_order). A v1 memcg with oom_kill_disable records
-    the OOM in a faulting task, which waits at the end of the fault as in 3.17; otherwise the
-    killer runs now."""
-    from .oom_kill import mem_cgroup_out_of_memory_6x
-
-    prof = k.profile
-    if prof.oom_skips_costly_order and (1 << order) > prof.costly_order_pages:
-        return False
-    k.oom_charges.append((memcg.id, nr_pages))
-    memcg_memory_event(memcg, "oom")
-    current = k.current
-    if memcg.oom_kill_disable:
-        if current is not None and current.memcg_may_oom:
-            current.memcg_oom = memcg
-            current.memcg_oom_order = order
-        return False
-    return mem_cgroup_out_of_memory_6x(k, memcg, order)
-
-
 def get_order_bug(nr_pages: int) -> int:
     """3.17 passes get_order(nr_pages), not get_order(nr_pages * PAGE_SIZE) (bug B8): a THP
     charge looks like order 0 to the OOM decision."""
@@ -738,14 +717,34 @@ def mem_cgroup_reclaim(k, memcg: MemCgroup, gfp_mask: int, noswap: bool,
     return total
 
 
-def mem_cgroup_oom(k, memcg: MemCgroup, gfp_mask: int, order: int, nr_pages: int) -> None:
-    """Record a memcg OOM in the task; the kill (or wait) happens at the end of the fault."""
+def mem_cgroup_oom(k, memcg: MemCgroup, gfp_mask: int, order: int, nr_pages: int) -> bool:
+    """A charge found memcg full after reclaim: True when the OOM killer freed (or is freeing)
+    memory, so that the charge may be retried.
+
+    3.17 (profile.charge_loop) only records the OOM in a task in a user fault: the charge
+    fails, and mem_cgroup_oom_synchronize kills (or waits) at the end of the fault. 6.x records
+    it that way only for a v1 memcg with oom_kill_disable, and otherwise runs the killer now;
+    a costly order never OOMs (oom_skips_costly_order)."""
+    from .oom_kill import mem_cgroup_out_of_memory
+
+    prof = k.profile
     current = k.current
-    if current is None or not current.memcg_may_oom:
-        return
+    if prof.charge_loop == "3.17":
+        if current is not None and current.memcg_may_oom:
+            k.oom_charges.append((memcg.id, nr_pages))
+            current.memcg_oom = memcg
+            current.memcg_oom_order = order
+        return False
+    if prof.oom_skips_costly_order and (1 << order) > prof.costly_order_pages:
+        return False
     k.oom_charges.append((memcg.id, nr_pages))
-    current.memcg_oom = memcg
-    current.memcg_oom_order = order
+    memcg_memory_event(memcg, "oom")
+    if memcg.oom_kill_disable:
+        if current is not None and current.memcg_may_oom:
+            current.memcg_oom = memcg
+            current.memcg_oom_order = order
+        return False
+    return mem_cgroup_out_of_memory(k, memcg, order)
 
 
 def get_mem_cgroup_from_mm(k, mm) -> MemCgroup:
@@ -771,15 +770,17 @@ def try_get_mem_cgroup_from_page(k, pfn: int) -> MemCgroup | None:
 
 @traced
 def mem_cgroup_try_charge(k, pfn: int, mm, gfp_mask: int) -> tuple[int, MemCgroup | None]:
-    """Reserve the charge for a page about to be instantiated; returns (0 or -ENOMEM, memcg).
+    """Reserve the charge for a page about to be instantiated (3.17; mem_cgroup_charge from
+    5.8); returns (0 or -ENOMEM, memcg) for mem_cgroup_commit_charge or _cancel_charge.
 
     memcg None with 0 means nothing to commit (a repeat fault on a charged swap-cache page).
     """
+    if k.profile.charge_at_instantiation:
+        raise ModelBug("mem_cgroup_try_charge on a 5.8+ kernel, which charges with "
+                       "mem_cgroup_charge")
     flags = int(k.mem_map.flags[pfn])
     if flags & PG_swapcache and k.pc.flags[pfn] & PCG_USED:
         return 0, None
-    if k.profile.charge_at_instantiation:
-        return mem_cgroup_charge(k, pfn, mm, gfp_mask), None
     nr_pages = HPAGE_PMD_NR if flags & PG_head else 1
     memcg = None
     if k.do_swap_account and flags & PG_swapcache:
@@ -794,12 +795,12 @@ def mem_cgroup_try_charge(k, pfn: int, mm, gfp_mask: int) -> tuple[int, MemCgrou
     return ret, memcg
 
 
+@traced
 def mem_cgroup_charge(k, pfn: int, mm, gfp_mask: int) -> int:
     """Charge a page nobody can see yet to mm's memcg, in one step (5.8 on): 0 or -ENOMEM.
 
-    The 3.17-shaped paths call mem_cgroup_try_charge, which lands here on these profiles and
-    hands back no memcg, so that their commit and cancel have nothing left to do: a page whose
-    insertion fails is uncharged when it is freed."""
+    Nothing is left to commit or cancel: a page that then loses its race is uncharged when it
+    is freed."""
     memcg = get_mem_cgroup_from_mm(k, mm)
     return _charge_memcg(k, pfn, memcg, gfp_mask)
 
@@ -1066,7 +1067,8 @@ def mem_cgroup_uncharge(k, pfn: int) -> None:
 
 @traced
 def mem_cgroup_migrate(k, oldpage: int, newpage: int, lrucare: bool) -> None:
-    """Transfer the charge of oldpage to newpage; no counter changes (both pages locked)."""
+    """Give newpage the charge of oldpage, whose place it takes (migration, and page cache
+    replacement up to 6.6); both pages are locked. The kernel's rule is profile.migrate."""
     mem_map, pc = k.mem_map, k.pc
     k.bug_on(not mem_map.flags[oldpage] & PG_locked, oldpage, "!PageLocked(oldpage)")
     k.bug_on(not mem_map.flags[newpage] & PG_locked, newpage, "!PageLocked(newpage)")
@@ -1078,18 +1080,18 @@ def mem_cgroup_migrate(k, oldpage: int, newpage: int, lrucare: bool) -> None:
              newpage, "PageAnon(oldpage) != PageAnon(newpage)")
     if pc.flags[newpage] & PCG_USED:     # page cache replacement: new page already charged
         return
+    rule = {"transfer-with-stats": _migrate_transfer_with_stats,
+            "force-charge": _migrate_force_charge,
+            "transfer": _migrate_transfer}[k.profile.migrate]
+    rule(k, oldpage, newpage, lrucare)
+
+
+def _charge_of_oldpage(k, oldpage: int, newpage: int) -> tuple[MemCgroup, int] | None:
+    """oldpage's memcg and size, or None when it is uncharged already (re-entrant migration)."""
+    mem_map, pc = k.mem_map, k.pc
     pcf = int(pc.flags[oldpage])
-    if "B3" in k.inject:
-        # bug B3 put back (the first version of the rewrite): the old page keeps PCG_USED and
-        # its statistics, only the charge bits go, and nothing stops a second migration
-        k.bug_on(not pcf & PCG_MEM, oldpage, "!(pc->flags & PCG_MEM)")
-        memcg = k.memcg_by_id[int(pc.memcg[oldpage])]
-        pc.flags[oldpage] = pcf & ~(PCG_MEM | PCG_MEMSW)
-        commit_charge(k, newpage, memcg, lrucare)
-        mem_cgroup_charge_statistics(k, memcg, newpage, k.mem_map.nr_pages_of(oldpage))
-        return
-    if not pcf & PCG_USED:               # re-entrant migration: old page already uncharged
-        return
+    if not pcf & PCG_USED:
+        return None
     k.bug_on(not pcf & PCG_MEM, oldpage, "!(pc->flags & PCG_MEM)")
     k.bug_on(k.do_swap_account and not pcf & PCG_MEMSW, oldpage,
              "do_swap_account && !(pc->flags & PCG_MEMSW)")
@@ -1097,15 +1099,27 @@ def mem_cgroup_migrate(k, oldpage: int, newpage: int, lrucare: bool) -> None:
     if mem_map.flags[oldpage] & PG_head:
         nr_pages = HPAGE_PMD_NR
         k.bug_on(not mem_map.flags[newpage] & PG_head, newpage, "!PageTransHuge(newpage)")
-    memcg = k.memcg_by_id[int(pc.memcg[oldpage])]
-    if k.profile.migrate == "force-charge":
-        _force_charge_new(k, memcg, newpage, nr_pages, lrucare)
+    return k.memcg_by_id[int(pc.memcg[oldpage])], nr_pages
+
+
+def _migrate_transfer_with_stats(k, oldpage: int, newpage: int, lrucare: bool) -> None:
+    """3.17: the charge moves to newpage with no counter change; the charge statistics of
+    oldpage go down and those of newpage up."""
+    pc = k.pc
+    if "B3" in k.inject:
+        # bug B3 put back (the first version of the rewrite): the old page keeps PCG_USED and
+        # its statistics, only the charge bits go, and nothing stops a second migration
+        pcf = int(pc.flags[oldpage])
+        k.bug_on(not pcf & PCG_MEM, oldpage, "!(pc->flags & PCG_MEM)")
+        memcg = k.memcg_by_id[int(pc.memcg[oldpage])]
+        pc.flags[oldpage] = pcf & ~(PCG_MEM | PCG_MEMSW)
+        commit_charge(k, newpage, memcg, lrucare)
+        mem_cgroup_charge_statistics(k, memcg, newpage, k.mem_map.nr_pages_of(oldpage))
         return
-    if k.profile.migrate == "transfer":
-        pc.memcg[newpage] = pc.memcg[oldpage]
-        pc.flags[newpage] = pcf
-        pc.flags[oldpage] = 0
+    charge = _charge_of_oldpage(k, oldpage, newpage)
+    if charge is None:
         return
+    memcg, nr_pages = charge
     isolated = lock_page_lru(k, oldpage) if lrucare else False
     pc.flags[oldpage] = 0
     if lrucare:
@@ -1113,6 +1127,27 @@ def mem_cgroup_migrate(k, oldpage: int, newpage: int, lrucare: bool) -> None:
     mem_cgroup_charge_statistics(k, memcg, oldpage, -nr_pages)
     commit_charge(k, newpage, memcg, lrucare)
     mem_cgroup_charge_statistics(k, memcg, newpage, nr_pages)
+
+
+def _migrate_force_charge(k, oldpage: int, newpage: int, lrucare: bool) -> None:
+    """4.5 to 6.6 (the 6.1 profile): newpage is charged to oldpage's memcg past any limit, and
+    oldpage keeps its charge until it is freed, so usage counts both pages meanwhile."""
+    charge = _charge_of_oldpage(k, oldpage, newpage)
+    if charge is None:
+        return
+    memcg, nr_pages = charge
+    _force_charge_new(k, memcg, newpage, nr_pages, lrucare)
+
+
+def _migrate_transfer(k, oldpage: int, newpage: int, lrucare: bool) -> None:
+    """6.7 on: the memcg binding (memcg_data) moves from oldpage to newpage; no counter or
+    statistic changes."""
+    pc = k.pc
+    if _charge_of_oldpage(k, oldpage, newpage) is None:
+        return
+    pc.memcg[newpage] = pc.memcg[oldpage]
+    pc.flags[newpage] = pc.flags[oldpage]
+    pc.flags[oldpage] = 0
 
 
 def _force_charge_new(k, memcg: MemCgroup, newpage: int, nr_pages: int, lrucare: bool) -> None:
@@ -1391,7 +1426,7 @@ def memory_high_write(k, memcg: MemCgroup, high: int) -> int:
 
 def memory_max_write(k, memcg: MemCgroup, max_pages: int) -> int:
     """memory.max: set it at once (no -EBUSY), then reclaim, then OOM-kill until under it."""
-    from .oom_kill import mem_cgroup_out_of_memory_6x
+    from .oom_kill import mem_cgroup_out_of_memory
     from .vmscan import try_to_free_mem_cgroup_pages
 
     memcg.res.max = max_pages
@@ -1410,7 +1445,7 @@ def memory_max_write(k, memcg: MemCgroup, max_pages: int) -> int:
                 nr_reclaims -= 1
             continue
         memcg_memory_event(memcg, "oom")
-        if not mem_cgroup_out_of_memory_6x(k, memcg, 0):
+        if not mem_cgroup_out_of_memory(k, memcg, 0):
             break
     return 0
 

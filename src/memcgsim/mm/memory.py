@@ -1,8 +1,11 @@
 """mm/memory.c: page faults and zapping page tables.
 
-Anonymous, COW and swap-in faults charge with try_charge before taking the page-table lock and
-commit under it once the rmap is set up; a fault that lost a race cancels. Zapping drops the
-mappings; pages are uncharged when the batched final put frees them.
+3.17: anonymous, COW and swap-in faults charge with mem_cgroup_try_charge before taking the
+page-table lock and commit under it once the rmap is set up; a fault that lost a race cancels.
+5.8 on: the new page is charged in one step (mem_cgroup_charge) and a page that lost the race
+is uncharged when it is freed; a swap-in fault charges nothing, its page was charged when it
+entered the swap cache. Zapping drops the mappings; pages are uncharged when the batched final
+put frees them.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from .memcontrol import (
     MEM_CGROUP_EVENTS_PGFAULT,
     MEM_CGROUP_EVENTS_PGMAJFAULT,
     mem_cgroup_cancel_charge,
+    mem_cgroup_charge,
     mem_cgroup_commit_charge,
     mem_cgroup_count_vm_event,
     mem_cgroup_try_charge,
@@ -84,7 +88,12 @@ def do_anonymous_page(k, vma, addr: int):
     if pfn < 0:
         return VM_FAULT_OOM
     mm = vma.mm
-    ret, memcg = mem_cgroup_try_charge(k, pfn, mm, GFP_KERNEL)
+    # 3.17 charges in two steps, committed or cancelled under the pte lock; 5.8 on in one
+    two_step = not k.profile.charge_at_instantiation
+    if two_step:
+        ret, memcg = mem_cgroup_try_charge(k, pfn, mm, GFP_KERNEL)
+    else:
+        ret = mem_cgroup_charge(k, pfn, mm, GFP_KERNEL)
     if ret:
         page_cache_release(k, pfn)
         return VM_FAULT_OOM
@@ -92,12 +101,14 @@ def do_anonymous_page(k, vma, addr: int):
     yield Lock(ptl(mm.id))
     if vma.pte[i]:
         yield Unlock(ptl(mm.id))
-        mem_cgroup_cancel_charge(k, pfn, memcg)
+        if two_step:
+            mem_cgroup_cancel_charge(k, pfn, memcg)
         page_cache_release(k, pfn)
         return 0
     mm.rss_stat[MM_ANONPAGES] += 1
     page_add_new_anon_rmap(k, pfn, vma, addr)
-    mem_cgroup_commit_charge(k, pfn, memcg, False)
+    if two_step:
+        mem_cgroup_commit_charge(k, pfn, memcg, False)
     lru_cache_add_active_or_unevictable(k, pfn, vma)
     vma.pte[i] = mk_pte(pfn, True) | PTE_DIRTY
     yield Unlock(ptl(mm.id))
@@ -177,7 +188,13 @@ def do_wp_page(k, vma, addr: int):
     if new < 0:
         page_cache_release(k, old)
         return VM_FAULT_OOM
-    ret, memcg = mem_cgroup_try_charge(k, new, mm, GFP_KERNEL)
+    # 3.17 charges the copy in two steps, committed or cancelled under the pte lock; 5.8 on
+    # in one (wp_page_copy)
+    two_step = not k.profile.charge_at_instantiation
+    if two_step:
+        ret, memcg = mem_cgroup_try_charge(k, new, mm, GFP_KERNEL)
+    else:
+        ret = mem_cgroup_charge(k, new, mm, GFP_KERNEL)
     if ret:
         page_cache_release(k, new)
         page_cache_release(k, old)
@@ -188,13 +205,15 @@ def do_wp_page(k, vma, addr: int):
             mm.rss_stat[MM_FILEPAGES] -= 1
             mm.rss_stat[MM_ANONPAGES] += 1
         page_add_new_anon_rmap(k, new, vma, addr)
-        mem_cgroup_commit_charge(k, new, memcg, False)
+        if two_step:
+            mem_cgroup_commit_charge(k, new, memcg, False)
         lru_cache_add_active_or_unevictable(k, new, vma)
         vma.pte[i] = mk_pte(new, True) | PTE_DIRTY
         page_remove_rmap(k, old)
         release = old          # the old mapping's reference
     else:
-        mem_cgroup_cancel_charge(k, new, memcg)
+        if two_step:
+            mem_cgroup_cancel_charge(k, new, memcg)
         release = new
     yield Unlock(ptl(mm.id))
     page_cache_release(k, release)
@@ -203,8 +222,9 @@ def do_wp_page(k, vma, addr: int):
 
 
 def do_swap_page(k, vma, addr: int, write: bool):
-    """Path: fault on a swap pte. A page read ahead into swap cache is uncharged and maybe on
-    the LRU; the fault charges the slot's recorded memcg and commits with lrucare."""
+    """Path: fault on a swap pte. 3.17: a page read ahead into swap cache is uncharged and maybe
+    on the LRU; the fault charges the slot's recorded memcg and commits with lrucare. 5.8 on:
+    the page was charged when it entered the swap cache, and the fault charges nothing."""
     from .mm_struct import VM_LOCKED
     from .mm_types import PG_mlocked
     from .swap_state import lookup_swap_cache, swapin_readahead, try_to_free_swap
@@ -228,15 +248,20 @@ def do_swap_page(k, vma, addr: int, write: bool):
         yield Unlock(page_lock(pfn))
         page_cache_release(k, pfn)
         return ret
-    err, memcg = mem_cgroup_try_charge(k, pfn, mm, GFP_KERNEL)
-    if err:
-        yield Unlock(page_lock(pfn))
-        page_cache_release(k, pfn)
-        return VM_FAULT_OOM
+    # 3.17 charges here, in two steps; 5.8 on the page was charged by
+    # mem_cgroup_swapin_charge_page before it entered the swap cache
+    two_step = not k.profile.charge_at_instantiation
+    if two_step:
+        err, memcg = mem_cgroup_try_charge(k, pfn, mm, GFP_KERNEL)
+        if err:
+            yield Unlock(page_lock(pfn))
+            page_cache_release(k, pfn)
+            return VM_FAULT_OOM
     yield Lock(ptl(mm.id))
     if int(vma.pte[i]) != orig:
         yield Unlock(ptl(mm.id))
-        mem_cgroup_cancel_charge(k, pfn, memcg)
+        if two_step:
+            mem_cgroup_cancel_charge(k, pfn, memcg)
         yield Unlock(page_lock(pfn))
         page_cache_release(k, pfn)
         return ret
@@ -249,7 +274,8 @@ def do_swap_page(k, vma, addr: int, write: bool):
         ret |= VM_FAULT_WRITE
     vma.pte[i] = pte
     do_page_add_anon_rmap(k, pfn, vma, addr)
-    mem_cgroup_commit_charge(k, pfn, memcg, True)
+    if two_step:
+        mem_cgroup_commit_charge(k, pfn, memcg, True)
     swap_free(k, entry)
     if vm_swap_full(k) or vma.flags & VM_LOCKED or pm.flags[pfn] & PG_mlocked:
         try_to_free_swap(k, pfn)
@@ -322,20 +348,27 @@ def do_file_fault(k, vma, addr: int, write: bool):
 
 
 def do_cow_fault(k, vma, addr: int):
-    """Path: first write to a private file mapping: the new anonymous copy is try-charged to
-    the faulting mm before the file page is looked up, and committed under the pte lock."""
+    """Path: first write to a private file mapping: the new anonymous copy is charged to the
+    faulting mm before the file page is looked up (3.17: try-charged, and committed under the
+    pte lock)."""
     anon_vma_prepare(k, vma)
     new = alloc_pages_node(k, fault_node(k, vma), 0)
     if new < 0:
         return VM_FAULT_OOM
     mm = vma.mm
-    ret, memcg = mem_cgroup_try_charge(k, new, mm, GFP_KERNEL)
+    # 3.17 charges in two steps, committed or cancelled later; 5.8 on in one
+    two_step = not k.profile.charge_at_instantiation
+    if two_step:
+        ret, memcg = mem_cgroup_try_charge(k, new, mm, GFP_KERNEL)
+    else:
+        ret = mem_cgroup_charge(k, new, mm, GFP_KERNEL)
     if ret:
         page_cache_release(k, new)
         return VM_FAULT_OOM
     fault_page = yield from __do_fault(k, vma, addr)
     if fault_page < 0:
-        mem_cgroup_cancel_charge(k, new, memcg)
+        if two_step:
+            mem_cgroup_cancel_charge(k, new, memcg)
         page_cache_release(k, new)
         return -fault_page
     i = addr - vma.start
@@ -344,13 +377,15 @@ def do_cow_fault(k, vma, addr: int):
         yield Unlock(ptl(mm.id))
         yield Unlock(page_lock(fault_page))
         page_cache_release(k, fault_page)
-        mem_cgroup_cancel_charge(k, new, memcg)
+        if two_step:
+            mem_cgroup_cancel_charge(k, new, memcg)
         page_cache_release(k, new)
         return 0
     mm.rss_stat[MM_ANONPAGES] += 1
     page_add_new_anon_rmap(k, new, vma, addr)
     vma.pte[i] = mk_pte(new, True) | PTE_DIRTY
-    mem_cgroup_commit_charge(k, new, memcg, False)
+    if two_step:
+        mem_cgroup_commit_charge(k, new, memcg, False)
     lru_cache_add_active_or_unevictable(k, new, vma)
     yield Unlock(ptl(mm.id))
     yield Unlock(page_lock(fault_page))

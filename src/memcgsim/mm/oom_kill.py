@@ -32,24 +32,6 @@ def oom_badness(task, totalpages: int) -> int:
     return max(points, 1)
 
 
-def mem_cgroup_out_of_memory(k, memcg, current):
-    """Choose the victim among the tasks of memcg's hierarchy (a task that is already dying is
-    taken as is); return it, or None when nothing can be killed."""
-    from .res_counter import RES_COUNTER_MAX
-
-    limit = memcg.res.limit if memcg.res.limit < RES_COUNTER_MAX else k.nr_pages
-    chosen, chosen_points = None, 0
-    for task in k.tasks.values():
-        if task.state != "alive" or not memcg.same_or_subtree(task.memcg):
-            continue
-        if task.memdie:
-            return task
-        points = oom_badness(task, limit)
-        if points > chosen_points:
-            chosen, chosen_points = task, points
-    return chosen
-
-
 def task_is_dying(task) -> bool:
     """An OOM victim, or a task with SIGKILL pending, or one exiting."""
     return task is not None and (task.memdie or task.fatal_signal or task.exiting)
@@ -71,28 +53,43 @@ def mem_cgroup_get_max(k, memcg) -> int:
     return limit
 
 
-def mem_cgroup_out_of_memory_6x(k, memcg, order: int) -> bool:
-    """out_of_memory for memcg's hierarchy, from the charge: True when memory was (or is
-    being) freed: a victim killed, one already dying, or the charger itself dying."""
+def mem_cgroup_out_of_memory(k, memcg, order: int) -> bool:
+    """Kill a task of memcg's hierarchy, the one with the highest badness: True when memory was
+    (or is being) freed.
+
+    3.17 (profile.charge_loop) runs it at the end of the fault, from
+    mem_cgroup_oom_synchronize: badness is scaled by the memory limit, and a task already dying
+    is taken as is. 6.x runs it in the charge: nothing is killed when the memcg has room again,
+    the charger is dying or a victim is still on its way out; badness is scaled by the memory
+    and swap the memcg may use (mem_cgroup_get_max); memory.oom.group kills the whole group."""
     from .memcontrol import mem_cgroup_margin
 
-    current = k.current
-    if mem_cgroup_margin(k, memcg) >= (1 << order):
-        return True
-    if task_is_dying(current):
-        return True
-    totalpages = mem_cgroup_get_max(k, memcg)
+    in_charge = k.profile.charge_loop == "6.x"
+    if in_charge:
+        if mem_cgroup_margin(k, memcg) >= (1 << order) or task_is_dying(k.current):
+            return True
+        totalpages = mem_cgroup_get_max(k, memcg)
+    else:
+        from .res_counter import RES_COUNTER_MAX
+
+        totalpages = memcg.res.limit if memcg.res.limit < RES_COUNTER_MAX else k.nr_pages
     chosen, chosen_points = None, 0
     for task in k.tasks.values():
         if task.state != "alive" or not memcg.same_or_subtree(task.memcg):
             continue
         if task.memdie:
-            return True            # a victim is on its way out: wait for it
+            if in_charge:
+                return True            # a victim is on its way out: wait for it
+            chosen = task
+            break
         points = oom_badness(task, totalpages)
         if points > chosen_points:
             chosen, chosen_points = task, points
     if chosen is None:
         return False
+    if not in_charge:
+        oom_kill_process(k, chosen)
+        return True
     group = mem_cgroup_get_oom_group(chosen, memcg)
     chosen_memcg = _oom_kill_memcg(chosen)
     __oom_kill_process(k, chosen)
@@ -159,10 +156,8 @@ def mem_cgroup_oom_synchronize(k, current) -> str:
     if memcg.oom_kill_disable:
         memcg.under_oom = 1
         return "waiting"
-    victim = mem_cgroup_out_of_memory(k, memcg, current)
-    if victim is None:
+    if not mem_cgroup_out_of_memory(k, memcg, current.memcg_oom_order):
         return "none"
-    oom_kill_process(k, victim)
     return "killed"
 
 

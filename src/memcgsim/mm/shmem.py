@@ -1,6 +1,7 @@
 """mm/shmem.c: tmpfs and shared anonymous memory. Pages are charged to the task that first
 touches them (cache, on the anon LRU); reclaim moves them to the swap cache (shmem_writepage);
-a later access swaps them back in and commits the charge with lrucare."""
+a later access swaps them back in, and 3.17 commits the charge then, with lrucare (5.8 on, the
+page was charged when it entered the swap cache)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from .locking import Lock, Unlock, page_lock, tree_lock
 from .memcontrol import (
     MEM_CGROUP_EVENTS_PGMAJFAULT,
     mem_cgroup_cancel_charge,
+    mem_cgroup_charge,
     mem_cgroup_commit_charge,
     mem_cgroup_count_vm_event,
     mem_cgroup_try_charge,
@@ -58,6 +60,9 @@ def shmem_getpage(k, mapping, index: int, node: int, sgp: str):
 
     mem_map = k.mem_map
     charge_mm = k.current.mm if k.current is not None else None
+    # 3.17 charges in two steps, committed or cancelled after the insertion; 5.8 on a new page
+    # is charged in one, and a swapped-in page was charged when it entered the swap cache
+    two_step = not k.profile.charge_at_instantiation
     if sgp != SGP_WRITE and index >= mapping.size_pages:
         return -Errno.EINVAL
     alloced = False
@@ -92,19 +97,22 @@ def shmem_getpage(k, mapping, index: int, node: int, sgp: str):
                     yield Unlock(page_lock(pfn))
                     page_cache_release(k, pfn)
                     return err
-            ret, memcg = mem_cgroup_try_charge(k, pfn, charge_mm, GFP_KERNEL)
-            if ret:
-                yield Unlock(page_lock(pfn))
-                page_cache_release(k, pfn)
-                return ret
+            if two_step:
+                ret, memcg = mem_cgroup_try_charge(k, pfn, charge_mm, GFP_KERNEL)
+                if ret:
+                    yield Unlock(page_lock(pfn))
+                    page_cache_release(k, pfn)
+                    return ret
             err = yield from shmem_add_to_page_cache(k, pfn, mapping, index, e)
             if err:
-                mem_cgroup_cancel_charge(k, pfn, memcg)
+                if two_step:
+                    mem_cgroup_cancel_charge(k, pfn, memcg)
                 delete_from_swap_cache(k, pfn)
                 yield Unlock(page_lock(pfn))
                 page_cache_release(k, pfn)
                 continue
-            mem_cgroup_commit_charge(k, pfn, memcg, True)
+            if two_step:
+                mem_cgroup_commit_charge(k, pfn, memcg, True)
             delete_from_swap_cache(k, pfn)
             set_page_dirty(k, pfn)
             swap_free(k, swap)
@@ -116,18 +124,23 @@ def shmem_getpage(k, mapping, index: int, node: int, sgp: str):
             return -Errno.ENOMEM
         mem_map.flags[pfn] |= PG_swapbacked
         yield Lock(page_lock(pfn))
-        ret, memcg = mem_cgroup_try_charge(k, pfn, charge_mm, GFP_KERNEL)
+        if two_step:
+            ret, memcg = mem_cgroup_try_charge(k, pfn, charge_mm, GFP_KERNEL)
+        else:
+            ret = mem_cgroup_charge(k, pfn, charge_mm, GFP_KERNEL)
         if ret:
             yield Unlock(page_lock(pfn))
             page_cache_release(k, pfn)
             return ret
         err = yield from shmem_add_to_page_cache(k, pfn, mapping, index, 0)
         if err:
-            mem_cgroup_cancel_charge(k, pfn, memcg)
+            if two_step:
+                mem_cgroup_cancel_charge(k, pfn, memcg)
             yield Unlock(page_lock(pfn))
             page_cache_release(k, pfn)
             continue
-        mem_cgroup_commit_charge(k, pfn, memcg, False)
+        if two_step:
+            mem_cgroup_commit_charge(k, pfn, memcg, False)
         lru_cache_add_anon(k, pfn)
         alloced = True
         break
