@@ -257,9 +257,7 @@ class CgroupV1(_Files):
 
     # ---------------------------------------------------------------- reads
     def _limit(self, pages: int) -> str:
-        if self.k.profile.counter == "page_counter":
-            return f"{pages * PAGE_SIZE}\n"      # PAGE_COUNTER_MAX pages when unlimited
-        return f"{self.k.res_limit_bytes(pages)}\n"
+        return f"{self.k.v1_limit_bytes(pages)}\n"
 
     def _oom_control(self, memcg) -> str:
         text = (f"oom_kill_disable {int(memcg.oom_kill_disable)}\n"

@@ -146,11 +146,15 @@ class Kernel:
         self._lru_seq += n
         return first
 
-    def res_limit_bytes(self, limit_pages: int) -> int:
-        """A res_counter limit as the v1 files print it (RES_COUNTER_MAX, ULLONG_MAX bytes,
-        when unlimited)."""
-        if limit_pages >= RES_COUNTER_MAX:
-            return (1 << 64) - 1
+    def v1_limit_bytes(self, limit_pages: int) -> int:
+        """A limit as the v1 files print it: the profile's v1_unlimited_bytes when unlimited
+        (RES_COUNTER_MAX or PAGE_COUNTER_MAX pages, by the counter type)."""
+        from .mm.page_counter import PAGE_COUNTER_MAX
+
+        prof = self.profile
+        unlimited = RES_COUNTER_MAX if prof.counter == "res_counter" else PAGE_COUNTER_MAX
+        if limit_pages >= unlimited:
+            return prof.v1_unlimited_bytes
         return limit_pages * PAGE_SIZE
 
     def run(self, path, task=None):

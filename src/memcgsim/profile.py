@@ -16,15 +16,18 @@ ULLONG_MAX = (1 << 64) - 1
 PAGE_COUNTER_MAX_BYTES = ((1 << 63) - 1) // PAGE_SIZE * PAGE_SIZE
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class KernelProfile:
+    """One kernel version's behaviours. Each field is one behaviour, named for what it does
+    and commented with the kernel change that brought it; tests/test_profile_fields.py flips
+    each alone and shows what it changes. Grouped by the part of memcg they belong to."""
+
+    # --- identity
     name: str
     #: cgroup interfaces the version offers ("v1", "v2")
     cgroup_versions: tuple[str, ...]
-    #: CHARGE_BATCH (3.17) / MEMCG_CHARGE_BATCH: pages a per-CPU stock pre-charges at once
-    charge_batch: int
-    #: MEM_CGROUP_RECLAIM_RETRIES (3.17) / MAX_RECLAIM_RETRIES (16 since 5.9)
-    reclaim_retries: int
+
+    # --- charging: the charge loop, its batch and retries, when a page is charged, what is charged
     #: "res_counter" (3.17) or "page_counter" (3.19 on): the hierarchical counter type; with
     #: page_counter every memcg hangs off its parent (v1 use_hierarchy reads 1, 0 is EINVAL)
     counter: str
@@ -37,8 +40,25 @@ class KernelProfile:
     #: swapped-in page when it enters the swap cache (read-ahead pages too). Before: try_charge,
     #: then commit (with lrucare) or cancel, and swap cache pages are charged at the fault.
     charge_at_instantiation: bool
+    #: CHARGE_BATCH (3.17) / MEMCG_CHARGE_BATCH: pages a per-CPU stock pre-charges at once
+    charge_batch: int
+    #: MEM_CGROUP_RECLAIM_RETRIES (3.17) / MAX_RECLAIM_RETRIES (16 since 5.9)
+    reclaim_retries: int
+    #: PAGE_ALLOC_COSTLY_ORDER in pages: a smaller charge that made reclaim progress is retried
+    costly_order_pages: int = 8
+    #: a THP fault in a VMA with MADV_HUGEPAGE reclaims and retries (GFP_TRANSHUGE without
+    #: __GFP_NORETRY, defrag=madvise, from 4.6); 3.17's GFP_TRANSHUGE always has __GFP_NORETRY
+    thp_madvise_retries: bool = False
+    #: the memcg OOM path itself declines a charge of a costly order (mem_cgroup_oom's order
+    #: check, 4.x); 3.17's mem_cgroup_oom has none (its THP charges never retry that far)
+    oom_skips_costly_order: bool = False
+    #: kernel memory (page tables, kernel stacks, task slab) is charged to every memcg (6.x);
+    #: 3.17 charged it only under a kmem limit, which the model does not offer
+    kmem_accounting: bool
+
+    # --- charge transfer: migration and page cache replacement
     #: mem_cgroup_migrate: "transfer-with-stats" (3.17: the charge moves, the statistics of the
-    #: old page go down and those of the new page up), "force-charge" (5.8-6.6: the new page is
+    #: old page go down and those of the new page up), "force-charge" (4.5-6.6: the new page is
     #: charged over the limit, the old one stays charged until it is freed) or "transfer" (6.7
     #: on, Nhat Pham: memcg_data moves, no counter changes)
     migrate: str
@@ -46,22 +66,24 @@ class KernelProfile:
     #: mem_cgroup_migrate with lrucare, as 3.17 and 5.8-6.6 do) or "force-charge" (6.7 on:
     #: mem_cgroup_replace_folio charges the new page, the old is uncharged when freed)
     replace_page_cache: str
+    #: remove_migration_pte mlocks the new page of a VM_LOCKED vma (4.4, "mm: page migration
+    #: fix PageMlocked on migrated pages"); in 3.17 unmapping for migration cleared PG_mlocked
+    #: and the page stayed evictable until reclaim met it in the locked vma
+    migration_remlocks: bool = False
+
+    # --- swap: who holds the charge of a swapped page, read-ahead, swappiness
     #: 6.x v1 swapout clears memcg_data and uncharges memory at once; 3.17 leaves the page
     #: charged (PCG_MEM) until it is freed
     swapout_uncharges_memory: bool
     #: a swap slot's charge goes when no pte or shmem entry refers to it (3.17), or only when
     #: the slot itself is freed, the swap cache's reference included (6.x)
     uncharge_swap_at_slot_free: bool
-    #: rmdir: "reparent" (3.17 moves every charge to the parent) or "keep" (6.x: the offline
-    #: memcg stays charged until its last page goes)
-    offline: str
-    #: every charge is limit-checked, so usage never exceeds a limit (3.17: a dying task's
-    #: charge goes to root instead). 6.x forces some charges past max (__GFP_NOFAIL, page
-    #: cache replacement, 5.8-6.6 migration) and memory.max may be set below usage.
-    usage_within_limit: bool
-    #: kernel memory (page tables, kernel stacks, task slab) is charged to every memcg (6.x);
-    #: 3.17 charged it only under a kmem limit, which the model does not offer
-    kmem_accounting: bool
+    #: swap cluster read-ahead: 1 << page_cluster pages
+    page_cluster: int = 3
+    #: the largest memory.swappiness (200 from 5.8)
+    max_swappiness: int = 100
+
+    # --- reclaim and the LRU lists
     #: a new anonymous page starts on the active list (3.17) or the inactive one (5.9 on,
     #: "workingset detection for anonymous LRU")
     new_anon_active: bool
@@ -73,6 +95,18 @@ class KernelProfile:
     #: earlier reclaim from an ancestor left (6.1: mem_cgroup_below_min(memcg) has no target
     #: argument), so a target whose stale emin covers its usage is skipped; fixed by 6.12
     stale_target_protection: bool
+
+    # --- cgroup life: removal and v1 charge moving
+    #: rmdir: "reparent" (3.17 moves every charge to the parent) or "keep" (6.x: the offline
+    #: memcg stays charged until its last page goes)
+    offline: str
+    #: v1 move_charge_at_immigrate moves charges (deprecated in 6.x but still working in 6.1)
+    charge_moving: bool
+    #: v1 charge moving precharges page by page without retries (__GFP_NORETRY, 4.14 "do not
+    #: retry precharge charges"), so it never reaches the OOM killer
+    precharge_noretry: bool = False
+
+    # --- statistics and control files
     #: memory.stat: "charge-type" (3.17: cache/rss counted at commit and uncharge) or "state"
     #: (6.x: anon/file/shmem/... counted where pages are mapped, cached and swapped)
     stats: str
@@ -84,8 +118,11 @@ class KernelProfile:
     peak_writable: bool
     #: memory.swap.peak exists (6.5 on)
     swap_peak: bool
-    #: v1 move_charge_at_immigrate moves charges (deprecated in 6.x but still working in 6.1)
-    charge_moving: bool
+    #: memory.reclaim: "6.1" (page_counter_memparse, an empty write reclaims everything) or
+    #: "6.12" (a size, then optional swappiness=N; an empty write is -EINVAL)
+    reclaim_syntax: str = "6.1"
+    #: v1 memory.oom_control prints an oom_kill count (4.13 on)
+    v1_oom_kill_line: bool = False
     #: v2 memory.stat: the state keys in the kernel's order (memory_stats[]), then the events
     #: (pgscan, pgsteal, then memcg_vm_event_stat[] less pgpgin/pgpgout); Debian's config
     v2_stat_keys: tuple[str, ...] = ()
@@ -95,30 +132,16 @@ class KernelProfile:
     #: v1 memory.stat keys before the LRU lists (memcg1_stats, then memcg1_events)
     v1_stat_keys: tuple[str, ...] = ()
     v1_stat_events: tuple[str, ...] = ()
-    #: v1 memory.oom_control prints an oom_kill count (4.13 on)
-    v1_oom_kill_line: bool = False
-    #: memory.reclaim: "6.1" (page_counter_memparse, an empty write reclaims everything) or
-    #: "6.12" (a size, then optional swappiness=N; an empty write is -EINVAL)
-    reclaim_syntax: str = "6.1"
-    #: the largest memory.swappiness (200 from 5.8)
-    max_swappiness: int = 100
-    #: v1 charge moving precharges page by page without retries (__GFP_NORETRY, 4.14 "do not
-    #: retry precharge charges"), so it never reaches the OOM killer
-    precharge_noretry: bool = False
-    #: swap cluster read-ahead: 1 << page_cluster pages
-    page_cluster: int = 3
-    #: PAGE_ALLOC_COSTLY_ORDER in pages: a smaller charge that made reclaim progress is retried
-    costly_order_pages: int = 8
-    #: a THP fault in a VMA with MADV_HUGEPAGE reclaims and retries (GFP_TRANSHUGE without
-    #: __GFP_NORETRY, defrag=madvise, from 4.6); 3.17's GFP_TRANSHUGE always has __GFP_NORETRY
-    thp_madvise_retries: bool = False
-    #: the memcg OOM path itself declines a charge of a costly order (mem_cgroup_oom's order
-    #: check, 4.x); 3.17's mem_cgroup_oom has none (its THP charges never retry that far)
-    oom_skips_costly_order: bool = False
-    #: remove_migration_pte mlocks the new page of a VM_LOCKED vma (4.4, "mm: page migration
-    #: fix PageMlocked on migrated pages"); in 3.17 unmapping for migration cleared PG_mlocked
-    #: and the page stayed evictable until reclaim met it in the locked vma
-    migration_remlocks: bool = False
+
+    @property
+    def usage_within_limit(self) -> bool:
+        """Whether usage can never exceed a limit, which the checker holds the model to: what
+        the 3.17 charge loop gives (a dying task's charge goes to root instead), as long as
+        migration and page cache replacement do not force charges. The 6.x loop forces some
+        charges past max (__GFP_NOFAIL, a dying charger) and memory.max may be set below
+        usage."""
+        return (self.charge_loop == "3.17" and self.migrate != "force-charge"
+                and self.replace_page_cache != "force-charge")
 
     @property
     def default_cgroup(self) -> str:
@@ -163,7 +186,6 @@ PROFILES: dict[str, KernelProfile] = {
         swapout_uncharges_memory=False,
         uncharge_swap_at_slot_free=False,
         offline="reparent",
-        usage_within_limit=True,
         kmem_accounting=False,
         new_anon_active=True,
         write_marks_accessed=True,
@@ -192,7 +214,6 @@ PROFILES: dict[str, KernelProfile] = {
         swapout_uncharges_memory=True,
         uncharge_swap_at_slot_free=True,
         offline="keep",
-        usage_within_limit=False,
         kmem_accounting=True,
         new_anon_active=False,
         write_marks_accessed=False,

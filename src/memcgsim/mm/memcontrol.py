@@ -1331,9 +1331,9 @@ def memcg_stat_show(k, memcg: MemCgroup, page_size: int = 4096) -> list[tuple[st
     for lru in range(NR_LRU_LISTS):
         out.append((LRU_NAMES[lru], mem_cgroup_nr_lru_pages(memcg, lru) * page_size))
     limit, memsw_limit = memcg_get_hierarchical_limit(memcg)
-    out.append(("hierarchical_memory_limit", k.res_limit_bytes(limit)))
+    out.append(("hierarchical_memory_limit", k.v1_limit_bytes(limit)))
     if k.do_swap_account:
-        out.append(("hierarchical_memsw_limit", k.res_limit_bytes(memsw_limit)))
+        out.append(("hierarchical_memsw_limit", k.v1_limit_bytes(memsw_limit)))
     tree = list(memcg.stat_tree())
     for i in stats:
         out.append((f"total_{MEM_CGROUP_STAT_NAMES[i]}",

@@ -382,9 +382,9 @@ def memcg1_stat_format(k, memcg: MemCgroup, local=None,
         memory = min(memory, m.res.limit)
         memsw = min(memsw, m.memsw.limit)
         m = m.parent
-    out.append(("hierarchical_memory_limit", memory * page_size))
+    out.append(("hierarchical_memory_limit", k.v1_limit_bytes(memory)))
     if k.do_swap_account:
-        out.append(("hierarchical_memsw_limit", memsw * page_size))
+        out.append(("hierarchical_memsw_limit", k.v1_limit_bytes(memsw)))
     tree = tuple(memcg.subtree())
     for key in keys:
         out.append((f"total_{key}", stat(tree, key)))
