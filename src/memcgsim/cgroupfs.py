@@ -136,6 +136,24 @@ class _Files:
         #: files only a non-root cgroup has (CFTYPE_NOT_ON_ROOT)
         self._not_on_root: set[str] = set()
 
+    def _tables(self) -> tuple[dict[str, Callable], dict[str, Callable]]:
+        """The read and write handlers by file name."""
+        return {}, {}
+
+    def __getstate__(self) -> dict:
+        # the handler tables are closures over self: pickled without them, they are built
+        # again on first use (the explorer pickles machines after their setup)
+        state = dict(self.__dict__)
+        state.pop("_read", None)
+        state.pop("_write", None)
+        return state
+
+    def __getattr__(self, name: str):
+        if name in ("_read", "_write"):
+            self._read, self._write = self._tables()
+            return self.__dict__[name]
+        raise AttributeError(name)
+
     def files(self, path: str | None = None) -> list[str]:
         """The files of a cgroup (of a non-root one when path is None)."""
         names = set(self._read) | set(self._write)
@@ -212,6 +230,9 @@ class CgroupV1(_Files):
     def __init__(self, machine):
         super().__init__(machine)
         self.vm_swappiness = 60
+        self._read, self._write = self._tables()
+
+    def _tables(self) -> tuple[dict[str, Callable], dict[str, Callable]]:
         read: dict[str, Callable] = {
             "memory.usage_in_bytes": lambda m: self._usage(m, False),
             "memory.max_usage_in_bytes": lambda m: self._bytes(m.res.max_usage),
@@ -253,7 +274,7 @@ class CgroupV1(_Files):
                 "memory.memsw.limit_in_bytes": lambda m, t: self._set_limit(m, t, True),
                 "memory.memsw.failcnt": lambda m, t: self._reset_failcnt(m.memsw),
             })
-        self._read, self._write = read, write
+        return read, write
 
     # ---------------------------------------------------------------- reads
     def _limit(self, pages: int) -> str:
@@ -381,6 +402,11 @@ class CgroupV2(_Files):
 
     def __init__(self, machine):
         super().__init__(machine)
+        read, write = self._read, self._write = self._tables()
+        self._not_on_root = {n for n in set(read) | set(write) if n.startswith("memory.")
+                             and n not in ("memory.stat", "memory.numa_stat", "memory.reclaim")}
+
+    def _tables(self) -> tuple[dict[str, Callable], dict[str, Callable]]:
         prof = self.k.profile
         tunable = {
             "memory.min": (lambda m: m.res.min, self._set_min),
@@ -419,9 +445,7 @@ class CgroupV2(_Files):
             write["memory.peak"] = self._reset_peak
             if prof.swap_peak:
                 write["memory.swap.peak"] = self._reset_peak
-        self._read, self._write = read, write
-        self._not_on_root = {n for n in set(read) | set(write) if n.startswith("memory.")
-                             and n not in ("memory.stat", "memory.numa_stat", "memory.reclaim")}
+        return read, write
 
     def _visible(self, memcg, path: str, name: str) -> None:
         if (name.startswith("memory.") and not memcg.is_root()
