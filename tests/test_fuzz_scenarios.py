@@ -131,8 +131,20 @@ def test_the_harness_sees_each_kind_of_finding(behaviour, finding, fuzz_dir, mon
         return {"exit3": 3, "exit7": 7}.get(behaviour, 0)
 
     monkeypatch.setattr(cli, "main", fake_main)
-    o = fz.run_one("format: 1\n", fuzz_dir, timeout=0.5, memory_limit=1 << 20)
+    o = fz.run_one("format: 1\n", fuzz_dir, timeout=0.5, memory_limit=1 << 20, hang_limit=2.0)
     assert o.finding is not None and o.finding.startswith(finding), o.summary()
+
+
+def test_the_harness_tells_slow_from_hung(fuzz_dir, monkeypatch):
+    """Over the time limit but within the hang limit (run again untraced): slow, no finding."""
+    import time
+
+    from memcgsim import cli
+
+    monkeypatch.setattr(cli, "main", lambda argv: time.sleep(0.8) or 0)
+    o = fz.run_one("format: 1\n", fuzz_dir, timeout=0.5, repeat=False, trace_memory=False,
+                   hang_limit=3.0)
+    assert o.finding is None and o.status == 0 and "(slow: over 0.5 s, under 3 s)" in o.kind
 
 
 def test_the_harness_passes_a_good_run(fuzz_dir):
