@@ -307,3 +307,30 @@ def test_a_limit_run_charges_the_page_tables_of_its_faults(kind, monkeypatch):
     # ten PTE pages for 5000 pages, a PMD and a PUD page
     assert stat["pagetables"] == 12 * 4096 and stat["pgsteal"] > 3000
     assert check(machines[1].k) == []
+
+
+@given(used=st.lists(st.integers(0, 4095), max_size=3000), cursor=st.integers(0, 2047),
+       node=st.integers(0, 1), nr=st.integers(1, 2500),
+       window=st.one_of(st.none(), st.integers(0, 2500)))
+def test_find_free_pages_is_first_fit_from_the_cursor(used, cursor, node, nr, window):
+    """The free pages a search finds, against a brute force: the node's free pfns ordered by
+    their distance past the cursor (wrapping), those within the window, the first nr."""
+    from memcgsim.mm.mm_types import HPAGE_PMD_NR, PG_buddy
+    from memcgsim.mm.page_alloc import find_free_pages
+
+    m = Machine(4096, nodes=2)
+    k = m.k
+    fa = k.free_area
+    span = fa.pages_per_node
+    taken = np.unique(np.array(used, dtype=np.int64))
+    k.mem_map.flags[taken] &= ~PG_buddy
+    free = k.mem_map.flags & PG_buddy != 0
+    fa.block_free[:] = free.reshape(-1, HPAGE_PMD_NR).sum(axis=1)
+    lo = node * span
+    fa.cursor[node] = lo + cursor
+    pfns = np.flatnonzero(free[lo:lo + span]) + lo
+    dist = (pfns - fa.cursor[node]) % span
+    order = np.argsort(dist, kind="stable")
+    want = pfns[order][dist[order] < (span if window is None else window)][:nr]
+    got = find_free_pages(k, node, nr, window=window)
+    assert got.tolist() == want.tolist()

@@ -26,6 +26,7 @@ from .page_cgroup import PCG_USED
 
 #: flags that must be clear when a page is freed (PAGE_FLAGS_CHECK_AT_FREE)
 PAGE_FLAGS_CHECK_AT_FREE = PG_locked | PG_lru | PG_writeback | PG_swapcache | PG_buddy
+_BLOCK_OFFSETS = np.arange(HPAGE_PMD_NR, dtype=np.int64)
 
 
 class FreeArea:
@@ -43,35 +44,36 @@ def _node_range(k, node: int) -> tuple[int, int]:
     return node * ppn, (node + 1) * ppn
 
 
-def find_free_pages(k, node: int, nr: int) -> np.ndarray:
+def find_free_pages(k, node: int, nr: int, window: int | None = None) -> np.ndarray:
     """The first nr free pfns of a node from its cursor on (wrapping); fewer if not enough.
+    window: look only at the pfns less than that many past the cursor (wrapping).
 
     Whole 2 MiB blocks without a free page are skipped by their free count, so a search costs
-    the blocks it passes, not the pages."""
+    the blocks it passes and the pages of the blocks it takes, not the node."""
     fa = k.free_area
     lo, hi = _node_range(k, node)
     cur = fa.cursor[node]
+    if window is None or window > hi - lo:
+        window = hi - lo
     flags = k.mem_map.flags
     found = []
     got = 0
-    for a, b in ((cur, hi), (lo, cur)):
+    for a, b in ((cur, min(hi, cur + window)), (lo, min(cur, lo + window - (hi - cur)))):
         if a >= b:
             continue
         first, last = a // HPAGE_PMD_NR, (b - 1) // HPAGE_PMD_NR
         blocks = np.flatnonzero(fa.block_free[first:last + 1] > 0) + first
         while len(blocks) and got < nr:
-            # the blocks that hold enough free pages (the first may hold some before a)
+            # the blocks that hold enough free pages (the first may hold some before a, the
+            # last some from b on), looked at in one go
             upto = int(np.searchsorted(np.cumsum(fa.block_free[blocks]), nr - got)) + 1
-            for blk in blocks[:upto].tolist():
-                s = max(a, blk * HPAGE_PMD_NR)
-                e = min(b, (blk + 1) * HPAGE_PMD_NR)
-                idx = np.flatnonzero(flags[s:e] & PG_buddy)
-                if len(idx):
-                    idx = idx[: nr - got] + s
-                    found.append(idx)
-                    got += len(idx)
-                if got >= nr:
-                    break
+            take = blocks[:upto]
+            pfns = (take[:, None] * HPAGE_PMD_NR + _BLOCK_OFFSETS).ravel()
+            pfns = pfns[(pfns >= a) & (pfns < b)]
+            idx = pfns[flags[pfns] & PG_buddy != 0][: nr - got]
+            if len(idx):
+                found.append(idx)
+                got += len(idx)
             blocks = blocks[upto:]
         if got >= nr:
             break

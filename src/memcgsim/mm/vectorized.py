@@ -38,6 +38,7 @@ from .mm_struct import (
     VM_LOCKED,
 )
 from .mm_types import (
+    HPAGE_PMD_NR,
     LRU_ACTIVE_ANON,
     LRU_INACTIVE_ANON,
     LRU_INACTIVE_FILE,
@@ -319,16 +320,29 @@ class _LimitRun:
                 or res.usage > res.max or res.high < res.max
                 or any(lruvec_size(memcg, other) for other in EVICTABLE if other != lru)):
             return
+        batch = prof.charge_batch
+        if any(c.max - c.usage <= batch or c.high - c.usage <= batch
+               for c in res.chain() if c is not res and c.parent is not None):
+            return                      # an ancestor has no room even for one page's batch
         node = self.node = task.node
-        cand = find_free_pages(k, node, min(n, BULK_CHUNK))
+        want = min(n, BULK_CHUNK)
+        fa = k.free_area
+        if fa.pages_per_node % HPAGE_PMD_NR == 0:
+            # how many find_free_pages(want) would return, without the search: only the
+            # pages before the first clash below are looked for
+            cand = None
+            nr_cand = min(want, fa.nr_free[node])
+        else:
+            cand = find_free_pages(k, node, want)
+            nr_cand = len(cand)
         self.nr_old = lruvec_size(memcg, lru)
         # at most this many pages get reclaimed: usage never passes max, the last reclaim
         # run starts at max and frees at most 94 (a round that starts 31 short of the goal
         # of 32 goes on until it has 32 of its own: at most 31 + 32 more), usage only grows
         # after it, and the charges that raise it are the run's pages, their page tables
         # and at most a batch less one left in the stock
-        tables = len(cand) // PTRS_PER_PTE + 4
-        bound = max(0, res.usage - res.max + len(cand) + tables + prof.charge_batch - 1 + 94)
+        tables = nr_cand // PTRS_PER_PTE + 4
+        bound = max(0, res.usage - res.max + nr_cand + tables + prof.charge_batch - 1 + 94)
         old, self.take_old = _peek_oldest(k, memcg, lru, min(self.nr_old, bound))
         if len(old) != min(self.nr_old, bound):
             return
@@ -337,8 +351,10 @@ class _LimitRun:
         span = k.free_area.pages_per_node
         lo, cursor = node * span, k.free_area.cursor[node]
         same_node = old[(old >= lo) & (old < lo + span)]
-        if len(same_node) and len(cand):
-            first_clash = int(np.min((same_node - cursor) % span))
+        first_clash = int(np.min((same_node - cursor) % span)) if len(same_node) else span
+        if cand is None:
+            cand = find_free_pages(k, node, want, window=first_clash) if nr_cand else old[:0]
+        else:
             cand = cand[(cand - cursor) % span < first_clash]
         if not len(cand):
             return
@@ -562,8 +578,16 @@ def do_generic_file_read_vectorized(k, task, mapping, start: int, count: int):
     while i < end:
         if i >= per_page_until:
             stop = min(end, i + BULK_CHUNK)
-            cached = np.flatnonzero(mapping.i_pages[i:min(stop, len(mapping.i_pages))])
-            stop = i + int(cached[0]) if len(cached) else stop
+            window = mapping.i_pages[i:min(stop, len(mapping.i_pages))]
+            if len(window) and window[0] & PTE_PRESENT:
+                # a run of cached pages: reading them allocates nothing, so they stay cached
+                # and are read the per-page way without looking again
+                gaps = np.flatnonzero(window & PTE_PRESENT == 0)
+                per_page_until = i + (int(gaps[0]) if len(gaps) else len(window))
+                stop = i
+            else:
+                cached = np.flatnonzero(window)
+                stop = i + int(cached[0]) if len(cached) else stop
             if stop > i:
                 done = _read_reclaim_run(k, task, mapping, i, stop - i)
                 i += done
