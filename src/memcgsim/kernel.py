@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
+
 from .errors import InvalidRequest, VMBugOnPage
 from .mm.fs import AddressSpace
 from .mm.locking import LockTable, run_path
@@ -28,10 +30,15 @@ from .mm.page_cgroup import PCG_FLAG_NAMES, PCG_USED, PageCgroupMap
 from .mm.res_counter import RES_COUNTER_MAX
 from .mm.swap_cgroup import SwapCgroup
 from .mm.swapfile import SwapInfo
+from .mm.vmscan import LruLog
 from .profile import get_profile
 
 PAGE_SIZE = 4096
 MAX_MEMCG_ID = 65535
+#: check every look at an LRU list against a scan of all of mem_map (AssertionError when they
+#: differ): the default of Kernel.check_lru_tails; the tests turn it on with
+#: MEMCGSIM_CHECK_LRU_TAILS=1 (tests/conftest.py)
+CHECK_LRU_TAILS = False
 
 
 class Kernel:
@@ -92,6 +99,9 @@ class Kernel:
         self.vectorized = False
         #: reclaim's view of each LRU list's tail, (memcg id, lru) -> vmscan.LruTail
         self.lru_tails: dict = {}
+        #: what the next look at each list starts from, (memcg id, lru) -> vmscan.LruLog
+        self.lru_logs: dict = {}
+        self.check_lru_tails = CHECK_LRU_TAILS
         self._ids = itertools.count(1)
         self._obj_ids = 0
         self.memcg_by_id: dict[int, MemCgroup] = {}
@@ -145,6 +155,28 @@ class Kernel:
         first = self._lru_seq + 1
         self._lru_seq += n
         return first
+
+    def lru_added(self, memcg_id: int, lru: int, pfn: int, seq: int) -> None:
+        """A page joined memcg's list lru with this lru_seq (as mem_map keeps it, 32 bits):
+        the next look at the list must find it."""
+        key = (memcg_id, lru)
+        log = self.lru_logs.get(key)
+        if log is None:
+            log = self.lru_logs[key] = LruLog()
+        added = log.added
+        added.append((seq & 0xFFFFFFFF) << 32 | pfn)
+        if len(added) >= log.FOLD:
+            log.fold(self, key)
+
+    def lru_added_bulk(self, memcg_id: int, lru: int, pfns: np.ndarray,
+                       seqs: np.ndarray | int) -> None:
+        """lru_added for many pages of one list (seqs: each page's, or one for all)."""
+        key = (memcg_id, lru)
+        log = self.lru_logs.get(key)
+        if log is None:
+            log = self.lru_logs[key] = LruLog()
+        entries = (np.asarray(seqs).astype(np.uint64) & 0xFFFFFFFF) << 32
+        log.add_chunk(self, key, entries | np.asarray(pfns).astype(np.uint64))
 
     def v1_limit_bytes(self, limit_pages: int) -> int:
         """A limit as the v1 files print it: the profile's v1_unlimited_bytes when unlimited

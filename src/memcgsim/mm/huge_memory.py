@@ -39,6 +39,7 @@ from .mm_types import (
     PG_referenced,
     PG_swapbacked,
     PG_unevictable,
+    page_lru,
 )
 from .page_alloc import alloc_pages_node
 from .rmap import page_add_new_anon_rmap, page_remove_rmap
@@ -147,8 +148,11 @@ def __split_huge_page(k, head: int):
     if flags & PG_lru:
         # lru_add_page_tail: the tails join the head's list right beside it; the list's
         # lru_size is unchanged (512 for the head before, 1 for each of 512 pages after)
-        mem_map.lru_memcg[tails] = mem_map.lru_memcg[head]
-        mem_map.lru_seq[tails] = mem_map.lru_seq[head]
+        memcg_id, seq = int(mem_map.lru_memcg[head]), int(mem_map.lru_seq[head])
+        mem_map.lru_memcg[tails] = memcg_id
+        mem_map.lru_seq[tails] = seq
+        k.lru_added_bulk(memcg_id, page_lru(flags), np.arange(head + 1, head + HPAGE_PMD_NR),
+                         seq)
     yield Unlock(lru_lock(node))
     for vma, addr in mappings:
         off = addr - vma.start

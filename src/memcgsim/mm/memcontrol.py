@@ -320,7 +320,9 @@ def add_page_to_lru_list(k, pfn: int, lruvec: Lruvec, lru: int) -> None:
     mem_map = k.mem_map
     mem_cgroup_update_lru_size(k, lruvec, lru, mem_map.nr_pages_of(pfn))
     mem_map.lru_memcg[pfn] = lruvec.memcg.id
-    mem_map.lru_seq[pfn] = k.next_lru_seq()
+    seq = k.next_lru_seq()
+    mem_map.lru_seq[pfn] = seq
+    k.lru_added(lruvec.memcg.id, lru, pfn, seq)
 
 
 def del_page_from_lru_list(k, pfn: int, lruvec: Lruvec, lru: int) -> None:

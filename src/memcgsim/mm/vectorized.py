@@ -210,9 +210,11 @@ def _install_anon_pages(k, task, vma, start: int, pfns: np.ndarray, memcg,
     k.pc.flags[pfns] = PCG_USED | PCG_MEM | (PCG_MEMSW if k.do_swap_account else 0)
     mem.lru_memcg[pfns] = memcg.id
     first = k.take_lru_seqs(n)
-    mem.lru_seq[pfns] = np.arange(first, first + n, dtype=np.uint32)
+    seqs = np.arange(first, first + n, dtype=np.uint32)
+    mem.lru_seq[pfns] = seqs
+    lru = LRU_UNEVICTABLE if locked else (LRU_ACTIVE_ANON if active else LRU_INACTIVE_ANON)
+    k.lru_added_bulk(memcg.id, lru, pfns, seqs)
     if not lru_sized:
-        lru = LRU_UNEVICTABLE if locked else (LRU_ACTIVE_ANON if active else LRU_INACTIVE_ANON)
         memcg.lruvecs[node].lru_size[lru] += n
     mem_cgroup_charge_statistics_bulk(k, memcg, n, anon=True)
     if mm.owner is not None:
@@ -650,7 +652,9 @@ def _read_reclaim_steps(k, task, mapping, start: int, n: int) -> int:
     pc.flags[new] = PCG_USED | PCG_MEM
     mem.lru_memcg[new] = memcg.id
     first = k.take_lru_seqs(done)
-    mem.lru_seq[new] = np.arange(first, first + done, dtype=np.uint32)
+    seqs = np.arange(first, first + done, dtype=np.uint32)
+    mem.lru_seq[new] = seqs
+    k.lru_added_bulk(memcg.id, LRU_INACTIVE_FILE, new, seqs)
     mem_cgroup_charge_statistics_bulk(k, memcg, done, anon=False)
     mapping.ensure(start + done)
     mapping.i_pages[start:start + done] = PTE_PRESENT | new

@@ -22,6 +22,7 @@ import numpy as np
 from .locking import Lock, Step, TryLock, Unlock, lru_lock, page_lock, run_path, tree_lock
 from .memcontrol import mem_cgroup_swapout, mem_cgroup_uncharge_list
 from .mm_types import (
+    HPAGE_PMD_NR,
     LRU_ACTIVE_ANON,
     LRU_ACTIVE_FILE,
     LRU_INACTIVE_ANON,
@@ -249,7 +250,7 @@ class LruTail:
     Pages only ever join a list at its head (a higher lru_seq), so the oldest page on the list
     is the first entry here that is still on it with the same lru_seq; pages added since are
     newer than all of them. When the entries run out, the list is looked at again. This keeps
-    reclaim's "take from the tail" at the cost of one pass over mem_map per list drained."""
+    reclaim's "take from the tail" at the cost of one look per list drained."""
 
     __slots__ = ("pfns", "seqs", "pos")
 
@@ -259,13 +260,150 @@ class LruTail:
         self.pos = 0
 
 
-def _look_at_list(k, memcg, lru: int) -> LruTail:
+#: a log entry is lru_seq << 32 | pfn: sorting entries sorts as a list is ordered (by lru_seq,
+#: ties by pfn, the order of a stable argsort by lru_seq over ascending pfns)
+_PFN_MASK = (1 << 32) - 1
+#: a look at this many entries or fewer is done in Python (numpy's per-call cost dominates)
+_SMALL_LOOK = 64
+_NO_PFNS = np.zeros(0, dtype=np.int64)
+
+
+class LruLog:
+    """What a look at one LRU list (memcg id, lru) starts from, so that it costs the list and
+    not mem_map: the entries the last look found (`seen`, a sorted list or array) and those of
+    the pages that joined the list since (`added`, then `chunks`). An entry is stale once its
+    page left the list or got a new lru_seq; a page on the list is in the log under its present
+    lru_seq as long as every place that puts a page on a list (gives it PG_lru, an lru_memcg,
+    an lru_seq or the flags that pick its list) reports it: Kernel.lru_added and
+    lru_added_bulk. A look's result is the valid entries, which depend on mem_map alone."""
+
+    __slots__ = ("seen", "added", "chunks", "nr_chunked", "compact_at")
+    #: entries kept as Python ints before they go into an array
+    FOLD = 4096
+
+    def __init__(self):
+        self.restart([])
+
+    def restart(self, seen) -> None:
+        self.seen = seen
+        self.added: list[int] = []
+        self.chunks: list[np.ndarray] = []
+        self.nr_chunked = 0
+        self.compact_at = self.FOLD
+
+    def add_chunk(self, k, key: tuple[int, int], entries: np.ndarray) -> None:
+        self.chunks.append(entries)
+        self.nr_chunked += len(entries)
+        if self.nr_chunked >= self.compact_at:
+            # a list reclaim does not look at would grow its log forever: drop the stale
+            # entries once the log is twice what was valid at the last drop (what was added
+            # since pays for it)
+            kept = _valid_entries(k.mem_map, np.concatenate(self.chunks), key, watched=False)
+            kept = _sorted_unique(kept)
+            self.chunks = [kept]
+            self.nr_chunked = len(kept)
+            self.compact_at = 2 * len(kept) + self.FOLD
+
+    def fold(self, k, key: tuple[int, int]) -> None:
+        added, self.added = self.added, []
+        self.add_chunk(k, key, np.array(added, dtype=np.uint64))
+
+    def look(self, k, key: tuple[int, int]) -> tuple[list[int], list[int], int]:
+        """The list's pages oldest first, their lru_seqs and the pages lru_size counts for
+        them, from the valid entries; those become `seen` and the log starts again."""
+        mem_map = k.mem_map
+        if len(self.seen) + self.nr_chunked + len(self.added) <= _SMALL_LOOK:
+            # indexed by an array, an explorer footprint takes this for a read of all of
+            # mem_map, as the scan was: the look depends on every page that could be on it
+            mem_map.flags[_NO_PFNS]
+            entries = set(self.added)
+            entries.update(self.seen if isinstance(self.seen, list) else self.seen.tolist())
+            for chunk in self.chunks:
+                entries.update(chunk.tolist())
+            flags, lru_memcg, lru_seq = mem_map.flags, mem_map.lru_memcg, mem_map.lru_seq
+            memcg_id, lru = key
+            kept, pfns, seqs, nr = [], [], [], 0
+            for entry in sorted(entries):
+                pfn, seq = entry & _PFN_MASK, entry >> 32
+                fl = int(flags[pfn])
+                if (fl & PG_lru and page_lru(fl) == lru and int(lru_memcg[pfn]) == memcg_id
+                        and int(lru_seq[pfn]) == seq):
+                    kept.append(entry)
+                    pfns.append(pfn)
+                    seqs.append(seq)
+                    nr += HPAGE_PMD_NR if fl & PG_head else 1
+            self.restart(kept)
+            return pfns, seqs, nr
+        parts = [self.seen] if isinstance(self.seen, np.ndarray) else [
+            np.array(self.seen, dtype=np.uint64)]
+        parts += self.chunks
+        if self.added:
+            parts.append(np.array(self.added, dtype=np.uint64))
+        entries = _sorted_unique(_valid_entries(mem_map, np.concatenate(parts), key))
+        self.restart(entries)
+        pfns = (entries & _PFN_MASK).astype(np.int64)
+        heads = np.count_nonzero(mem_map.flags.view(np.ndarray)[pfns] & PG_head)
+        return pfns.tolist(), (entries >> 32).tolist(), len(pfns) + heads * (HPAGE_PMD_NR - 1)
+
+
+def _valid_entries(mem_map, entries: np.ndarray, key: tuple[int, int], *,
+                   watched: bool = True) -> np.ndarray:
+    """The entries whose page is on list key with that lru_seq now. Indexed by arrays, the
+    arrays are read whole as an explorer footprint sees it, as the scan read them: the look
+    depends on every page that could be on the list. A log's own upkeep changes no look's
+    result and reads them unwatched (watched=False)."""
+    memcg_id, lru = key
+    flags, lru_memcg, lru_seq = mem_map.flags, mem_map.lru_memcg, mem_map.lru_seq
+    if not watched:
+        flags, lru_memcg, lru_seq = (a.view(np.ndarray) for a in (flags, lru_memcg, lru_seq))
+    pfns = (entries & _PFN_MASK).astype(np.int64)
+    fl = flags[pfns]
+    ok = ((fl & PG_lru != 0) & (lru_memcg[pfns] == memcg_id) & (page_lru_array(fl) == lru)
+          & (lru_seq[pfns] == entries >> 32))
+    return entries[ok]
+
+
+def _sorted_unique(entries: np.ndarray) -> np.ndarray:
+    """np.unique, faster on the few sorted runs a log is made of."""
+    entries = np.sort(entries, kind="stable")
+    if len(entries) > 1:
+        entries = entries[np.concatenate(([True], entries[1:] != entries[:-1]))]
+    return entries
+
+
+def _scan_list(k, memcg, lru: int) -> tuple[list[int], list[int]]:
+    """The list's pages oldest first and their lru_seqs, from all of mem_map: the reference a
+    look must equal."""
     mem_map = k.mem_map
     on = np.flatnonzero((mem_map.lru_memcg == memcg.id) & ((mem_map.flags & PG_lru) != 0))
     on = on[page_lru_array(mem_map.flags[on]) == lru]
     seqs = mem_map.lru_seq[on]
     order = np.argsort(seqs, kind="stable")
-    return LruTail(on[order].tolist(), seqs[order].tolist())
+    return on[order].tolist(), seqs[order].tolist()
+
+
+def _look_at_list(k, memcg, lru: int) -> LruTail:
+    """The list as _scan_list finds it, from the list's LruLog."""
+    key = (memcg.id, lru)
+    log = k.lru_logs.get(key)
+    if log is None:
+        log = k.lru_logs[key] = LruLog()
+    pfns, seqs, nr = log.look(k, key)
+    if k.check_lru_tails:
+        want_pfns, want_seqs = _scan_list(k, memcg, lru)
+        if pfns != want_pfns or seqs != want_seqs:
+            raise AssertionError(
+                f"the look at list {key} from its log differs from the scan of mem_map: "
+                f"{len(pfns)} pages against {len(want_pfns)}; missing "
+                f"{sorted(set(want_pfns) - set(pfns))[:10]}, extra "
+                f"{sorted(set(pfns) - set(want_pfns))[:10]}")
+    elif nr != lruvec_size(memcg, lru):
+        # the entries are the list's pages or fewer; when they miss some of what lru_size
+        # counts (a page put on a list without telling the log, or a count gone wrong),
+        # the scan is the answer
+        pfns, seqs = _scan_list(k, memcg, lru)
+        log.restart([seq << 32 | pfn for pfn, seq in zip(pfns, seqs, strict=True)])
+    return LruTail(pfns, seqs)
 
 
 def _next_pages(k, sc: ScanControl, memcg, lru: int, n: int) -> list[int]:
