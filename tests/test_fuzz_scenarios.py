@@ -477,7 +477,7 @@ REGRESSIONS = [
          "step_error", 6),
     case("step_error-unknown", HEAD + "  - expect: {step_error: EWHAT}\n", 2, "EWHAT", 6),
     case("expect-with-nothing", HEAD + "  - expect: {}\n", 2, "expect", 6),
-    # run time: a few MiB must not take seconds (limits.md: 5,000-15,000 page events a second)
+    # run time: a few MiB must not take seconds (bench/README.md: 12,000+ page events/s)
     case("reclaim-of-migrated-mlocked-pages", "format: 1\n"
          "machine: {memory: 16MiB, swap: 16MiB, nodes: 2}\ncgroups: {/b: {memory.high: 2MiB}}\n"
          "steps:\n  - spawn: {task: A, cgroup: /b}\n"
