@@ -16,6 +16,7 @@ from .errors import InvalidRequest, VMBugOnPage
 from .mm.fs import AddressSpace
 from .mm.locking import LockTable, run_path
 from .mm.memcontrol import MemCgroup, MemcgStock
+from .mm.mm_struct import VM_SHARED
 from .mm.mm_types import (
     HPAGE_PMD_NR,
     LRU_NAMES,
@@ -27,6 +28,7 @@ from .mm.mm_types import (
 )
 from .mm.page_alloc import FreeArea
 from .mm.page_cgroup import PCG_FLAG_NAMES, PCG_USED, PageCgroupMap
+from .mm.page_counter import PAGE_COUNTER_MAX
 from .mm.res_counter import RES_COUNTER_MAX
 from .mm.swap_cgroup import SwapCgroup
 from .mm.swapfile import SwapInfo
@@ -142,8 +144,6 @@ class Kernel:
         return self._obj_ids
 
     def thp_enabled(self, vma) -> bool:
-        from .mm.mm_struct import VM_SHARED
-
         return self.thp and vma.file is None and not vma.flags & VM_SHARED
 
     def next_lru_seq(self) -> int:
@@ -181,8 +181,6 @@ class Kernel:
     def v1_limit_bytes(self, limit_pages: int) -> int:
         """A limit as the v1 files print it: the profile's v1_unlimited_bytes when unlimited
         (RES_COUNTER_MAX or PAGE_COUNTER_MAX pages, by the counter type)."""
-        from .mm.page_counter import PAGE_COUNTER_MAX
-
         prof = self.profile
         unlimited = RES_COUNTER_MAX if prof.counter == "res_counter" else PAGE_COUNTER_MAX
         if limit_pages >= unlimited:

@@ -6,17 +6,8 @@ from __future__ import annotations
 from ..errors import Errno
 from .gfp import GFP_KERNEL
 from .locking import Lock, Unlock, page_lock, tree_lock
-from .memcontrol import (
-    mem_cgroup_cancel_charge,
-    mem_cgroup_charge,
-    mem_cgroup_commit_charge,
-    mem_cgroup_replace_folio,
-    mem_cgroup_try_charge,
-)
 from .mm_struct import PTE_PRESENT
 from .mm_types import PG_active, PG_huge, PG_locked, PG_lru, PG_referenced, PG_swapbacked
-from .page_alloc import alloc_pages_node
-from .swap import lru_cache_add_file, page_cache_get, page_cache_release
 
 
 def current_mm(k):
@@ -100,7 +91,6 @@ def find_get_page(k, mapping, index: int) -> int:
 
 def mark_page_accessed(k, pfn: int) -> None:
     """Second touch of an inactive page activates it; the first sets PG_referenced."""
-    from .vmscan import isolate_lru_page, putback_lru_page
 
     mem_map = k.mem_map
     flags = int(mem_map.flags[pfn])
@@ -163,7 +153,6 @@ def do_generic_file_read(k, mapping, start: int, nr: int, node: int):
 
 def generic_perform_write(k, mapping, start: int, nr: int, node: int):
     """Path: write(2) of nr whole pages at index start through the page cache."""
-    from .page_writeback import set_page_dirty
 
     for index in range(start, start + nr):
         pfn = yield from find_or_create_page(k, mapping, index, node)  # write_begin
@@ -199,3 +188,17 @@ def replace_page_cache_page(k, old: int, new: int, gfp_mask: int):
     mem_cgroup_replace_folio(k, old, new, lrucare="B4" not in k.inject)
     page_cache_release(k, old)
     return 0
+
+
+# Imported once this module's functions exist: these modules and this one call each other.
+from .memcontrol import (  # noqa: E402
+    mem_cgroup_cancel_charge,
+    mem_cgroup_charge,
+    mem_cgroup_commit_charge,
+    mem_cgroup_replace_folio,
+    mem_cgroup_try_charge,
+)
+from .page_alloc import alloc_pages_node  # noqa: E402
+from .page_writeback import set_page_dirty  # noqa: E402
+from .swap import lru_cache_add_file, page_cache_get, page_cache_release  # noqa: E402
+from .vmscan import isolate_lru_page, putback_lru_page  # noqa: E402

@@ -25,10 +25,6 @@ from .mm_types import HPAGE_PMD_NR, PG_anon
 def copy_mm(k, parent_mm):
     """Path: dup_mmap. Anonymous pages are shared read-only (COW); swap entries gain a map
     reference; shared file mappings are left to fault again, as the kernel does."""
-    from .pgtable import mm_alloc_pgd, pte_alloc
-    from .rmap import page_dup_rmap
-    from .swap import get_page
-    from .swapfile import swap_duplicate
 
     mm = MmStruct(k.new_id())
     k.mms[mm.id] = mm
@@ -85,10 +81,16 @@ def copy_mm(k, parent_mm):
 
 def exit_mmap(k, mm, zap=None):
     """Path: the mm's last user is gone: unmap every VMA."""
-    from .mmap import do_munmap
-    from .pgtable import mm_free_pgd
 
     for vma in list(mm.vmas):
         yield from do_munmap(k, vma, zap)
     mm_free_pgd(k, mm)
     k.mms.pop(mm.id, None)
+
+
+# Imported once this module's functions exist: these modules and this one call each other.
+from .mmap import do_munmap  # noqa: E402
+from .pgtable import mm_alloc_pgd, mm_free_pgd, pte_alloc  # noqa: E402
+from .rmap import page_dup_rmap  # noqa: E402
+from .swap import get_page  # noqa: E402
+from .swapfile import swap_duplicate  # noqa: E402

@@ -31,7 +31,6 @@ def create_file(k, name: str, shmem: bool) -> AddressSpace:
 
 def iput_final(k, mapping):
     """Path: when the last name and the last user of an inode are gone, evict its pages."""
-    from .truncate import truncate_inode_pages_range
 
     if mapping.nlink or mapping.i_count:
         return False
@@ -51,8 +50,11 @@ def do_unlink(k, mapping):
 def do_truncate(k, mapping, size_pages: int):
     """Path: truncate(2) to size_pages (truncate_pagecache): unmap what lies beyond, private
     COW copies included, then drop the cached pages."""
-    from .truncate import truncate_inode_pages_range, unmap_mapping_range
 
     yield from unmap_mapping_range(k, mapping, size_pages)
     yield from truncate_inode_pages_range(k, mapping, size_pages)
     mapping.size_pages = size_pages
+
+
+# Imported once this module's functions exist: these modules and this one call each other.
+from .truncate import truncate_inode_pages_range, unmap_mapping_range  # noqa: E402

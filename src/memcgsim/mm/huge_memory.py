@@ -12,13 +12,6 @@ import numpy as np
 
 from .gfp import __GFP_NORETRY, GFP_TRANSHUGE
 from .locking import Lock, Unlock, anon_vma_lock, lru_lock, ptl
-from .memcontrol import (
-    mem_cgroup_cancel_charge,
-    mem_cgroup_charge,
-    mem_cgroup_commit_charge,
-    mem_cgroup_split_huge_fixup,
-    mem_cgroup_try_charge,
-)
 from .mm_struct import (
     MM_ANONPAGES,
     PTE_DIRTY,
@@ -41,9 +34,6 @@ from .mm_types import (
     PG_unevictable,
     page_lru,
 )
-from .page_alloc import alloc_pages_node
-from .rmap import page_add_new_anon_rmap, page_remove_rmap
-from .swap import lru_cache_add_active_or_unevictable, put_page
 
 VM_FAULT_OOM = 0x0001
 VM_FAULT_FALLBACK = 0x0800
@@ -51,7 +41,6 @@ VM_FAULT_FALLBACK = 0x0800
 
 def do_huge_pmd_anonymous_page(k, vma, addr: int):
     """Path: fault a whole 2 MiB aligned range of an anonymous VMA with one THP."""
-    from .memory import anon_vma_prepare, fault_node
 
     haddr = addr & ~(HPAGE_PMD_NR - 1)
     off = haddr - vma.start
@@ -122,7 +111,6 @@ def split_huge_page(k, head: int):
 def __split_huge_page(k, head: int):
     """Path: split a THP into 512 small pages (__split_huge_page_refcount), each keeping the
     charge bits and memcg of the head; rss_huge drops by 512."""
-    from .rmap import rmap_walk
 
     mem_map = k.mem_map
     k.bug_on(not mem_map.flags[head] & PG_head, head, "!PageTransHuge(page)")
@@ -167,10 +155,23 @@ def split_huge_page_pfn(k, head: int):
     """Path: split a THP found by its pfn, not through a mapping that pins it (as
     memory_failure does): get_page_unless_zero, split_huge_page, put_page. 0 when the page was
     freed first, else what split_huge_page returns."""
-    from .swap import get_page_unless_zero, put_page
 
     if not get_page_unless_zero(k, head):
         return 0
     split = yield from split_huge_page(k, head)
     put_page(k, head)
     return split
+
+
+# Imported once this module's functions exist: these modules and this one call each other.
+from .memcontrol import (  # noqa: E402
+    mem_cgroup_cancel_charge,
+    mem_cgroup_charge,
+    mem_cgroup_commit_charge,
+    mem_cgroup_split_huge_fixup,
+    mem_cgroup_try_charge,
+)
+from .memory import anon_vma_prepare, fault_node  # noqa: E402
+from .page_alloc import alloc_pages_node  # noqa: E402
+from .rmap import page_add_new_anon_rmap, page_remove_rmap, rmap_walk  # noqa: E402
+from .swap import get_page_unless_zero, lru_cache_add_active_or_unevictable, put_page  # noqa: E402

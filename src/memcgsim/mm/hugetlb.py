@@ -15,7 +15,6 @@ from .gfp import GFP_KERNEL
 from .locking import Lock, Unlock, page_lock
 from .mm_struct import PTE_PRESENT, PTE_VAL_MASK
 from .mm_types import PG_huge
-from .page_alloc import alloc_pages_node, free_pages
 
 
 def alloc_huge_page(k, node: int) -> int:
@@ -35,8 +34,6 @@ def free_huge_page(k, pfn: int) -> None:
 def hugetlb_add_page(k, mapping, index: int, node: int):
     """Path: the page cache half of hugetlb_no_page: a new huge page, locked, inserted into
     the file (huge_add_to_page_cache). Returns 0 or -errno."""
-    from .filemap import add_to_page_cache_locked
-    from .swap import put_page
 
     pfn = alloc_huge_page(k, node)
     if pfn < 0:
@@ -51,8 +48,6 @@ def hugetlb_add_page(k, mapping, index: int, node: int):
 def truncate_hugepages(k, mapping, start: int):
     """Path: hugetlbfs truncation: each huge page from index start on is locked and removed
     from the cache; its last put frees it."""
-    from .filemap import delete_from_page_cache
-    from .swap import page_cache_get, put_page
 
     for index in np.flatnonzero(mapping.i_pages[start:] & PTE_PRESENT).tolist():
         index += start
@@ -65,3 +60,9 @@ def truncate_hugepages(k, mapping, start: int):
         yield Unlock(page_lock(pfn))
         put_page(k, pfn)
     mapping.size_pages = min(mapping.size_pages, start)
+
+
+# Imported once this module's functions exist: these modules and this one call each other.
+from .filemap import add_to_page_cache_locked, delete_from_page_cache  # noqa: E402
+from .page_alloc import alloc_pages_node, free_pages  # noqa: E402
+from .swap import page_cache_get, put_page  # noqa: E402

@@ -40,6 +40,7 @@ from .mm_types import (
 from .page_cgroup import PCG_MEM, PCG_MEMSW, PCG_USED
 from .page_counter import PageCounter
 from .res_counter import ResCounter
+from .vmstat import memcg_page_state
 
 # enum mem_cgroup_stat_index (3.17)
 (MEM_CGROUP_STAT_CACHE, MEM_CGROUP_STAT_RSS, MEM_CGROUP_STAT_RSS_HUGE,
@@ -489,8 +490,6 @@ def try_charge_memcg(k, memcg: MemCgroup, gfp_mask: int, nr_pages: int) -> tuple
     event each), one drain of the per-CPU stocks, MAX_RECLAIM_RETRIES more rounds, and the
     OOM killer, which runs here, in the charge. A charge that must not fail is forced past the
     limit."""
-    from .oom_kill import task_is_dying
-    from .vmscan import try_to_free_mem_cgroup_pages
 
     prof = k.profile
     batch = max(prof.charge_batch, nr_pages)
@@ -603,7 +602,6 @@ def calculate_high_delay(nr_pages: int, max_overage: int, batch: int) -> int:
 def reclaim_high(k, memcg: MemCgroup, nr_pages: int) -> int:
     """Reclaim nr_pages from each memcg up the tree that is over memory.high (a `high` event
     each)."""
-    from .vmscan import try_to_free_mem_cgroup_pages
 
     nr_reclaimed = 0
     m = memcg
@@ -619,7 +617,6 @@ def mem_cgroup_handle_over_high(k, task) -> None:
     """On return to user space: reclaim what the task's charges put over memory.high, retrying
     while reclaim progresses and the overage would cost a throttling delay. (The delay itself
     is time, which the model does not have: the task goes on.)"""
-    from .oom_kill import task_is_dying
 
     nr_pages = task.memcg_nr_pages_over_high
     if not nr_pages:
@@ -727,7 +724,6 @@ def mem_cgroup_oom(k, memcg: MemCgroup, gfp_mask: int, order: int, nr_pages: int
     fails, and mem_cgroup_oom_synchronize kills (or waits) at the end of the fault. 6.x records
     it that way only for a v1 memcg with oom_kill_disable, and otherwise runs the killer now;
     a costly order never OOMs (oom_skips_costly_order)."""
-    from .oom_kill import mem_cgroup_out_of_memory
 
     prof = k.profile
     current = k.current
@@ -1294,8 +1290,6 @@ def mem_cgroup_usage(k, memcg: MemCgroup, swap: bool) -> int:
     if not memcg.is_root():
         return memcg.memsw.usage if swap else memcg.res.usage
     if k.profile.stats == "state":
-        from .vmstat import memcg_page_state
-
         state = memcg_page_state(k, memcg)
         return state["file"] + state["anon"] + (state["swap"] if swap else 0)
     stats = [MEM_CGROUP_STAT_CACHE, MEM_CGROUP_STAT_RSS]
@@ -1369,7 +1363,6 @@ def memory_stat_format(k, memcg: MemCgroup, local=None,
 
     kernel, pagetables and kernel_stack are the modelled kernel memory (mm/pgtable.py); slab,
     percpu, sock, vmalloc and zswap are not modelled and read 0."""
-    from .vmstat import memcg_page_state
 
     state = memcg_page_state(k, memcg, local)
     tree = tuple(memcg.subtree())
@@ -1405,7 +1398,6 @@ def memory_stat_format(k, memcg: MemCgroup, local=None,
 
 def memory_high_write(k, memcg: MemCgroup, high: int) -> int:
     """memory.high: set it, then reclaim down to it (never an OOM kill)."""
-    from .vmscan import try_to_free_mem_cgroup_pages
 
     memcg.res.set_high(high)
     drained = False
@@ -1428,8 +1420,6 @@ def memory_high_write(k, memcg: MemCgroup, high: int) -> int:
 
 def memory_max_write(k, memcg: MemCgroup, max_pages: int) -> int:
     """memory.max: set it at once (no -EBUSY), then reclaim, then OOM-kill until under it."""
-    from .oom_kill import mem_cgroup_out_of_memory
-    from .vmscan import try_to_free_mem_cgroup_pages
 
     memcg.res.max = max_pages
     drained = False
@@ -1456,7 +1446,6 @@ def memory_reclaim(k, memcg: MemCgroup, nr_to_reclaim: int, swappiness: int | No
     """memory.reclaim: proactive reclaim of nr_to_reclaim pages; -EAGAIN after
     MAX_RECLAIM_RETRIES rounds that reclaim nothing; swappiness= (6.12) overrides the
     anon/file balance. The target's own protection does not count (it is the reclaim root)."""
-    from .vmscan import try_to_free_mem_cgroup_pages
 
     nr_reclaimed = 0
     nr_retries = k.profile.reclaim_retries
@@ -1470,3 +1459,8 @@ def memory_reclaim(k, memcg: MemCgroup, nr_to_reclaim: int, swappiness: int | No
             nr_retries -= 1
         nr_reclaimed += reclaimed
     return 0
+
+
+# Imported once this module's functions exist: these modules and this one call each other.
+from .oom_kill import mem_cgroup_out_of_memory, task_is_dying  # noqa: E402
+from .vmscan import try_to_free_mem_cgroup_pages  # noqa: E402

@@ -12,18 +12,25 @@ from ..errors import Errno
 from .gfp import __GFP_NORETRY, __GFP_WAIT, GFP_KERNEL
 from .locking import Lock, TryLock, Unlock, mmap_sem, move_lock, page_lock, ptl, run_path
 from .memcontrol import (
+    MEM_CGROUP_EVENTS_NAMES,
     MemCgroup,
+    _cancel_charge,
     drain_all_stock,
     mem_cgroup_move_account,
     mem_cgroup_move_swap_account,
+    mem_cgroup_nr_lru_pages,
     mem_cgroup_reclaim,
+    memcg_events,
     memcg_offline_kmem,
     try_charge,
 )
 from .mm_struct import PTE_HUGE, PTE_PRESENT, PTE_SWAP, PTE_VAL_MASK
-from .mm_types import HPAGE_PMD_NR, PG_anon, PG_lru
+from .mm_types import HPAGE_PMD_NR, LRU_NAMES, NR_LRU_LISTS, PG_anon, PG_lru
 from .page_cgroup import PCG_USED
 from .page_counter import PageCounter
+from .swap import get_page_unless_zero, put_page
+from .vmscan import isolate_lru_page, putback_lru_page
+from .vmstat import memcg_page_state_local
 
 MOVE_CHARGE_TYPE_ANON = 1 << 0
 MOVE_CHARGE_TYPE_FILE = 1 << 1
@@ -200,9 +207,6 @@ def mem_cgroup_move_charge(k, mc: MoveCharge, mm):
 
 
 def _move_charge_pte_range(k, mc: MoveCharge, mm):
-    from .swap import get_page_unless_zero, put_page
-    from .vmscan import isolate_lru_page, putback_lru_page
-
     for vma, i, pte in _pte_walk(mm):
         yield Lock(ptl(mm.id))
         kind, what = get_mctgt_type(k, mc, vma, i)
@@ -233,7 +237,6 @@ def _move_charge_pte_range(k, mc: MoveCharge, mm):
 def mem_cgroup_clear_mc(k, mc: MoveCharge) -> None:
     """Settle the counters: unused precharge off `to`, moved pages off `from`, and for moved
     swap records memsw off `from` and res off `to` (which was precharged res and memsw)."""
-    from .memcontrol import _cancel_charge
 
     if mc.precharge:
         _cancel_charge(k, mc.to, mc.precharge)
@@ -286,8 +289,6 @@ def attach_task(k, task, to: MemCgroup):
 def mem_cgroup_reparent_charges(k, memcg: MemCgroup) -> None:
     """css_offline: move every page charged to memcg to its parent (root in flat mode), then
     take the charges off memcg's own counters only: the parent already holds them."""
-    from .swap import get_page_unless_zero, put_page
-    from .vmscan import isolate_lru_page, putback_lru_page
 
     parent = memcg.parent_mem_cgroup() or k.root_mem_cgroup
     mem, pc = k.mem_map, k.pc
@@ -356,9 +357,6 @@ def memcg1_stat_format(k, memcg: MemCgroup, local=None,
                        page_size: int = 4096) -> list[tuple[str, int]]:
     """The lines of a 6.x kernel's v1 memory.stat: local values, the hierarchical limits, then
     total_* over the subtree."""
-    from .memcontrol import MEM_CGROUP_EVENTS_NAMES, mem_cgroup_nr_lru_pages, memcg_events
-    from .mm_types import LRU_NAMES, NR_LRU_LISTS
-    from .vmstat import memcg_page_state_local
 
     local = memcg_page_state_local(k) if local is None else local
     keys = [key for key in k.profile.v1_stat_keys if key != "swap" or k.do_swap_account]

@@ -15,15 +15,6 @@ import numpy as np
 from ..errors import Errno
 from .gfp import GFP_KERNEL
 from .locking import Lock, TryLock, Unlock, mmap_sem, page_lock, ptl
-from .memcontrol import (
-    MEM_CGROUP_EVENTS_PGFAULT,
-    MEM_CGROUP_EVENTS_PGMAJFAULT,
-    mem_cgroup_cancel_charge,
-    mem_cgroup_charge,
-    mem_cgroup_commit_charge,
-    mem_cgroup_count_vm_event,
-    mem_cgroup_try_charge,
-)
 from .mm_struct import (
     MM_ANONPAGES,
     MM_FILEPAGES,
@@ -35,26 +26,13 @@ from .mm_struct import (
     PTE_SWAP,
     PTE_VAL_MASK,
     PTE_WRITE,
+    VM_LOCKED,
     VM_SHARED,
     VM_WRITE,
     AnonVma,
     mk_pte,
 )
-from .mm_types import PG_anon, PG_swapcache, PG_writeback
-from .page_alloc import alloc_pages_node
-from .rmap import (
-    do_page_add_anon_rmap,
-    page_add_file_rmap,
-    page_add_new_anon_rmap,
-    page_remove_rmap,
-)
-from .swap import (
-    get_page_unless_zero,
-    lru_cache_add_active_or_unevictable,
-    page_cache_get,
-    page_cache_release,
-    release_pages,
-)
+from .mm_types import PG_anon, PG_mlocked, PG_swapcache, PG_writeback
 
 VM_FAULT_OOM = 0x0001
 VM_FAULT_SIGBUS = 0x0002
@@ -117,9 +95,6 @@ def do_anonymous_page(k, vma, addr: int):
 
 def reuse_swap_page(k, pfn: int) -> bool:
     """Can a write fault take this locked anonymous page for itself (no other user)?"""
-    from .page_writeback import SetPageDirty
-    from .swap_state import delete_from_swap_cache
-    from .swapfile import page_swapcount
 
     mem_map = k.mem_map
     count = int(mem_map.mapcount[pfn])
@@ -134,7 +109,6 @@ def reuse_swap_page(k, pfn: int) -> bool:
 def wp_page_shared(k, vma, addr: int):
     """Path: write to a read-only pte of a shared mapping: the page itself becomes writable
     and dirty (page_mkwrite); a shared mapping never copies, so no charge changes."""
-    from .page_writeback import set_page_dirty
 
     mm = vma.mm
     i = addr - vma.start
@@ -225,10 +199,6 @@ def do_swap_page(k, vma, addr: int, write: bool):
     """Path: fault on a swap pte. 3.17: a page read ahead into swap cache is uncharged and maybe
     on the LRU; the fault charges the slot's recorded memcg and commits with lrucare. 5.8 on:
     the page was charged when it entered the swap cache, and the fault charges nothing."""
-    from .mm_struct import VM_LOCKED
-    from .mm_types import PG_mlocked
-    from .swap_state import lookup_swap_cache, swapin_readahead, try_to_free_swap
-    from .swapfile import swap_free, vm_swap_full
 
     mm = vma.mm
     i = addr - vma.start
@@ -289,8 +259,6 @@ def do_swap_page(k, vma, addr: int, write: bool):
 def __do_fault(k, vma, addr: int):
     """Path: the file's page for addr, from the page cache or read in (charged to the faulting
     task if it was not cached); returned locked and referenced, or -VM_FAULT_* on failure."""
-    from .filemap import page_cache_read
-    from .shmem import SGP_CACHE, shmem_getpage
 
     mapping = vma.file
     index = vma.linear_page_index(addr)
@@ -321,7 +289,6 @@ def __do_fault(k, vma, addr: int):
 def do_file_fault(k, vma, addr: int, write: bool):
     """Path: fault on a pte_none of a file or shmem mapping: map the cached page (do_read_fault,
     do_shared_fault), or for a write to a private mapping, a charged copy (do_cow_fault)."""
-    from .page_writeback import set_page_dirty
 
     if write and not vma.flags & VM_SHARED:
         return (yield from do_cow_fault(k, vma, addr))
@@ -407,8 +374,6 @@ def do_page_fault(k, mm, addr: int, write: bool):
 def handle_mm_fault(k, vma, addr: int, write: bool, user: bool = True):
     """Path: a user fault at addr. pgfault is counted on mm->owner's memcg; a charge that fails
     leaves a memcg OOM recorded in the task (memcg_oom_enable for user faults)."""
-    from .huge_memory import do_huge_pmd_anonymous_page
-    from .pgtable import pte_alloc
 
     mm = vma.mm
     mem_cgroup_count_vm_event(k, mm, MEM_CGROUP_EVENTS_PGFAULT)
@@ -442,8 +407,6 @@ def handle_mm_fault(k, vma, addr: int, write: bool, user: bool = True):
             return 0
         if write and not pte & PTE_WRITE:
             if pte & PTE_HUGE:
-                from .huge_memory import split_huge_page
-
                 head = (pte & PTE_VAL_MASK) & ~511
                 page_cache_get(k, head)
                 yield from split_huge_page(k, head)
@@ -463,9 +426,6 @@ def zap_pte_range(k, vma, start: int, end: int):
     (free_pages_and_swap_cache): swap cache pages nobody maps lose their slot first, and the
     pages that reach refcount zero are uncharged as one list.
     """
-    from .huge_memory import zap_huge_pmd
-    from .page_writeback import set_page_dirty
-    from .swapfile import free_swap_and_cache
 
     mm = vma.mm
     gather: list[int] = []
@@ -502,7 +462,6 @@ def zap_pte_range(k, vma, start: int, end: int):
 
 def free_pages_and_swap_cache(k, pfns: list[int]):
     """Path: drop the swap slot of unmapped swap cache pages we can lock, then release all."""
-    from .swap_state import try_to_free_swap
 
     pm = k.mem_map
     for pfn in pfns:
@@ -512,3 +471,40 @@ def free_pages_and_swap_cache(k, pfns: list[int]):
                 yield Unlock(page_lock(pfn))
     release_pages(k, pfns)
 
+
+# Imported once this module's functions exist: these modules and this one call each other.
+from .filemap import page_cache_read  # noqa: E402
+from .huge_memory import do_huge_pmd_anonymous_page, split_huge_page, zap_huge_pmd  # noqa: E402
+from .memcontrol import (  # noqa: E402
+    MEM_CGROUP_EVENTS_PGFAULT,
+    MEM_CGROUP_EVENTS_PGMAJFAULT,
+    mem_cgroup_cancel_charge,
+    mem_cgroup_charge,
+    mem_cgroup_commit_charge,
+    mem_cgroup_count_vm_event,
+    mem_cgroup_try_charge,
+)
+from .page_alloc import alloc_pages_node  # noqa: E402
+from .page_writeback import SetPageDirty, set_page_dirty  # noqa: E402
+from .pgtable import pte_alloc  # noqa: E402
+from .rmap import (  # noqa: E402
+    do_page_add_anon_rmap,
+    page_add_file_rmap,
+    page_add_new_anon_rmap,
+    page_remove_rmap,
+)
+from .shmem import SGP_CACHE, shmem_getpage  # noqa: E402
+from .swap import (  # noqa: E402
+    get_page_unless_zero,
+    lru_cache_add_active_or_unevictable,
+    page_cache_get,
+    page_cache_release,
+    release_pages,
+)
+from .swap_state import (  # noqa: E402
+    delete_from_swap_cache,
+    lookup_swap_cache,
+    swapin_readahead,
+    try_to_free_swap,
+)
+from .swapfile import free_swap_and_cache, page_swapcount, swap_free, vm_swap_full  # noqa: E402

@@ -8,6 +8,7 @@ charged page (the fix for bug B2).
 from __future__ import annotations
 
 from ..errors import Errno
+from .huge_memory import split_huge_page
 from .locking import Lock, Step, TryLock, Unlock, page_lock, tree_lock
 from .memcontrol import mem_cgroup_migrate
 from .mlock import mlock_vma_page
@@ -34,7 +35,7 @@ from .rmap import (
     try_to_unmap,
 )
 from .swap import get_page, page_cache_release, put_page
-from .vmscan import isolate_lru_page, putback_lru_page
+from .vmscan import isolate_lru_page, page_mapping, putback_lru_page
 
 MIGRATEPAGE_SUCCESS = 0
 
@@ -72,7 +73,6 @@ def migrate_page_copy(k, new: int, old: int) -> None:
 
 def move_to_new_page(k, new: int, old: int, page_was_mapped: bool):
     """Path: both pages locked, old unmapped to migration entries."""
-    from .vmscan import page_mapping
 
     mem_map = k.mem_map
     mem_map.index[new] = mem_map.index[old]
@@ -157,7 +157,6 @@ def migrate_pages(k, pfns: list[int], node: int):
     Returns the number of pages that could not be migrated. One pass: the kernel tries a page
     that failed with -EAGAIN (still referenced elsewhere, say by an unmap that has cleared its
     pte but not yet freed it) up to ten times; the model does not retry."""
-    from .huge_memory import split_huge_page
 
     failed = 0
     isolated = []

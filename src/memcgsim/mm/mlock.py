@@ -7,7 +7,6 @@ from .mm_types import PG_lru, PG_mlocked
 
 def clear_page_mlock(k, pfn: int) -> None:
     """The last mlocked mapping went: move the page back to an evictable list."""
-    from .vmscan import isolate_lru_page, putback_lru_page
 
     mem_map = k.mem_map
     if not mem_map.flags[pfn] & PG_mlocked:
@@ -19,7 +18,6 @@ def clear_page_mlock(k, pfn: int) -> None:
 
 def mlock_vma_page(k, pfn: int) -> None:
     """Mark a mapped page mlocked and move it to the unevictable list."""
-    from .vmscan import isolate_lru_page, putback_lru_page
 
     mem_map = k.mem_map
     if mem_map.flags[pfn] & PG_mlocked:
@@ -28,3 +26,6 @@ def mlock_vma_page(k, pfn: int) -> None:
     if mem_map.flags[pfn] & PG_lru and isolate_lru_page(k, pfn) == 0:
         putback_lru_page(k, pfn)
 
+
+# Imported once this module's functions exist: these modules and this one call each other.
+from .vmscan import isolate_lru_page, putback_lru_page  # noqa: E402

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from ..errors import Errno
 from .locking import Lock, Unlock, mmap_sem, page_lock
-from .mlock import mlock_vma_page
 from .mm_struct import PTE_PRESENT, PTE_VAL_MASK, VM_LOCKED, VM_SHARED, Vma
-from .rmap import rmap_walk
 
 
 def do_mmap(k, mm, npages: int, flags: int, file=None, pgoff: int = 0) -> Vma:
     """A new VMA of npages pages; nothing is faulted in. A shared mapping without a file
     (MAP_SHARED|MAP_ANONYMOUS) gets an unlinked tmpfs file of its own (shmem_zero_setup)."""
-    from .shmem import shmem_zero_setup
 
     vma = Vma(mm, mm.get_unmapped_area(npages), npages, flags, file, pgoff)
     if file is None and flags & VM_SHARED:
@@ -40,9 +37,6 @@ def unlink_vma(k, vma) -> None:
 def do_munmap(k, vma, zap=None):
     """Path: unmap a whole VMA: zap its ptes (pages are uncharged when freed), then drop it.
     `zap` may name vectorized.zap_pte_range_vectorized instead of the per-page reference."""
-    from .fs_ops import iput_final
-    from .memory import zap_pte_range
-    from .pgtable import free_pgtables
 
     yield from (zap or zap_pte_range)(k, vma, 0, vma.npages)
     unlink_vma(k, vma)
@@ -65,7 +59,6 @@ def mlock_vma(k, vma):
     """Path: mlock(2) a VMA: fault in what is missing (__mm_populate: not a user fault, so a
     3.17 memcg does not OOM for it), move present pages to unevictable. 0, or -EAGAIN when
     population fails (mlock turns -ENOMEM into -EAGAIN); the VMA stays VM_LOCKED."""
-    from .memory import VM_FAULT_OOM, handle_mm_fault
 
     vma.flags |= VM_LOCKED
     for i in range(vma.npages):
@@ -86,7 +79,6 @@ def mlock_vma(k, vma):
 
 def munlock_vma(k, vma):
     """Path: munlock(2): pages no other VM_LOCKED mapping holds become evictable again."""
-    from .mlock import clear_page_mlock
 
     vma.flags &= ~VM_LOCKED
     for i in range(vma.npages):
@@ -99,3 +91,12 @@ def munlock_vma(k, vma):
         yield Lock(page_lock(pfn))
         clear_page_mlock(k, pfn)
         yield Unlock(page_lock(pfn))
+
+
+# Imported once this module's functions exist: these modules and this one call each other.
+from .fs_ops import iput_final  # noqa: E402
+from .memory import VM_FAULT_OOM, handle_mm_fault, zap_pte_range  # noqa: E402
+from .mlock import clear_page_mlock, mlock_vma_page  # noqa: E402
+from .pgtable import free_pgtables  # noqa: E402
+from .rmap import rmap_walk  # noqa: E402
+from .shmem import shmem_zero_setup  # noqa: E402

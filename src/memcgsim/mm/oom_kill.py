@@ -15,7 +15,10 @@ fault returns. memory.oom.group kills every task of the group.
 
 from __future__ import annotations
 
+from .locking import run_path
 from .mm_struct import MM_ANONPAGES, MM_FILEPAGES, MM_SWAPENTS
+from .page_counter import PAGE_COUNTER_MAX
+from .res_counter import RES_COUNTER_MAX
 
 OOM_SCORE_ADJ_MIN = -1000
 
@@ -39,7 +42,6 @@ def task_is_dying(task) -> bool:
 
 def mem_cgroup_get_max(k, memcg) -> int:
     """The memory the memcg OOM killer scales oom_score_adj by: max plus the swap it may use."""
-    from .page_counter import PAGE_COUNTER_MAX
 
     total_swap = max(k.swap.nr_slots - 1, 0)
     limit = memcg.res.limit
@@ -62,7 +64,6 @@ def mem_cgroup_out_of_memory(k, memcg, order: int) -> bool:
     is taken as is. 6.x runs it in the charge: nothing is killed when the memcg has room again,
     the charger is dying or a victim is still on its way out; badness is scaled by the memory
     and swap the memcg may use (mem_cgroup_get_max); memory.oom.group kills the whole group."""
-    from .memcontrol import mem_cgroup_margin
 
     in_charge = k.profile.charge_loop == "6.x"
     if in_charge:
@@ -70,8 +71,6 @@ def mem_cgroup_out_of_memory(k, memcg, order: int) -> bool:
             return True
         totalpages = mem_cgroup_get_max(k, memcg)
     else:
-        from .res_counter import RES_COUNTER_MAX
-
         totalpages = memcg.res.limit if memcg.res.limit < RES_COUNTER_MAX else k.nr_pages
     chosen, chosen_points = None, 0
     for task in k.tasks.values():
@@ -94,8 +93,6 @@ def mem_cgroup_out_of_memory(k, memcg, order: int) -> bool:
     chosen_memcg = _oom_kill_memcg(chosen)
     __oom_kill_process(k, chosen)
     if group is not None:
-        from .memcontrol import memcg_memory_event
-
         memcg_memory_event(group, "oom_group_kill")
         for task in list(k.tasks.values()):
             if task is chosen:
@@ -130,7 +127,6 @@ def _oom_kill_memcg(victim):
 def __oom_kill_process(k, victim) -> None:
     """__oom_kill_process: SIGKILL, TIF_MEMDIE, an oom_kill event in the victim's memcg. The
     task that is charging is torn down when it returns (finish_oom_kill); any other exits now."""
-    from .memcontrol import memcg_memory_event
 
     memcg_memory_event(_oom_kill_memcg(victim), "oom_kill")
     if victim is k.current:
@@ -164,9 +160,6 @@ def mem_cgroup_oom_synchronize(k, current) -> str:
 def oom_kill_process(k, victim, counted: bool = False) -> None:
     """SIGKILL the victim: it is marked TIF_MEMDIE (its charges may bypass the limit while it
     exits) and exits at once, unmapping everything it had."""
-    from .fork import exit_mmap
-    from .locking import run_path
-    from .memcontrol import memcg_memory_event
 
     if not counted:
         memcg_memory_event(victim.memcg, "oom_kill")
@@ -176,7 +169,6 @@ def oom_kill_process(k, victim, counted: bool = False) -> None:
     victim.exiting = True
     # its own lock owner: a 6.x kill runs inside the charging path, which may hold locks
     run_path(k, exit_mmap(k, victim.mm), task=victim, owner=-2)
-    from .pgtable import free_task_kmem
 
     free_task_kmem(k, victim)
     victim.state = "killed"
@@ -198,3 +190,9 @@ def out_of_memory(k, current) -> str:
         return "none"
     oom_kill_process(k, chosen)
     return "killed"
+
+
+# Imported once this module's functions exist: these modules and this one call each other.
+from .fork import exit_mmap  # noqa: E402
+from .memcontrol import mem_cgroup_margin, memcg_memory_event  # noqa: E402
+from .pgtable import free_task_kmem  # noqa: E402

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .memcontrol import MEM_CGROUP_STAT_WRITEBACK, mem_cgroup_update_page_stat
+from .locking import Lock, Step, TryLock, Unlock, page_lock
 from .mm_types import PG_dirty, PG_writeback
 from .page_cgroup import PCG_USED
 
@@ -39,7 +39,6 @@ def test_clear_page_writeback(k, pfn: int):
     statistic always goes down on the memcg it went up on (the 3.18 fix, with Cc stable 3.17).
     With bug B1 put back (k.inject) the flag is cleared first and the memcg looked up after:
     a migration in between uncharges the page and the decrement is lost."""
-    from .locking import Step
 
     mem_map = k.mem_map
     was = bool(mem_map.flags[pfn] & PG_writeback)
@@ -69,8 +68,6 @@ def write_one_page(k, pfn: int, trylock: bool = False):
     """Path: lock, clean, write (the device completes at once), unlock. With trylock (the
     flusher woken by reclaim, which runs while other paths may hold page locks) a locked page
     is skipped. Returns whether the page was written."""
-    from .locking import Lock, TryLock, Unlock, page_lock
-    from .swap import get_page, put_page
 
     get_page(k, pfn)
     if trylock:
@@ -97,3 +94,8 @@ def wakeup_flusher_threads(k, pfns):
         if mem_map.flags[pfn] & PG_dirty and mem_map.refcount[pfn] > 0:
             done += bool((yield from write_one_page(k, pfn, trylock=True)))
     return done
+
+
+# Imported once this module's functions exist: these modules and this one call each other.
+from .memcontrol import MEM_CGROUP_STAT_WRITEBACK, mem_cgroup_update_page_stat  # noqa: E402
+from .swap import get_page, put_page  # noqa: E402

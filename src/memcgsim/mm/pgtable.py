@@ -31,7 +31,6 @@ LEVELS = (("pud", PUD_SHIFT), ("pmd", PMD_SHIFT), ("pte", PTE_SHIFT))
 def _charging_memcg(k):
     """The memcg kernel allocations of the current task are charged to (get_obj_cgroup_from
     _current): none for root or a kernel thread."""
-    from .memcontrol import get_mem_cgroup_from_mm
 
     task = k.current
     if task is None or task.mm is None:
@@ -43,7 +42,6 @@ def _charging_memcg(k):
 def mm_alloc_pgd(k, mm) -> int:
     """pgd_alloc when an mm is created (exec or fork). The model does not fail a fork: the
     charge is forced if it must be."""
-    from .memcontrol import memcg_kmem_charge_page
 
     memcg = _charging_memcg(k)
     if memcg is not None:
@@ -55,7 +53,6 @@ def mm_alloc_pgd(k, mm) -> int:
 def pte_alloc(k, mm, addr: int, nofail: bool = False) -> int:
     """Make sure the tables that map addr exist (pud_alloc, pmd_alloc, __pte_alloc); 0, or
     -ENOMEM when a table page cannot be charged (fork's copy forces it instead)."""
-    from .memcontrol import memcg_kmem_charge_page
 
     for level, shift in LEVELS:
         key = (level, addr >> shift)
@@ -77,7 +74,6 @@ def pte_alloc_would_charge(k, mm, addr: int) -> int:
 
 def free_pgtables(k, mm) -> None:
     """After munmap: free every table whose whole range no VMA of the mm covers any more."""
-    from .memcontrol import memcg_kmem_uncharge_page
 
     if not mm.pgtables:
         return
@@ -92,7 +88,6 @@ def free_pgtables(k, mm) -> None:
 
 def mm_free_pgd(k, mm) -> None:
     """mmdrop: the remaining tables and the PGD go."""
-    from .memcontrol import memcg_kmem_uncharge_page
 
     for key in list(mm.pgtables):
         memcg_kmem_uncharge_page(k, mm.pgtables.pop(key), 1, "pagetables")
@@ -104,7 +99,6 @@ def mm_free_pgd(k, mm) -> None:
 def alloc_task_kmem(k, task) -> int:
     """dup_task_struct: the kernel stack and the task's slab, charged to its memcg (forced:
     the model does not fail a fork)."""
-    from .memcontrol import memcg_kmem_charge_page
 
     memcg = task.memcg
     if memcg.is_root() or not k.profile.kmem_accounting:
@@ -117,10 +111,17 @@ def alloc_task_kmem(k, task) -> int:
 
 def free_task_kmem(k, task) -> None:
     """free_task: the kernel stack and slab go back to the memcg they were charged to."""
-    from .memcontrol import memcg_kmem_uncharge_page
 
     if task.kmem_memcg is None:
         return
     memcg_kmem_uncharge_page(k, task.kmem_memcg, KERNEL_STACK_PAGES, "kernel_stack")
     memcg_kmem_uncharge_page(k, task.kmem_memcg, TASK_SLAB_PAGES, "kernel")
     task.kmem_memcg = None
+
+
+# Imported once this module's functions exist: these modules and this one call each other.
+from .memcontrol import (  # noqa: E402
+    get_mem_cgroup_from_mm,
+    memcg_kmem_charge_page,
+    memcg_kmem_uncharge_page,
+)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from .memcontrol import MEM_CGROUP_STAT_FILE_MAPPED, mem_cgroup_update_page_stat
 from .mm_struct import (
     MM_ANONPAGES,
     MM_FILEPAGES,
@@ -73,8 +72,6 @@ def page_remove_rmap(k, pfn: int) -> None:
     if not mem_map.flags[pfn] & PG_anon:
         mem_cgroup_update_page_stat(k, pfn, MEM_CGROUP_STAT_FILE_MAPPED, -1)
     if mem_map.flags[pfn] & PG_mlocked:
-        from .mlock import clear_page_mlock
-
         clear_page_mlock(k, pfn)
 
 
@@ -107,15 +104,12 @@ def rmap_walk(k, pfn: int, migration: bool = False):
 def try_to_unmap_one(k, pfn: int, vma, addr: int, flags: int) -> int:
     """Replace one pte: with a swap entry (swap cache page), a migration entry, or nothing
     (file page, which is found again through the page cache)."""
-    from .swap import page_cache_release
-    from .swapfile import swap_duplicate
 
     mem_map = k.mem_map
     if vma.flags & VM_LOCKED and flags != TTU_MIGRATION:
         # out_mlock: a page reclaim finds in a VM_LOCKED vma is mlocked now (it may have lost
         # PG_mlocked when a migration unmapped it), so it is culled to the unevictable list
         # instead of coming back to the evictable one for ever
-        from .mlock import mlock_vma_page
 
         mlock_vma_page(k, pfn)
         return SWAP_MLOCK
@@ -155,3 +149,9 @@ def try_to_unmap(k, pfn: int, flags: int = TTU_UNMAP) -> int:
         ret = SWAP_SUCCESS
     return ret
 
+
+# Imported once this module's functions exist: these modules and this one call each other.
+from .memcontrol import MEM_CGROUP_STAT_FILE_MAPPED, mem_cgroup_update_page_stat  # noqa: E402
+from .mlock import clear_page_mlock, mlock_vma_page  # noqa: E402
+from .swap import page_cache_release  # noqa: E402
+from .swapfile import swap_duplicate  # noqa: E402

@@ -8,19 +8,8 @@ from __future__ import annotations
 from ..errors import Errno
 from .gfp import GFP_KERNEL
 from .locking import Lock, Unlock, page_lock, tree_lock
-from .memcontrol import (
-    MEM_CGROUP_EVENTS_PGMAJFAULT,
-    mem_cgroup_cancel_charge,
-    mem_cgroup_charge,
-    mem_cgroup_commit_charge,
-    mem_cgroup_count_vm_event,
-    mem_cgroup_try_charge,
-)
 from .mm_struct import PTE_PRESENT, PTE_SWAP
 from .mm_types import PG_locked, PG_swapbacked, PG_swapcache
-from .page_alloc import alloc_pages_node
-from .page_writeback import set_page_dirty
-from .swap import lru_cache_add_anon, page_cache_get, page_cache_release
 
 
 def shmem_add_to_page_cache(k, pfn: int, mapping, index: int, expected: int):
@@ -54,9 +43,6 @@ def shmem_getpage(k, mapping, index: int, node: int, sgp: str):
     """Path: the page at index, allocated and charged on first touch, or swapped back in.
     Returns it locked and referenced; None for a hole, which SGP_READ leaves alone; or -errno
     (-EINVAL past i_size for a read or a fault, also when a truncation got there first)."""
-    from .filemap import delete_from_page_cache
-    from .swap_state import delete_from_swap_cache, lookup_swap_cache, swapin_readahead
-    from .swapfile import swap_free
 
     mem_map = k.mem_map
     charge_mm = k.current.mm if k.current is not None else None
@@ -168,7 +154,6 @@ def shmem_replace_page(k, old: int, mapping):
     one in the swap cache in its place. The old page came from swap read-ahead and may sit on
     an LRU list, so the charge moves with lrucare (passing false was bug B5).
     Returns (the page now locked and referenced, 0 or -errno)."""
-    from .memcontrol import mem_cgroup_replace_folio
 
     mem_map = k.mem_map
     entry = int(mem_map.private[old])
@@ -203,7 +188,6 @@ def shmem_file_read_iter(k, mapping, start: int, nr: int, node: int):
     a page written out to swap comes back in, charged to the reader. Returns the pages read,
     or -errno at a failure other than the end of the file (a swap-in whose charge failed:
     -ENOMEM), as do_generic_file_read does."""
-    from .filemap import mark_page_accessed
 
     done = 0
     for index in range(start, start + nr):
@@ -234,8 +218,6 @@ def shmem_write(k, mapping, start: int, nr: int, node: int):
 def shmem_writepage(k, pfn: int):
     """Path (page locked, from reclaim): move a shmem page from its file to the swap cache.
     False when there is no swap slot: the page stays dirty and is activated."""
-    from .swap_state import add_to_swap_cache
-    from .swapfile import get_swap_page, swap_shmem_alloc
 
     mem_map = k.mem_map
     mapping = k.mappings.get(int(mem_map.mapping[pfn]))
@@ -264,7 +246,6 @@ def shmem_kernel_file_setup(k, name: str, size_pages: int):
     reaches it; `name` is only its dentry's name. It lives while a user holds it (i_count) and
     its last iput evicts it like any unlinked tmpfs file: iput_final truncates its pages, and
     each is uncharged at its final put."""
-    from .fs_ops import new_inode
 
     mapping = new_inode(k, name, shmem=True)
     mapping.size_pages = size_pages               # i_size_write(inode, size)
@@ -278,3 +259,27 @@ def shmem_zero_setup(k, vma) -> None:
     "SYSV<key>", through shmem_kernel_file_setup; the model maps it with this one.)"""
     vma.file = shmem_kernel_file_setup(k, "dev/zero", vma.npages)
     vma.pgoff = 0
+
+
+# Imported once this module's functions exist: these modules and this one call each other.
+from .filemap import delete_from_page_cache, mark_page_accessed  # noqa: E402
+from .fs_ops import new_inode  # noqa: E402
+from .memcontrol import (  # noqa: E402
+    MEM_CGROUP_EVENTS_PGMAJFAULT,
+    mem_cgroup_cancel_charge,
+    mem_cgroup_charge,
+    mem_cgroup_commit_charge,
+    mem_cgroup_count_vm_event,
+    mem_cgroup_replace_folio,
+    mem_cgroup_try_charge,
+)
+from .page_alloc import alloc_pages_node  # noqa: E402
+from .page_writeback import set_page_dirty  # noqa: E402
+from .swap import lru_cache_add_anon, page_cache_get, page_cache_release  # noqa: E402
+from .swap_state import (  # noqa: E402
+    add_to_swap_cache,
+    delete_from_swap_cache,
+    lookup_swap_cache,
+    swapin_readahead,
+)
+from .swapfile import get_swap_page, swap_free, swap_shmem_alloc  # noqa: E402

@@ -9,13 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .memcontrol import (
-    add_page_to_lru_list,
-    del_page_from_lru_list,
-    mem_cgroup_page_lruvec,
-    mem_cgroup_uncharge,
-    mem_cgroup_uncharge_list,
-)
+from .mm_struct import VM_LOCKED
 from .mm_types import (
     PG_active,
     PG_huge,
@@ -25,7 +19,6 @@ from .mm_types import (
     PG_unevictable,
     page_lru,
 )
-from .page_alloc import free_pages
 
 
 def get_page(k, pfn: int) -> None:
@@ -73,8 +66,6 @@ def put_page(k, pfn: int) -> None:
     k.bug_on(k.mem_map.flags[pfn] & PG_tail, pfn, "PageTail(page) in put_page")
     if put_page_testzero(k, pfn):
         if k.mem_map.flags[pfn] & PG_huge:
-            from .hugetlb import free_huge_page
-
             free_huge_page(k, pfn)        # a huge page's own destructor
             return
         __page_cache_release(k, pfn)
@@ -123,7 +114,6 @@ lru_cache_add_file = lru_cache_add_anon
 def lru_cache_add_active_or_unevictable(k, pfn: int, vma) -> None:
     """New anonymous pages start on the active list (3.17; the inactive one from 5.9), or the
     unevictable one under VM_LOCKED."""
-    from .mm_struct import VM_LOCKED
 
     mem_map = k.mem_map
     if not vma.flags & VM_LOCKED:
@@ -134,3 +124,15 @@ def lru_cache_add_active_or_unevictable(k, pfn: int, vma) -> None:
     else:
         mem_map.flags[pfn] = (mem_map.flags[pfn] | PG_mlocked | PG_unevictable) & ~PG_active
     __lru_cache_add(k, pfn)
+
+
+# Imported once this module's functions exist: these modules and this one call each other.
+from .hugetlb import free_huge_page  # noqa: E402
+from .memcontrol import (  # noqa: E402
+    add_page_to_lru_list,
+    del_page_from_lru_list,
+    mem_cgroup_page_lruvec,
+    mem_cgroup_uncharge,
+    mem_cgroup_uncharge_list,
+)
+from .page_alloc import free_pages  # noqa: E402

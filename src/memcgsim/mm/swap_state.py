@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from ..errors import Errno
 from .locking import Lock, Spin, Unlock, page_lock
-from .memcontrol import mem_cgroup_swapin_charge_page, mem_cgroup_swapin_uncharge_swap
-from .mm_types import PG_active, PG_head, PG_locked, PG_swapbacked, PG_swapcache
-from .page_writeback import SetPageDirty
+from .mm_types import PG_active, PG_head, PG_locked, PG_swapbacked, PG_swapcache, PG_writeback
 
 
 def current_mm(k):
@@ -15,7 +13,6 @@ def current_mm(k):
 
 def __add_to_swap_cache(k, pfn: int, entry: int) -> None:
     """Insert into the swap cache, which holds one reference."""
-    from .swap import page_cache_get
 
     mem_map = k.mem_map
     k.bug_on(not mem_map.flags[pfn] & PG_locked, pfn, "!PageLocked(page)")
@@ -42,8 +39,6 @@ def __delete_from_swap_cache(k, pfn: int) -> None:
 
 def delete_from_swap_cache(k, pfn: int) -> None:
     """Remove a locked page from the swap cache, free its slot reference and the cache's ref."""
-    from .swap import page_cache_release
-    from .swapfile import swapcache_free
 
     entry = int(k.mem_map.private[pfn])
     __delete_from_swap_cache(k, pfn)
@@ -53,7 +48,6 @@ def delete_from_swap_cache(k, pfn: int) -> None:
 
 def add_to_swap(k, pfn: int) -> bool:
     """Give a locked anonymous page a swap slot and put it in the swap cache (reclaim)."""
-    from .swapfile import get_swap_page, swapcache_free
 
     entry = get_swap_page(k, pfn)
     if not entry:
@@ -68,8 +62,6 @@ def add_to_swap(k, pfn: int) -> bool:
 
 def try_to_free_swap(k, pfn: int) -> bool:
     """Drop a locked, unmapped-from-swap page's slot when no pte refers to the slot any more."""
-    from .mm_types import PG_writeback
-    from .swapfile import page_swapcount
 
     mem_map = k.mem_map
     if not mem_map.flags[pfn] & PG_swapcache or mem_map.flags[pfn] & PG_writeback:
@@ -83,7 +75,6 @@ def try_to_free_swap(k, pfn: int) -> bool:
 
 def lookup_swap_cache(k, entry: int) -> int:
     """The swap cache page of a slot with a reference taken, or -1."""
-    from .swap import page_cache_get
 
     pfn = int(k.swap.cache[entry])
     if pfn >= 0:
@@ -101,9 +92,6 @@ def read_swap_cache_async(k, entry: int, node: int):
     with no mapping, until a fault commits it or it is reclaimed again. From 5.8 it is charged
     before it enters the swap cache (to the slot's recorded memcg), and fails if that fails.
     """
-    from .page_alloc import alloc_pages_node
-    from .swap import lru_cache_add_anon, page_cache_get
-    from .swapfile import swapcache_prepare
 
     while True:
         pfn = lookup_swap_cache(k, entry)
@@ -119,17 +107,12 @@ def read_swap_cache_async(k, entry: int, node: int):
         return -1
     new = alloc_pages_node(k, node, 0)
     if new < 0:
-        from .swapfile import swapcache_free
-
         swapcache_free(k, entry)
         return -1
     yield Lock(page_lock(new))
     mem_map = k.mem_map
     mem_map.flags[new] |= PG_swapbacked
     if mem_cgroup_swapin_charge_page(k, new, current_mm(k), entry):
-        from .swap import put_page
-        from .swapfile import swapcache_free
-
         yield Unlock(page_lock(new))
         put_page(k, new)
         swapcache_free(k, entry)
@@ -149,7 +132,6 @@ def read_swap_cache_async(k, entry: int, node: int):
 
 def swapin_readahead(k, entry: int, node: int):
     """Path: read the aligned cluster of slots around entry, then return the entry's page."""
-    from .swap import page_cache_release
 
     mask = (1 << k.profile.page_cluster) - 1
     start, end = entry & ~mask, entry | mask
@@ -162,3 +144,11 @@ def swapin_readahead(k, entry: int, node: int):
         if pfn >= 0:
             page_cache_release(k, pfn)
     return (yield from read_swap_cache_async(k, entry, node))
+
+
+# Imported once this module's functions exist: these modules and this one call each other.
+from .memcontrol import mem_cgroup_swapin_charge_page, mem_cgroup_swapin_uncharge_swap  # noqa: E402
+from .page_alloc import alloc_pages_node  # noqa: E402
+from .page_writeback import SetPageDirty  # noqa: E402
+from .swap import lru_cache_add_anon, page_cache_get, page_cache_release, put_page  # noqa: E402
+from .swapfile import get_swap_page, page_swapcount, swapcache_free, swapcache_prepare  # noqa: E402

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import Errno
 from .locking import TryLock, Unlock, page_lock
+from .mm_types import PG_swapcache, PG_writeback
 
 SWAP_HAS_CACHE = 0x40   # the slot is in the swap cache
 SWAP_MAP_MAX = 0x3e     # largest count kept in the map itself (no continuation in the model)
@@ -41,7 +42,6 @@ def _swap_count(v: int) -> int:
 def get_swap_page(k, page: int) -> int:
     """Allocate a slot for page's swap cache entry (SWAP_HAS_CACHE set); 0 when swap is full
     or (v2) the page's memcg may not swap more."""
-    from .memcontrol import mem_cgroup_try_charge_swap
 
     entry = _scan_swap_map(k)
     if mem_cgroup_try_charge_swap(k, page, entry):
@@ -82,7 +82,6 @@ def swap_entry_free(k, entry: int, usage: int) -> int:
     """Drop one map reference (usage 1) or the swap cache's (SWAP_HAS_CACHE); return what is
     left. The swap charge of the slot goes when no pte or shmem entry refers to it any more,
     even while the swap cache still holds the slot (3.17), or when the slot is free (6.x)."""
-    from .memcontrol import mem_cgroup_uncharge_swap
 
     si = k.swap
     v = int(si.swap_map[entry])
@@ -157,10 +156,6 @@ def vm_swap_full(k) -> bool:
 def free_swap_and_cache(k, entry: int):
     """Path: a pte with this swap entry is zapped. Free the slot, and its swap cache page when
     nothing maps it any more."""
-    from .mm_types import PG_swapcache, PG_writeback
-    from .page_writeback import SetPageDirty
-    from .swap import page_cache_get, page_cache_release
-    from .swap_state import delete_from_swap_cache
 
     pfn = -1
     if swap_entry_free(k, entry, 1) == SWAP_HAS_CACHE:
@@ -180,3 +175,10 @@ def free_swap_and_cache(k, entry: int):
         SetPageDirty(k, pfn)
     yield Unlock(page_lock(pfn))
     page_cache_release(k, pfn)
+
+
+# Imported once this module's functions exist: these modules and this one call each other.
+from .memcontrol import mem_cgroup_try_charge_swap, mem_cgroup_uncharge_swap  # noqa: E402
+from .page_writeback import SetPageDirty  # noqa: E402
+from .swap import page_cache_get, page_cache_release  # noqa: E402
+from .swap_state import delete_from_swap_cache  # noqa: E402

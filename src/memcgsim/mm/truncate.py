@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .locking import Lock, Spin, Unlock, page_lock
+from .locking import Lock, Spin, TryLock, Unlock, page_lock
 from .mm_struct import PTE_PRESENT, PTE_SWAP, PTE_VAL_MASK
 from .mm_types import PG_dirty, PG_writeback
-from .swap import page_cache_get, page_cache_release
 
 
 def unmap_mapping_range(k, mapping, start: int, end: int | None = None):
     """Path: zap every pte of the file's VMAs that covers indexes [start, end): the file's
     pages and, as truncation needs (even_cows), private COW copies and their swap entries."""
-    from .memory import zap_pte_range
 
     for vma in list(mapping.i_mmap):
         lo = max(start, vma.pgoff)
@@ -25,7 +23,6 @@ def unmap_mapping_range(k, mapping, start: int, end: int | None = None):
 
 def truncate_inode_page(k, mapping, pfn: int):
     """Path: unmap a locked page and remove it from the page cache."""
-    from .filemap import delete_from_page_cache
 
     mem_map = k.mem_map
     if mem_map.mapcount[pfn] > 0:
@@ -37,7 +34,6 @@ def truncate_inode_page(k, mapping, pfn: int):
 
 def truncate_inode_pages_range(k, mapping, start: int):
     """Path: drop every cached page (and, for shmem, every swap entry) from index start on."""
-    from .swapfile import free_swap_and_cache
 
     used = np.flatnonzero(mapping.i_pages[start:]) + start
     for index in used.tolist():
@@ -62,8 +58,6 @@ def truncate_inode_pages_range(k, mapping, start: int):
 
 def invalidate_mapping_pages(k, mapping):
     """Path: drop the clean, unmapped, unlocked cached pages of a file (drop_caches)."""
-    from .filemap import delete_from_page_cache
-    from .locking import TryLock
 
     dropped = 0
     for index in (np.flatnonzero(mapping.i_pages & PTE_PRESENT)).tolist():
@@ -79,3 +73,10 @@ def invalidate_mapping_pages(k, mapping):
             yield Unlock(page_lock(pfn))
         page_cache_release(k, pfn)
     return dropped
+
+
+# Imported once this module's functions exist: these modules and this one call each other.
+from .filemap import delete_from_page_cache  # noqa: E402
+from .memory import zap_pte_range  # noqa: E402
+from .swap import page_cache_get, page_cache_release  # noqa: E402
+from .swapfile import free_swap_and_cache  # noqa: E402

@@ -20,7 +20,6 @@ from __future__ import annotations
 import numpy as np
 
 from .locking import Lock, Step, TryLock, Unlock, lru_lock, page_lock, run_path, tree_lock
-from .memcontrol import mem_cgroup_swapout, mem_cgroup_uncharge_list
 from .mm_types import (
     HPAGE_PMD_NR,
     LRU_ACTIVE_ANON,
@@ -41,9 +40,7 @@ from .mm_types import (
     page_lru,
     page_lru_array,
 )
-from .page_alloc import free_pages
-from .rmap import SWAP_FAIL, SWAP_SUCCESS, page_mapped, try_to_unmap
-from .swap import del_page_from_lru, get_page, lru_cache_add, put_page
+from .page_counter import PageCounter, calculate_protection
 
 SWAP_CLUSTER_MAX = 32
 
@@ -91,9 +88,6 @@ def __remove_mapping(k, mapping, pfn: int):
     For a swap cache page the memory+swap charge moves to the swap slot here, while nothing
     can reach the page (refcount 0, off the LRU, under the tree lock).
     """
-    from .filemap import __delete_from_page_cache
-    from .swap_state import __delete_from_swap_cache
-    from .swapfile import swapcache_free
 
     mem_map = k.mem_map
     yield Lock(tree_lock(mapping.id))
@@ -123,8 +117,6 @@ def pageout(k, pfn: int):
     Swap-backed pages are written to swap: shmem pages first move from their file into the
     swap cache (shmem_writepage). The swap device completes the write at once.
     """
-    from .page_writeback import clear_page_dirty_for_io, end_page_writeback, test_set_page_writeback
-    from .shmem import shmem_writepage
 
     mem_map = k.mem_map
     if not mem_map.flags[pfn] & PG_swapcache:
@@ -188,7 +180,6 @@ def _unlock_lrus(nodes):
 
 def _reclaim_locked_page(k, pfn: int, may_swap: bool):
     """Path: shrink_page_list's work on one locked page: (freed, still locked)."""
-    from .swap_state import add_to_swap
 
     mem_map = k.mem_map
     flags = int(mem_map.flags[pfn])
@@ -530,7 +521,6 @@ def shrink_lruvec(k, memcg, sc: ScanControl, protection: int):
 
 def shrink_inactive_list(k, memcg, sc: ScanControl, lru: int, n: int):
     """Path: isolate up to n pages from the tail of an inactive list and reclaim them."""
-    from .memcontrol import count_memcg_event
 
     batch = []
     candidates = _next_pages(k, sc, memcg, lru, n)
@@ -561,7 +551,6 @@ def shrink_inactive_list(k, memcg, sc: ScanControl, lru: int, n: int):
 def shrink_active_list(k, memcg, sc: ScanControl, lru: int, n: int):
     """Path: move up to n of the oldest active pages to the inactive list (the model has no
     accessed bits, so none is rotated back as referenced)."""
-    from .memcontrol import count_memcg_event
 
     mem_map = k.mem_map
     moved = 0
@@ -584,8 +573,6 @@ def shrink_active_list(k, memcg, sc: ScanControl, lru: int, n: int):
 def shrink_node_memcgs(k, sc: ScanControl):
     """Path: one priority round over every memcg of the target's subtree, skipping what
     memory.min protects (and memory.low, unless nothing else could be reclaimed)."""
-    from .memcontrol import memcg_memory_event
-    from .page_counter import PageCounter, calculate_protection
 
     stale_target = k.profile.stale_target_protection
     for memcg in sc.target.stat_tree():
@@ -620,7 +607,6 @@ def do_try_to_free_pages(k, sc: ScanControl):
     once a round has scanned more than half as much again, the flusher writes back the dirty
     cache reclaim skipped. With nothing reclaimed because of memory.low, one more run that
     ignores it."""
-    from .page_writeback import wakeup_flusher_threads
 
     while True:
         for priority in range(DEF_PRIORITY, -1, -1):
@@ -685,3 +671,25 @@ def kswapd_shrink_page(k, pfn: int):
     if not k.mem_map.flags[pfn] & PG_lru or k.mem_map.refcount[pfn] <= 0:
         return 0
     return (yield from reclaim_page(k, pfn))
+
+
+# Imported once this module's functions exist: these modules and this one call each other.
+from .filemap import __delete_from_page_cache  # noqa: E402
+from .memcontrol import (  # noqa: E402
+    count_memcg_event,
+    mem_cgroup_swapout,
+    mem_cgroup_uncharge_list,
+    memcg_memory_event,
+)
+from .page_alloc import free_pages  # noqa: E402
+from .page_writeback import (  # noqa: E402
+    clear_page_dirty_for_io,
+    end_page_writeback,
+    test_set_page_writeback,
+    wakeup_flusher_threads,
+)
+from .rmap import SWAP_FAIL, SWAP_SUCCESS, page_mapped, try_to_unmap  # noqa: E402
+from .shmem import shmem_writepage  # noqa: E402
+from .swap import del_page_from_lru, get_page, lru_cache_add, put_page  # noqa: E402
+from .swap_state import __delete_from_swap_cache, add_to_swap  # noqa: E402
+from .swapfile import swapcache_free  # noqa: E402
