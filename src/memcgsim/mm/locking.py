@@ -14,32 +14,35 @@ from dataclasses import dataclass
 from ..errors import Deadlock
 from .mm_types import PG_locked
 
+# The requests a path yields are values (equal and hashable). They are not frozen: a frozen
+# dataclass's __init__ costs twice as much, and a path makes one request per lock it takes.
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(slots=True, unsafe_hash=True)
 class Lock:
     lock: tuple
     #: taken for reading (down_read of an rwsem): other readers may hold it at the same time
     shared: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class TryLock:
     """Take the lock if it is free; the path receives True or False."""
     lock: tuple
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Unlock:
     lock: tuple
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Step:
     """An atomic step boundary that is not a lock operation."""
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Spin:
     """One turn of a retry loop that waits for another path to move on (the kernel's
     cond_resched-and-retry): it can only end if something else runs."""
@@ -109,18 +112,19 @@ class LockTable:
         return lock not in self.held and (shared or lock not in self.readers)
 
     def try_acquire(self, lock: tuple, owner: int, shared: bool = False) -> bool:
-        if not self.can_acquire(lock, shared):
+        held, readers = self.held, self.readers
+        if lock in held or (readers and not shared and lock in readers):
             return False
         if shared:
-            self.readers[lock] = tuple(sorted((*self.readers.get(lock, ()), owner)))
+            readers[lock] = tuple(sorted((*readers.get(lock, ()), owner)))
             return True
-        self.held[lock] = owner
+        held[lock] = owner
         if lock[0] == "page":
             self.k.mem_map.flags[lock[1]] |= PG_locked
         return True
 
     def release(self, lock: tuple, owner: int) -> None:
-        readers = self.readers.get(lock)
+        readers = self.readers.get(lock) if self.readers else None
         if readers is not None and owner in readers:
             rest = list(readers)
             rest.remove(owner)
@@ -159,30 +163,32 @@ def run_path(k, path, task=None, owner: int = 0):
     """
     saved = k.current
     locks = k.locks
+    try_acquire, release, resume = locks.try_acquire, locks.release, path.send
     send = None
     try:
         while True:
             k.current = task
             try:
-                req = path.send(send)
+                req = resume(send)
             except StopIteration as stop:
                 leaked = locks.held_by(owner)
                 if leaked:
                     raise Deadlock(f"path ended holding {leaked}") from None
                 return stop.value
             send = None
-            if isinstance(req, Lock):
-                if not locks.try_acquire(req.lock, owner, req.shared):
+            kind = type(req)
+            if kind is Lock:
+                if not try_acquire(req.lock, owner, req.shared):
                     if locks.concurrent:
                         raise WouldBlock(req.lock)
                     who = [o for lk, o in locks.holders() if lk == req.lock]
                     raise Deadlock(f"{req.lock} is held by path {', '.join(map(str, who))} and "
                                    f"nothing else runs to release it")
-            elif isinstance(req, TryLock):
-                send = locks.try_acquire(req.lock, owner)
-            elif isinstance(req, Unlock):
-                locks.release(req.lock, owner)
-            elif isinstance(req, Spin):
+            elif kind is Unlock:
+                release(req.lock, owner)
+            elif kind is TryLock:
+                send = try_acquire(req.lock, owner)
+            elif kind is Spin:
                 if locks.concurrent:
                     raise WouldBlock(req.name)
                 raise Deadlock(f"{req.name}: the path waits for another one and nothing else "

@@ -52,6 +52,8 @@ def get_swap_page(k, page: int) -> int:
 
 def _first_free(swap_map, a: int, b: int) -> int:
     """The first free slot in [a, b), looking in growing windows; -1 if none."""
+    if a < b and not swap_map[a]:
+        return a                # the usual case: the slot after the last one handed out
     step = 256
     while a < b:
         e = min(b, a + step)

@@ -538,7 +538,8 @@ def shrink_inactive_list(k, memcg, sc: ScanControl, lru: int, n: int):
     sc.nr_scanned += len(batch)
     may_swap = sc.may_swap and can_reclaim_anon_pages(k, memcg, sc)
     freed = None
-    if k.vectorized:
+    if k.vectorized and len(batch) > 1:
+        # (one page costs less on the per-page path than the array operations' fixed cost)
         from .vectorized import shrink_page_list_bulk
 
         freed = shrink_page_list_bulk(k, batch, may_swap)
