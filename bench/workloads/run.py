@@ -1,14 +1,15 @@
 """Run the workload benchmark set: page events, wall time and page events per second per file.
 
     python bench/workloads/run.py [--size 1g|8g|all] [--runs N] [--match TEXT] [--timeout S]
-                                  [--reference] [--markdown]
+                                  [--reference] [--check] [--markdown]
 
 Each run is a fresh interpreter that loads the file, builds the machine and runs the steps
 (memcgsim.scenario.run_scenario); the time is that of the run alone, without Python's start and
 the imports. Page events are the file's memcgsim.scenario.page_events (docs/limits.md). The table
 gives the median of --runs runs, and the slowest file's rate is printed last. A run over
 --timeout seconds is stopped and its rate shown as an upper bound. --reference turns the fast
-paths off (Machine(vectorized=False)): the per-page reference paths alone.
+paths off (Machine(vectorized=False)): the per-page reference paths alone. --check runs the
+invariant checker after every step, as `memcgsim run --check` does.
 """
 
 from __future__ import annotations
@@ -31,27 +32,23 @@ CHILD = r"""
 import json, resource, sys, time
 from memcgsim.scenario import load_scenario, page_events
 from memcgsim.scenario import run as run_mod
-from memcgsim import machine as machine_mod
-path, reference = sys.argv[1], sys.argv[2] == "1"
+path, reference, check = sys.argv[1], sys.argv[2] == "1", sys.argv[3] == "1"
 sc = load_scenario(path)
 events = sum(page_events(sc))
-if reference:
-    class Reference(machine_mod.Machine):
-        def __init__(self, *a, **kw):
-            kw["vectorized"] = False
-            super().__init__(*a, **kw)
-    machine_mod.Machine = Reference
 t0 = time.perf_counter()
-res = run_mod.run_scenario(sc)
+res = run_mod.run_scenario(sc, check_every_step=check, reference=reference)
 wall = time.perf_counter() - t0
+if res.failure or not all(c.ok for c in res.checks):
+    sys.exit(f"the run did not end as it should: {res.failure or 'a check failed'}")
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 print(json.dumps({"events": events, "wall": wall, "rss": rss}))
 """
 
 
-def run_once(path: pathlib.Path, reference: bool, timeout: float) -> dict | None:
+def run_once(path: pathlib.Path, reference: bool, check: bool, timeout: float) -> dict | None:
     try:
-        done = subprocess.run([sys.executable, "-c", CHILD, str(path), "1" if reference else "0"],
+        done = subprocess.run([sys.executable, "-c", CHILD, str(path), "1" if reference else "0",
+                               "1" if check else "0"],
                               capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return None
@@ -67,6 +64,7 @@ def main() -> None:
     ap.add_argument("--match", default="", help="only files whose name contains this")
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds per run")
     ap.add_argument("--reference", action="store_true", help="fast paths off")
+    ap.add_argument("--check", action="store_true", help="the checker after every step")
     ap.add_argument("--markdown", action="store_true", help="print the table as markdown")
     args = ap.parse_args()
     sizes = ("1g", "8g") if args.size == "all" else (args.size,)
@@ -77,7 +75,8 @@ def main() -> None:
     print(describe())
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
           f"{args.runs} run(s) per file, median shown"
-          + ("; fast paths off" if args.reference else ""))
+          + ("; fast paths off" if args.reference else "")
+          + ("; checker after every step" if args.check else ""))
     rows = []
     fmt = "{:<28} {:>10} {:>10} {:>12} {:>9}"
     if args.markdown:
@@ -88,7 +87,7 @@ def main() -> None:
     for path in files:
         got = []
         for _ in range(args.runs):
-            r = run_once(path, args.reference, args.timeout)
+            r = run_once(path, args.reference, args.check, args.timeout)
             if r is None:
                 break
             got.append(r)

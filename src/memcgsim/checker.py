@@ -79,25 +79,22 @@ class InvariantViolation(MemcgsimError):
 
 
 class _Sums:
-    """Per-memcg page sums over mem_map, computed once per check."""
+    """Per-memcg page sums over mem_map, and the page masks several invariants share (THP heads,
+    charged pages), computed once per check."""
 
     def __init__(self, k):
         mem_map, pc = k.mem_map, k.pc
         self.n = max(k.memcg_by_id) + 1
-        self.nr = np.where(mem_map.flags & PG_head, HPAGE_PMD_NR, 1).astype(np.int64)
-        used = (pc.flags & PCG_USED) != 0
-        self.used = used
-        memcg = pc.memcg.astype(np.int64)
-        self.memcg = memcg
-
-        def by_memcg(mask):
-            return np.bincount(memcg[mask], weights=self.nr[mask], minlength=self.n).astype(
-                np.int64)
-
-        self.by_memcg = by_memcg
-        self.pmem = by_memcg(used & ((pc.flags & PCG_MEM) != 0))
-        self.pmsw = by_memcg(used & ((pc.flags & PCG_MEMSW) != 0))
-        rec = k.swap_cgroup.id.astype(np.int64)
+        f, pcf = mem_map.flags, pc.flags
+        self.flags, self.pc_flags = f, pcf
+        #: page masks read by more than one invariant (the others make their own: a check
+        #: holds little memory, so that the allocator keeps it from one check to the next)
+        self.head = (f & PG_head) != 0
+        self.used = (pcf & PCG_USED) != 0
+        self.memcg = pc.memcg
+        self.pmem = self.by_memcg(self.used & ((pcf & PCG_MEM) != 0))
+        self.pmsw = self.by_memcg(self.used & ((pcf & PCG_MEMSW) != 0))
+        rec = k.swap_cgroup.id
         self.rec = np.bincount(rec[rec > 0], minlength=self.n)
         self.stock = np.zeros(self.n, dtype=np.int64)
         for s in k.stocks:
@@ -121,6 +118,23 @@ class _Sums:
         self.kmem = np.zeros(self.n, dtype=np.int64)
         for m in k.memcg_by_id.values():
             self.kmem[m.id] = sum(m.kmem_stat.values())
+
+    def by_memcg(self, mask) -> np.ndarray:
+        """Pages (a THP head counting HPAGE_PMD_NR) under `mask`, per memcg id: a count of the
+        struct pages plus HPAGE_PMD_NR - 1 for each head."""
+        out = np.bincount(self.memcg[mask], minlength=self.n)
+        heads = self.memcg[mask & self.head]
+        if len(heads):
+            out += (HPAGE_PMD_NR - 1) * np.bincount(heads, minlength=len(out))
+        return out
+
+
+def _first_pfns(mask) -> list[int]:
+    """The first five pfns set in a page mask (none without a pass of its own when it is
+    empty)."""
+    if not mask.any():
+        return []
+    return np.flatnonzero(mask)[:5].tolist()
 
 
 def inv_counter_tree(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
@@ -171,6 +185,8 @@ def inv_no_underflow(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
         for c in (m.res, m.memsw, m.kmem, *((m.swap,) if m.swap is not None else ())):
             for asked, had in c.underflows:
                 yield Violation("underflow", f"{c.name}: uncharge of {asked} with usage {had}")
+        if not m.stat or min(m.stat) >= 0:
+            continue
         for i, v in enumerate(m.stat):
             if v < 0:
                 yield Violation("underflow", f"{m.name} stat {MEM_CGROUP_STAT_NAMES[i]} = {v}")
@@ -202,30 +218,36 @@ def inv_limits(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
 
 def inv_flags(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
     """6: legal page and page_cgroup flag combinations."""
-    mem_map, pc = k.mem_map, k.pc
-    f = mem_map.flags
-    pcf = pc.flags
+    mem_map = k.mem_map
+    f = s.flags
+    pcf = s.pc_flags
 
     def bad(mask, what):
-        for pfn in np.flatnonzero(mask)[:5].tolist():
+        for pfn in _first_pfns(mask):
             yield Violation("flags", f"pfn {pfn:#x}: {what}", pfn)
 
-    yield from bad((pcf & (PCG_MEM | PCG_MEMSW) != 0) & (pcf & PCG_USED == 0),
-                   "PCG_MEM/PCG_MEMSW without PCG_USED")
-    yield from bad((pcf & PCG_MEMSW != 0) & (pcf & PCG_MEM == 0), "PCG_MEMSW without PCG_MEM")
-    yield from bad((pcf & PCG_USED != 0) & (pcf & PCG_MEM == 0), "PCG_USED without PCG_MEM")
+    used = s.used
+    mem = (pcf & PCG_MEM) != 0
+    memsw = (pcf & PCG_MEMSW) != 0
+    yield from bad((mem | memsw) & ~used, "PCG_MEM/PCG_MEMSW without PCG_USED")
+    yield from bad(memsw & ~mem, "PCG_MEMSW without PCG_MEM")
+    yield from bad(used & ~mem, "PCG_USED without PCG_MEM")
     if not k.do_swap_account:
-        yield from bad(pcf & PCG_MEMSW != 0, "PCG_MEMSW set with swap accounting off")
+        yield from bad(memsw, "PCG_MEMSW set with swap accounting off")
     elif quiescent:
-        yield from bad((pcf & PCG_USED != 0) & (pcf & PCG_MEMSW == 0),
-                       "charged page without PCG_MEMSW outside swapout-to-free")
-    yield from bad((f & PG_buddy != 0) & (f != PG_buddy), "free page with other flags")
-    yield from bad((f & PG_buddy != 0) & (pcf & PCG_USED != 0), "free page still charged")
+        yield from bad(used & ~memsw, "charged page without PCG_MEMSW outside swapout-to-free")
+    del mem, memsw
+    buddy = (f & PG_buddy) != 0
+    if buddy.any():
+        yield from bad(buddy & (f != PG_buddy), "free page with other flags")
+        yield from bad(buddy & used, "free page still charged")
+    del buddy
     yield from bad((f & PG_tail != 0) & (pcf != 0), "THP tail with page_cgroup flags")
-    yield from bad((f & PG_active != 0) & (f & PG_unevictable != 0), "active and unevictable")
+    yield from bad((f & (PG_active | PG_unevictable)) == (PG_active | PG_unevictable),
+                   "active and unevictable")
     yield from bad((f & PG_lru != 0) & (mem_map.refcount <= 0), "on an LRU list with no reference")
     yield from bad((f & PG_anon != 0) & (mem_map.mapping == 0), "PageAnon without an anon_vma")
-    swc = np.flatnonzero(f & PG_swapcache)
+    swc = np.flatnonzero((f & PG_swapcache) != 0)
     if len(swc):
         slots = mem_map.private[swc]
         wrong = (slots <= 0) | (k.swap.cache[np.clip(slots, 0, None)] != swc)
@@ -233,7 +255,9 @@ def inv_flags(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
             # shmem_replace_page puts the new page in the slot under the tree lock and clears
             # the old page's PageSwapCache after, under the old page's lock
             wrong &= (f[swc] & PG_locked) == 0
-        yield from bad(np.isin(np.arange(len(f)), swc[wrong]), "swap cache entry mismatch")
+        # swc is sorted: its pfns under `wrong` are the mask's pfns in order
+        for pfn in swc[wrong][:5].tolist():
+            yield Violation("flags", f"pfn {pfn:#x}: swap cache entry mismatch", pfn)
 
 
 def inv_exactly_once(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
@@ -246,56 +270,95 @@ def inv_exactly_once(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
             yield Violation("exactly-once", f"{k.memcg_by_id[memcg_id].name}: {pages} pages "
                             "try-charged but never committed or cancelled")
     mem_map = k.mem_map
-    ptes = np.zeros(k.nr_pages, dtype=np.int64)
-    for m in k.mms.values():
-        for vma in m.vmas:
-            pte = vma.pte
-            small = pte[(pte & PTE_PRESENT != 0) & (pte & PTE_HUGE == 0)] & PTE_VAL_MASK
-            ptes += np.bincount(small, minlength=k.nr_pages)
-            huge = pte[(pte & PTE_HUGE != 0)] & PTE_VAL_MASK
-            heads = huge[huge % HPAGE_PMD_NR == 0]
-            ptes += np.bincount(heads, minlength=k.nr_pages)
-    cached = np.zeros(k.nr_pages, dtype=np.int64)
-    for mapping in list(k.mappings.values()):
-        e = mapping.i_pages
-        cached[e[e & PTE_PRESENT != 0] & PTE_VAL_MASK] += 1
-    sc = k.swap.cache
-    cached[sc[sc >= 0]] += 1
+    nr_pages = k.nr_pages
+    # the ptes of all VMAs at once: a present pte not of a PMD mapping maps its page; of a PMD
+    # mapping's 512 ptes, the one of the head page counts the THP's mapping
+    # (np.asarray: the plain arrays behind the explorer's watched views, which an array
+    # function given a list of them would not unwrap)
+    tables = [np.asarray(vma.pte) for m in k.mms.values() for vma in m.vmas]
+    pte = np.concatenate(tables) if tables else np.zeros(0, dtype=np.int64)
+    bits = np.bitwise_and(pte, PTE_PRESENT | PTE_HUGE)
+    counted = bits == PTE_PRESENT
+    np.bitwise_and(pte, PTE_HUGE | (HPAGE_PMD_NR - 1), out=bits)
+    counted |= bits == PTE_HUGE
+    del bits
+    mapped = pte[counted]
+    del pte, counted
+    mapped &= PTE_VAL_MASK
+    ptes = np.bincount(mapped, minlength=nr_pages)
+    del mapped
+    if len(ptes) != nr_pages:
+        raise ValueError(f"a pte maps pfn {len(ptes) - 1}, past the {nr_pages} pages")
     live = (mem_map.flags & (PG_buddy | PG_tail)) == 0
     bad_map = live & (mem_map.mapcount != ptes)
-    for pfn in np.flatnonzero(bad_map)[:5].tolist():
+    for pfn in _first_pfns(bad_map):
         yield Violation("refs", f"pfn {pfn:#x}: mapcount {int(mem_map.mapcount[pfn])} but "
                         f"{int(ptes[pfn])} ptes map it", pfn)
-    bad_ref = live & (mem_map.refcount != ptes + cached)
-    for pfn in np.flatnonzero(bad_ref)[:5].tolist():
-        yield Violation("refs", f"pfn {pfn:#x}: refcount {int(mem_map.refcount[pfn])} but "
-                        f"{int(ptes[pfn])} mappings + {int(cached[pfn])} cache references "
-                        "(a leaked or missing reference)", pfn)
+    del bad_map
+    # references: the mappings plus one per page cache holding the page; an address space
+    # (the swap cache too) counts a page once however many of its entries hold it
+    spaces = [np.asarray(mapping.i_pages) for mapping in list(k.mappings.values())]
+    refs = ptes             # ptes turns into refs from here on
+    if spaces:
+        e = np.concatenate(spaces)
+        in_cache = e[e & PTE_PRESENT != 0] & PTE_VAL_MASK
+        seen = np.zeros(nr_pages, dtype=bool)
+        seen[in_cache] = True
+        if np.count_nonzero(seen) == len(in_cache):
+            refs[in_cache] += 1     # no page in two places: one pass for all address spaces
+        else:
+            for e in spaces:
+                refs[e[e & PTE_PRESENT != 0] & PTE_VAL_MASK] += 1
+    sc = k.swap.cache
+    refs[sc[sc >= 0]] += 1
+    bad_ref = _first_pfns(live & (mem_map.refcount != refs))
+    if bad_ref:
+        cached = np.zeros(nr_pages, dtype=np.int64)
+        for e in spaces:
+            cached[e[e & PTE_PRESENT != 0] & PTE_VAL_MASK] += 1
+        cached[sc[sc >= 0]] += 1
+        for pfn in bad_ref:
+            yield Violation("refs", f"pfn {pfn:#x}: refcount {int(mem_map.refcount[pfn])} but "
+                            f"{int(refs[pfn] - cached[pfn])} mappings + {int(cached[pfn])} cache "
+                            "references (a leaked or missing reference)", pfn)
 
 
 def inv_lru(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
     """9: every LRU page is on the lruvec of its memcg (root when uncharged), and each
     lruvec's lru_size matches the pages on its lists."""
     mem_map, pc = k.mem_map, k.pc
-    on = np.flatnonzero(mem_map.flags & PG_lru)
+    on = np.flatnonzero((s.flags & PG_lru) != 0)
+    lru_memcg = mem_map.lru_memcg[on]
     want = np.where(pc.flags[on] & PCG_USED, pc.memcg[on], k.root_mem_cgroup.id)
-    wrong = on[mem_map.lru_memcg[on] != want]
+    wrong = on[lru_memcg != want]
     for pfn in wrong[:5].tolist():
         have = k.memcg_by_id[int(mem_map.lru_memcg[pfn])].name
         yield Violation("lru", f"pfn {pfn:#x} sits on the lruvec of {have}, its memcg is "
                         f"{k.memcg_by_id[int(want[np.searchsorted(on, pfn)])].name}", pfn)
-    lru = page_lru_array(mem_map.flags[on])
-    nid = on // k.free_area.pages_per_node
-    key = (mem_map.lru_memcg[on].astype(np.int64) * k.nr_nodes + nid) * NR_LRU_LISTS + lru
-    sizes = np.bincount(key, weights=s.nr[on], minlength=s.n * k.nr_nodes * NR_LRU_LISTS)
-    for m in k.memcg_by_id.values():
-        for lv in m.lruvecs:
-            for i in range(NR_LRU_LISTS):
-                have = lv.lru_size[i]
-                real = int(sizes[(m.id * k.nr_nodes + lv.node) * NR_LRU_LISTS + i])
-                if have != real:
-                    yield Violation("lru", f"{m.name} node {lv.node} {LRU_NAMES[i]} lru_size "
-                                    f"{have} but {real} pages on the list")
+    lru = page_lru_array(s.flags[on])
+    nr_nodes = k.nr_nodes
+    key = lru_memcg.astype(np.int64)
+    if nr_nodes != 1 or len(s.flags) > k.free_area.pages_per_node:
+        key *= nr_nodes
+        key += on // k.free_area.pages_per_node
+    key *= NR_LRU_LISTS
+    key += lru
+    # pages on each list: one per struct page, HPAGE_PMD_NR - 1 more for each THP head
+    sizes = np.bincount(key, minlength=s.n * nr_nodes * NR_LRU_LISTS)
+    heads = key[s.head[on]]
+    if len(heads):
+        sizes += (HPAGE_PMD_NR - 1) * np.bincount(heads, minlength=len(sizes))
+    lruvecs = [(m, lv) for m in k.memcg_by_id.values() for lv in m.lruvecs]
+    first = np.array([(m.id * nr_nodes + lv.node) * NR_LRU_LISTS for m, lv in lruvecs],
+                     dtype=np.int64)
+    real_sizes = sizes[first[:, None] + np.arange(NR_LRU_LISTS)].tolist() if lruvecs else []
+    for (m, lv), reals in zip(lruvecs, real_sizes, strict=True):
+        for i in range(NR_LRU_LISTS):
+            have = lv.lru_size[i]
+            real = reals[i]
+            if have != real:
+                yield Violation("lru", f"{m.name} node {lv.node} {LRU_NAMES[i]} lru_size "
+                                f"{have} but {real} pages on the list")
 
 
 def inv_swap(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
@@ -319,8 +382,8 @@ def inv_swap(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
         inuse = int(np.count_nonzero(si.swap_map))
         if inuse != si.inuse_pages:
             yield Violation("swap", f"inuse_pages {si.inuse_pages} but {inuse} slots in use")
-        mem_map, pc = k.mem_map, k.pc
-        dup = np.flatnonzero((mem_map.flags & PG_swapcache != 0) & (pc.flags & PCG_MEMSW != 0))
+        mem_map = k.mem_map
+        dup = np.flatnonzero((s.flags & PG_swapcache != 0) & (s.pc_flags & PCG_MEMSW != 0))
         dup = dup[rec[mem_map.private[dup]] != 0]
         for pfn in dup[:5].tolist():
             yield Violation("swap", f"pfn {pfn:#x} holds memsw and so does its slot "
