@@ -9,6 +9,7 @@ A page event is one page faulted in (charged, committed, put on the LRU) or one 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -46,6 +47,8 @@ def main() -> None:
     mf, mu = statistics.median(fault), statistics.median(unmap)
     total = mf + mu
     print(describe())
+    # the figures move with what else runs on the machine: say how busy it was
+    print("load average: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     print(f"paths: {'per-page reference' if args.per_page else 'vectorized'}; "
           f"{args.pages} pages ({args.pages * 4096 >> 20} MiB), median of {args.runs} runs")
     print(f"fault:  {mf * 1e3:9.1f} ms  {args.pages / mf / 1e6:8.2f} M pages/s")

@@ -176,7 +176,7 @@ class Kernel:
         if log is None:
             log = self.lru_logs[key] = LruLog()
         entries = (np.asarray(seqs).astype(np.uint64) & 0xFFFFFFFF) << 32
-        log.add_chunk(self, key, entries | np.asarray(pfns).astype(np.uint64))
+        log.add_chunk(self, key, entries | np.asarray(pfns).astype(np.uint64), fresh=True)
 
     def v1_limit_bytes(self, limit_pages: int) -> int:
         """A limit as the v1 files print it: the profile's v1_unlimited_bytes when unlimited

@@ -39,6 +39,7 @@ from .mm.shmem import shmem_file_read_iter, shmem_write
 from .mm.vectorized import (
     do_generic_file_read_vectorized,
     fault_anon_range,
+    invalidate_mapping_pages_bulk,
     zap_pte_range_vectorized,
 )
 from .mm.vmscan import reclaim_page, shrink_mem_cgroup
@@ -375,8 +376,13 @@ class Machine:
         """echo 1 > /proc/sys/vm/drop_caches: clean, unmapped page cache goes (tmpfs stays)."""
         from .mm.truncate import invalidate_mapping_pages
 
-        return sum(self._run(invalidate_mapping_pages(self.k, f))
-                   for f in list(self.k.mappings.values()) if not f.shmem)
+        dropped = 0
+        for f in list(self.k.mappings.values()):
+            if f.shmem:
+                continue
+            n = invalidate_mapping_pages_bulk(self.k, f) if self.vectorized else None
+            dropped += self._run(invalidate_mapping_pages(self.k, f)) if n is None else n
+        return dropped
 
     def splice(self, task: Task, name: str, index: int, steal_from: str | None = None,
                steal_index: int = 0) -> int:

@@ -56,6 +56,10 @@ def find_free_pages(k, node: int, nr: int, window: int | None = None) -> np.ndar
     if window is None or window > hi - lo:
         window = hi - lo
     flags = k.mem_map.flags
+    end = cur + nr
+    if 0 < nr <= window and end <= hi and flags[end - 1] & PG_buddy and np.all(
+            flags[cur:end] & PG_buddy):
+        return np.arange(cur, end, dtype=np.int64)     # free all the way: the common case
     found = []
     got = 0
     for a, b in ((cur, min(hi, cur + window)), (lo, min(cur, lo + window - (hi - cur)))):
@@ -82,16 +86,20 @@ def find_free_pages(k, node: int, nr: int, window: int | None = None) -> np.ndar
     return np.concatenate(found).astype(np.int64)
 
 
-def prep_new_pages(k, pfns: np.ndarray, node: int) -> None:
-    """Take pages out of the free lists: refcount 1, no flags."""
+def prep_new_pages(k, pfns: np.ndarray | slice, node: int) -> None:
+    """Take pages out of the free lists: refcount 1, no flags. pfns: an array, or a slice
+    (step 1) for an ascending run of them."""
     mem_map = k.mem_map
     mem_map.flags[pfns] = 0
     mem_map.refcount[pfns] = 1
     fa = k.free_area
-    blocks, counts = np.unique(pfns // HPAGE_PMD_NR, return_counts=True)
-    fa.block_free[blocks] -= counts.astype(fa.block_free.dtype)
-    fa.nr_free[node] -= len(pfns)
-    last = int(pfns[-1]) + 1
+    _block_free_add(fa, pfns, -1)
+    if isinstance(pfns, slice):
+        fa.nr_free[node] -= pfns.stop - pfns.start
+        last = pfns.stop
+    else:
+        fa.nr_free[node] -= len(pfns)
+        last = int(pfns[-1]) + 1
     lo, hi = _node_range(k, node)
     fa.cursor[node] = last if last < hi else lo
 
@@ -115,7 +123,6 @@ def alloc_pages_node(k, node: int, order: int = 0, thisnode: bool = False) -> in
             return pfn
     if order or thisnode:
         return -1
-    from .vmscan import try_to_free_pages
 
     for _ in range(MAX_RECLAIM_RETRIES):
         if not try_to_free_pages(k):
@@ -204,24 +211,53 @@ def free_pages(k, pfn: int) -> None:
     fa.nr_free[k.page_to_nid(pfn)] += nr
 
 
-def free_pages_bulk(k, pfns: np.ndarray) -> None:
-    """Free many order-0 pages whose state is already clean (the vectorized free path)."""
+def free_pages_bulk(k, pfns: np.ndarray | slice) -> None:
+    """Free many order-0 pages whose state is already clean (the vectorized free path).
+    pfns: an array, or a slice (step 1) for a run of them."""
     mem_map = k.mem_map
     mem_map.flags[pfns] = PG_buddy
     mem_map.mapping[pfns] = 0
     mem_map.index[pfns] = 0
     mem_map.private[pfns] = 0
     fa = k.free_area
-    blocks, counts = np.unique(pfns // HPAGE_PMD_NR, return_counts=True)
-    fa.block_free[blocks] += counts.astype(fa.block_free.dtype)
-    if len(fa.nr_free) == 1:
+    _block_free_add(fa, pfns, 1)
+    ppn = fa.pages_per_node
+    if isinstance(pfns, slice):
+        a, b = pfns.start, pfns.stop
+        for node in range(a // ppn, (b - 1) // ppn + 1) if a < b else ():
+            fa.nr_free[node] += min(b, (node + 1) * ppn) - max(a, node * ppn)
+    elif len(fa.nr_free) == 1:
         fa.nr_free[0] += len(pfns)
-        return
-    nids = pfns // fa.pages_per_node
-    for node, cnt in zip(*np.unique(nids, return_counts=True), strict=True):
-        fa.nr_free[int(node)] += int(cnt)
+    else:
+        counts = np.bincount(pfns // ppn, minlength=len(fa.nr_free))
+        for node, cnt in enumerate(counts.tolist()):
+            fa.nr_free[node] += cnt
+
+
+def _block_free_add(fa, pfns: np.ndarray | slice, sign: int) -> None:
+    """block_free of each 2 MiB block += sign * the pages of pfns in it: a count per block
+    without sorting the pfns (a million pages free in one munmap)."""
+    bf = fa.block_free
+    if isinstance(pfns, slice):
+        a, b = pfns.start, pfns.stop
+        if a >= b:
+            return
+        first, last = a // HPAGE_PMD_NR, (b - 1) // HPAGE_PMD_NR
+        counts = np.full(last - first + 1, HPAGE_PMD_NR, dtype=bf.dtype)
+        counts[0] -= a - first * HPAGE_PMD_NR
+        counts[-1] -= (last + 1) * HPAGE_PMD_NR - b
+        bf[first:last + 1] += counts if sign > 0 else -counts
+    elif 8 * len(pfns) >= len(bf):
+        counts = np.bincount(pfns // HPAGE_PMD_NR, minlength=len(bf)).astype(bf.dtype)
+        bf += counts if sign > 0 else -counts
+    elif len(pfns):
+        blocks, counts = np.unique(pfns // HPAGE_PMD_NR, return_counts=True)
+        bf[blocks] += (sign * counts).astype(bf.dtype)
 
 
 def is_free(k, pfn: int) -> bool:
     return bool(k.mem_map.flags[pfn] & PG_buddy)
 
+
+# Imported once this module's functions exist: these modules and this one call each other.
+from .vmscan import try_to_free_pages  # noqa: E402

@@ -16,23 +16,15 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from .locking import run_path
-from .memcontrol import (
-    MEM_CGROUP_EVENTS_PGFAULT,
-    MEM_CGROUP_EVENTS_PGPGOUT,
-    MEM_CGROUP_STAT_RSS,
-    _charge_counters,
-    get_mem_cgroup_from_mm,
-    mem_cgroup_charge_statistics_bulk,
-    mem_cgroup_handle_over_high,
-    refill_stock,
-)
-from .memory import anon_vma_prepare, handle_mm_fault, zap_pte_range
+from .locking import run_path, tree_lock
 from .mm_struct import (
     MM_ANONPAGES,
+    MM_SWAPENTS,
     PTE_DIRTY,
     PTE_HUGE,
+    PTE_MIGRATION,
     PTE_PRESENT,
+    PTE_SWAP,
     PTE_VAL_MASK,
     PTE_WRITE,
     VM_LOCKED,
@@ -46,6 +38,7 @@ from .mm_types import (
     NR_LRU_LISTS,
     PG_active,
     PG_anon,
+    PG_buddy,
     PG_dirty,
     PG_head,
     PG_locked,
@@ -56,20 +49,10 @@ from .mm_types import (
     PG_swapcache,
     PG_unevictable,
     PG_writeback,
+    page_lru,
     page_lru_array,
 )
-from .page_alloc import find_free_pages, free_pages_bulk, prep_new_pages
 from .page_cgroup import PCG_MEM, PCG_MEMSW, PCG_USED
-from .pgtable import LEVELS, _charging_memcg, pte_alloc, pte_alloc_would_charge
-from .vmscan import (
-    DEF_PRIORITY,
-    EVICTABLE,
-    SWAP_CLUSTER_MAX,
-    ScanControl,
-    _look_at_list,
-    get_scan_count,
-    lruvec_size,
-)
 
 VM_FAULT_OOM = 0x0001
 #: pages faulted per bulk step at most (the free-page search is sized by it)
@@ -106,42 +89,84 @@ def _charge_prefix(k, memcg, n: int) -> int:
             stock.nr_pages -= take
             done += take
             continue
-        if _charge_fits(k, memcg, batch):
-            over, _ = _charge_counters(k, memcg, batch)
+        nb = _batches_that_fit(k, memcg, batch)
+        if nb:
+            # a batch charge each time the stock runs dry, the pages between served from
+            # it: nb batches leave the counters as one charge of nb * batch does (usage,
+            # watermarks and protected usage follow the final usage). The first refill
+            # may drain another memcg's stock, after its own charge: that one alone.
+            nb = 1 if stock.cached is not memcg else min(nb, -(-(n - done) // batch))
+            over, _ = _charge_counters(k, memcg, nb * batch)
             assert over is None
-            refill_stock(k, memcg, batch - 1)
-            done += 1
+            take = min(n - done, nb * batch)
+            refill_stock(k, memcg, nb * batch - take)
+            done += take
             continue
         if not _exact_charge_fits(k, memcg, batch):
             break
-        # the batch attempt fails at the memcg's own limit (failcnt there), the exact one
-        # succeeds: what try_charge does for every page once the margin is below a batch,
-        # for as many pages as surely fit
-        take = min(n - done, _exact_room(memcg))
-        memcg.res.failcnt += take
+        # the batch attempt fails at one level (failcnt there), the exact one succeeds: what
+        # try_charge does for every page once the margin is below a batch, for as many
+        # pages as surely go that way
+        fail, below = _exact_fail_level(memcg, batch)
+        take = min(n - done, _exact_room(memcg, batch, below))
+        fail.failcnt += take
         over, _ = _charge_counters(k, memcg, take)
         assert over is None
+        # page_counter_try_charge adds the batch to each level below the refusing one
+        # before it gets there: the last attempt left their peaks at its usage + batch - 1
+        for c in below:
+            peak = c.usage - 1 + batch
+            c.local_watermark = max(c.local_watermark, peak)
+            c.watermark = max(c.watermark, peak)
         done += take
     return done
 
 
-def _exact_room(memcg) -> int:
-    """Pages that fit under every limit (and memory.high) up the tree, one by one."""
+def _batches_that_fit(k, memcg, batch: int) -> int:
+    """How many batch charges in a row surely succeed: _charge_fits(k, memcg, batch) before
+    each, usage growing by the batches in between."""
+    room = min(c.limit - c.usage for c in memcg.res.chain())
+    if k.profile.counter == "page_counter":
+        if any(c.usage > c.high for c in memcg.swap.chain() if c.parent is not None):
+            return 0
+        room = min([room] + [c.high - c.usage for c in memcg.res.chain()
+                             if c.parent is not None])
+    if k.do_swap_account:
+        room = min([room] + [c.limit - c.usage for c in memcg.memsw.chain()])
+    return max(0, room // batch)
+
+
+def _exact_room(memcg, batch: int, below: list) -> int:
+    """Pages that fit under every limit (and memory.high) up the tree, one by one, while the
+    levels below the one refusing the batch keep taking it."""
     room = min(c.limit - c.usage for c in memcg.res.chain())
     if memcg.swap is not None:
         room = min([room] + [c.high - c.usage for c in memcg.res.chain() if c.parent])
+    room = min([room] + [c.limit - c.usage - batch + 1 for c in below])
     return max(room, 1)
 
 
+def _exact_fail_level(memcg, batch: int):
+    """(the lowest level a batch charge goes over, the levels below it), or None if none."""
+    below = []
+    for c in memcg.res.chain():
+        if c.usage + batch > c.limit:
+            return c, below
+        below.append(c)
+    return None
+
+
 def _exact_charge_fits(k, memcg, batch: int) -> bool:
-    """A batch charge fails at the memcg's own level, touching nothing else, and a one-page
+    """A batch charge fails at one level, touching nothing else but the peaks of the levels
+    below it (page_counter; 3.17's res_counter only at the memcg's own level), and a one-page
     charge then surely succeeds and stays at or below memory.high."""
     if k.do_swap_account:
         return False             # memsw goes first on 6.x: its watermark would see the batch
-    res = memcg.res
-    if res.usage + batch <= res.limit or not _charge_fits(k, memcg, 1):
+    found = _exact_fail_level(memcg, batch)
+    if found is None or not _charge_fits(k, memcg, 1):
         return False
-    return True
+    fail, below = found
+    return not below or k.profile.counter == "page_counter"
 
 
 def _fault_anon_run(k, task, vma, start: int, n: int) -> int:
@@ -169,49 +194,53 @@ def _fault_anon_run(k, task, vma, start: int, n: int) -> int:
             # handle_mm_fault's pte_alloc of the run's first fault, before its page's charge
             assert pte_alloc(k, mm, vma.start + start) == 0
         n = _charge_prefix(k, memcg, n)
-        uncharged_tables = not k.profile.kmem_accounting or _charging_memcg(k) is None
+        table_memcg = _charging_memcg(k)
+        uncharged_tables = not k.profile.kmem_accounting or table_memcg is None
     finally:
         k.current = saved
     if not n:
         return 0
     if uncharged_tables:
         # the tables exist as the per-page faults would leave them, though none is charged
-        # (3.17, or a task of the root memcg)
-        saved, k.current = k.current, task
-        try:
-            for addr in range(vma.start + start, vma.start + start + n, PTRS_PER_PTE):
-                pte_alloc(k, mm, addr)
-            pte_alloc(k, mm, vma.start + start + n - 1)
-        finally:
-            k.current = saved
+        # (3.17, or a task of the root memcg): pte_alloc's bookkeeping, in its order
+        owner = table_memcg.id if table_memcg is not None else 0
+        pgtables = mm.pgtables
+        first = vma.start + start
+        for addr in (*range(first, first + n, PTRS_PER_PTE), first + n - 1):
+            for level, shift in LEVELS:
+                key = (level, addr >> shift)
+                if key not in pgtables:
+                    pgtables[key] = owner
     anon_vma_prepare(k, vma)
     _install_anon_pages(k, task, vma, start, avail[:n], memcg)
     return n
 
 
 def _install_anon_pages(k, task, vma, start: int, pfns: np.ndarray, memcg,
-                        lru_sized: bool = False) -> None:
-    """What do_anonymous_page leaves for pfns, charged already, faulted at start onwards:
-    new pages mapped, committed to memcg and on its LRU (lru_sized: the list's size counts
-    them already)."""
+                        lru_sized: bool = False, new_rss: bool = True) -> None:
+    """What do_anonymous_page leaves for pfns (free pages in find_free_pages's order),
+    charged already, faulted at start onwards: new pages mapped, committed to memcg and on
+    its LRU (lru_sized: the list's size counts them already; new_rss False: they replace
+    anonymous pages, which the rss counted already)."""
     n = len(pfns)
     node = task.node
     mm = vma.mm
-    prep_new_pages(k, pfns, node)
+    at = _as_run(pfns, found=True)
+    prep_new_pages(k, at, node)
     mem = k.mem_map
     locked = bool(vma.flags & VM_LOCKED)
     active = k.profile.new_anon_active
     lru_flags = PG_mlocked | PG_unevictable if locked else (PG_active if active else 0)
-    mem.flags[pfns] = PG_swapbacked | PG_anon | PG_lru | lru_flags
-    mem.mapcount[pfns] = 1
-    mem.mapping[pfns] = vma.anon_vma.id
-    mem.index[pfns] = np.arange(vma.pgoff + start, vma.pgoff + start + n, dtype=np.uint32)
-    k.pc.memcg[pfns] = memcg.id
-    k.pc.flags[pfns] = PCG_USED | PCG_MEM | (PCG_MEMSW if k.do_swap_account else 0)
-    mem.lru_memcg[pfns] = memcg.id
+    mem.flags[at] = PG_swapbacked | PG_anon | PG_lru | lru_flags
+    mem.mapcount[at] = 1
+    mem.mapping[at] = vma.anon_vma.id
+    mem.index[at] = np.arange(vma.pgoff + start, vma.pgoff + start + n, dtype=np.uint32)
+    k.pc.memcg[at] = memcg.id
+    k.pc.flags[at] = PCG_USED | PCG_MEM | (PCG_MEMSW if k.do_swap_account else 0)
+    mem.lru_memcg[at] = memcg.id
     first = k.take_lru_seqs(n)
     seqs = np.arange(first, first + n, dtype=np.uint32)
-    mem.lru_seq[pfns] = seqs
+    mem.lru_seq[at] = seqs
     lru = LRU_UNEVICTABLE if locked else (LRU_ACTIVE_ANON if active else LRU_INACTIVE_ANON)
     k.lru_added_bulk(memcg.id, lru, pfns, seqs)
     if not lru_sized:
@@ -219,8 +248,79 @@ def _install_anon_pages(k, task, vma, start: int, pfns: np.ndarray, memcg,
     mem_cgroup_charge_statistics_bulk(k, memcg, n, anon=True)
     if mm.owner is not None:
         mm.owner.memcg.events[MEM_CGROUP_EVENTS_PGFAULT] += n
-    mm.rss_stat[MM_ANONPAGES] += n
+    if new_rss:
+        mm.rss_stat[MM_ANONPAGES] += n
     vma.pte[start:start + n] = PTE_PRESENT | PTE_WRITE | PTE_DIRTY | pfns
+
+
+def _fault_present_run(k, task, vma, start: int, stop: int) -> int:
+    """Write faults on present ptes from start, as many in a row as are of one kind: already
+    writable (the fault counts, nothing else), write-protected on an anonymous page mapped
+    once and not in the swap cache (do_wp_page takes it back: wp_page_reuse), or on one
+    mapped more than once, after a fork (do_wp_page copies it: a new page charged and
+    mapped, the old one loses this mapping and its reference). Returns how many were done
+    (0: not this case, or the copies would reclaim)."""
+    if k.locks.held or task.memcg_nr_pages_over_high:
+        return 0
+    pte = vma.pte[start:stop]
+    write = pte[0] & PTE_WRITE
+    run = (pte & PTE_PRESENT != 0) & (pte & (PTE_SWAP | PTE_MIGRATION | PTE_HUGE) == 0) & (
+        pte & PTE_WRITE == write)
+    mm, mem = vma.mm, k.mem_map
+    if not write:
+        old = pte & PTE_VAL_MASK
+        fl = mem.flags[old]
+        shared = mem.mapcount[old] > 1
+        run &= (fl & PG_anon != 0) & (shared == shared[0])
+        if not shared[0]:
+            run &= fl & PG_swapcache == 0
+    ends = np.flatnonzero(~run)
+    n = int(ends[0]) if len(ends) else len(pte)
+    if not n:
+        return 0
+    if not write and shared[0]:
+        memcg = get_mem_cgroup_from_mm(k, mm)
+        saved = k.current
+        k.current = task
+        try:
+            if not memcg.is_root():
+                # a copy that would reclaim goes the per-page way
+                stock = k.this_cpu_stock()
+                batch = k.profile.charge_batch
+                if not (stock.cached is memcg and stock.nr_pages) and not _charge_fits(
+                        k, memcg, batch) and not _exact_charge_fits(k, memcg, batch):
+                    return 0
+            avail = find_free_pages(k, task.node, n)
+            n = _charge_prefix(k, memcg, min(n, len(avail)))
+        finally:
+            k.current = saved
+        if not n:
+            return 0
+        _install_anon_pages(k, task, vma, start, avail[:n], memcg, new_rss=False)
+        old = old[:n]
+        mem.mapcount[old] -= 1
+        mem.refcount[old] -= 1
+        return n
+    if not write:
+        vma.pte[start:start + n] |= PTE_WRITE | PTE_DIRTY
+    if mm.owner is not None:
+        mm.owner.memcg.events[MEM_CGROUP_EVENTS_PGFAULT] += n
+    return n
+
+
+def _as_run(pfns: np.ndarray, found: bool = False) -> np.ndarray | slice:
+    """pfns as a slice of mem_map when they are one ascending run (what find_free_pages finds
+    in memory not yet fragmented, what a range faulted in one go maps), else pfns: numpy
+    then writes and reads a run's fields as blocks instead of one by one. found: pfns are in
+    find_free_pages's order (ascending from the cursor, wrapping once), so the ends tell."""
+    n = len(pfns)
+    if not n:
+        return pfns
+    first = int(pfns[0])
+    if int(pfns[-1]) - first != n - 1 or (
+            not found and n > 2 and not np.all(np.diff(pfns) == 1)):
+        return pfns
+    return slice(first, first + n)
 
 
 def _peek_oldest(k, memcg, lru: int, n: int):
@@ -320,6 +420,9 @@ class _LimitRun:
                 or task.memdie or task.fatal_signal or task.exiting
                 or task.memcg_oom is not None or task.memcg_nr_pages_over_high
                 or res.usage > res.max or res.high < res.max
+                # 6.1's reclaim still obeys the memory.min/low an earlier reclaim from an
+                # ancestor left computed on its target
+                or (prof.stale_target_protection and (res.emin or res.elow))
                 or any(lruvec_size(memcg, other) for other in EVICTABLE if other != lru)):
             return
         batch = prof.charge_batch
@@ -373,7 +476,6 @@ class _LimitRun:
         charge units (sorted) that are page-table pages charged before a page's own (a
         fault's pte_alloc), which the caller has made sure never need a reclaim run that
         finds the list empty."""
-        from .memcontrol import memcg_memory_event
         k, memcg, lru = self.k, self.memcg, self.lru
         res = memcg.res
         stock = k.this_cpu_stock()
@@ -442,8 +544,6 @@ class _LimitRun:
         return victims, nr_old
 
     def count_reclaim(self, reclaimed: int) -> None:
-        from .memcontrol import count_memcg_event
-
         count_memcg_event(self.memcg, "pgscan_direct", reclaimed)
         count_memcg_event(self.memcg, "pgsteal_direct", reclaimed)
 
@@ -480,8 +580,6 @@ def _fault_anon_reclaim_run(k, task, vma, start: int, n: int) -> int:
 
 
 def _fault_anon_reclaim_steps(k, task, vma, start: int, n: int) -> int:
-    from .locking import tree_lock
-
     mm = vma.mm
     memcg = get_mem_cgroup_from_mm(k, mm)
     if vma.flags & VM_LOCKED or k.locks.is_held(tree_lock(k.swapper_space.id)):
@@ -539,27 +637,42 @@ def _fault_anon_reclaim_steps(k, task, vma, start: int, n: int) -> int:
     return done
 
 
+def _first_used(pte: np.ndarray, start: int, stop: int) -> int:
+    """The first offset in [start, stop) whose pte is not none, else stop."""
+    used = np.flatnonzero(pte[start:stop])
+    return start + int(used[0]) if len(used) else stop
+
+
 def fault_anon_range(k, task, vma, start: int, count: int) -> int:
     """Write-fault pages [start, start+count) of a private anonymous vma; return the number
     faulted before the first VM_FAULT_OOM (the per-page path's handle_mm_fault loop)."""
     bulk_ok = vma.file is None and not k.thp_enabled(vma)
     i, end = start, start + count
+    per_page_until = i
     while i < end:
         if bulk_ok and not vma.pte[i]:
-            stop = min(end, i + BULK_CHUNK)
-            run = np.flatnonzero(vma.pte[i:stop])
-            if len(run):
-                stop = i + int(run[0])
-            region_stop = stop
+            limit = region_stop = min(end, i + BULK_CHUNK)
             if k.profile.kmem_accounting:
                 # one page-table page's worth at a time: a new one is charged first
                 region_end = ((vma.start + i) // PTRS_PER_PTE + 1) * PTRS_PER_PTE - vma.start
-                region_stop = min(stop, region_end)
+                region_stop = min(limit, region_end)
+            # the ptes are looked at as far as they are needed: the region, and up to
+            # limit only for a reclaim run
+            stop = region_stop = _first_used(vma.pte, i, region_stop)
+            if stop < limit and k.swap.nr_slots and not vma.pte[stop]:
+                stop = _first_used(vma.pte, stop, limit)
             i += _fault_anon_run(k, task, vma, i, region_stop - i)
             if i < stop and k.swap.nr_slots:
                 i += _fault_anon_reclaim_run(k, task, vma, i, stop - i)
             if i == stop or i == region_stop:
                 continue
+        elif bulk_ok and i >= per_page_until and vma.pte[i] & PTE_PRESENT:
+            done = _fault_present_run(k, task, vma, i, min(end, i + BULK_CHUNK))
+            i += done
+            if done:
+                continue
+            # not the bulk case: a few pages the per-page way before asking again
+            per_page_until = i + SWAP_CLUSTER_MAX
         ret = run_path(k, handle_mm_fault(k, vma, vma.start + i, True), task=task)
         if ret & VM_FAULT_OOM:
             return i - start
@@ -572,7 +685,6 @@ def fault_anon_range(k, task, vma, start: int, count: int) -> int:
 def do_generic_file_read_vectorized(k, task, mapping, start: int, count: int):
     """Path: read(2) of pages [start, start+count) of a page-cache file (do_generic_file_read),
     with runs of pages not in the cache read in bulk where _read_reclaim_run takes them."""
-    from .filemap import do_generic_file_read
 
     node = task.node
     i, end = start, start + count
@@ -614,9 +726,6 @@ def _read_reclaim_run(k, task, mapping, start: int, n: int) -> int:
 
 
 def _read_reclaim_steps(k, task, mapping, start: int, n: int) -> int:
-    from .locking import tree_lock
-    from .memcontrol import _uncharge_batch, mem_cgroup_charge_statistics_bulk
-
     if task.mm is None or mapping.shmem or k.locks.is_held(tree_lock(mapping.id)):
         return 0
     memcg = get_mem_cgroup_from_mm(k, task.mm)
@@ -682,52 +791,111 @@ def zap_pte_range_vectorized(k, vma, start: int, end: int):
     """Path: zap_pte_range with the exclusively mapped small anonymous pages done in bulk."""
     mem = k.mem_map
     ptes = vma.pte[start:end]
-    present = np.flatnonzero((ptes & PTE_PRESENT != 0) & (ptes & PTE_HUGE == 0))
-    pfns = ptes[present] & PTE_VAL_MASK
-    fl = mem.flags[pfns]
-    simple = ((fl & PG_anon != 0)
-              & (fl & (PG_swapcache | PG_mlocked | PG_head | PG_locked | PG_writeback) == 0)
-              & (mem.mapcount[pfns] == 1) & (mem.refcount[pfns] == 1))
-    pfns = pfns[simple]
+    present = (ptes & (PTE_PRESENT | PTE_HUGE)) == PTE_PRESENT
+    # at: the offsets (from start) of the ptes zapped here, None for all of them
+    at = None if present.all() else np.flatnonzero(present)
+    pfns = ptes & PTE_VAL_MASK if at is None else ptes[at] & PTE_VAL_MASK
+    run = _as_run(pfns)
+    fl = mem.flags[run]
+    simple = (((fl & (PG_anon | PG_swapcache | PG_mlocked | PG_head | PG_locked
+                      | PG_writeback)) == PG_anon)
+              & (mem.mapcount[run] == 1) & (mem.refcount[run] == 1))
+    if not simple.all():
+        keep = np.flatnonzero(simple)
+        at = keep if at is None else at[keep]
+        pfns, fl = pfns[keep], fl[keep]
+        run = _as_run(pfns)
     if len(pfns):
-        vma.pte[start + present[simple]] = 0
+        if at is None:
+            vma.pte[start:end] = 0
+        else:
+            vma.pte[start + at] = 0
         vma.mm.rss_stat[MM_ANONPAGES] -= len(pfns)
-        mem.mapcount[pfns] = 0
-        mem.refcount[pfns] = 0
-        _del_from_lru_bulk(k, pfns)
-        _uncharge_bulk(k, pfns)
-        free_pages_bulk(k, pfns)
+        mem.mapcount[run] = 0
+        mem.refcount[run] = 0
+        _del_from_lru_bulk(k, run, fl)
+        _uncharge_bulk(k, run)
+        free_pages_bulk(k, run)
     yield from zap_pte_range(k, vma, start, end)
 
 
-def _del_from_lru_bulk(k, pfns: np.ndarray) -> None:
+def _subset(pfns: np.ndarray | slice, sel: np.ndarray) -> np.ndarray:
+    """pfns[sel] for an array or a run (slice) of pfns."""
+    return sel + pfns.start if isinstance(pfns, slice) else pfns[sel]
+
+
+def _del_from_lru_bulk(k, pfns: np.ndarray | slice, flags: np.ndarray | None = None) -> None:
+    """del_page_from_lru_list for the pages on a list (flags: theirs, read already): each
+    lruvec's list size drops by its pages, and the pages lose their LRU flags."""
     mem = k.mem_map
-    on = pfns[mem.flags[pfns] & PG_lru != 0]
-    if not len(on):
-        return
-    lru = page_lru_array(mem.flags[on])
-    nid = on // k.free_area.pages_per_node
-    key = (mem.lru_memcg[on].astype(np.int64) * k.nr_nodes + nid) * NR_LRU_LISTS + lru
-    keys, counts = np.unique(key, return_counts=True)
-    for key, cnt in zip(keys.tolist(), counts.tolist(), strict=True):
+    fl = mem.flags[pfns] if flags is None else flags
+    on_lru = fl & PG_lru != 0
+    if on_lru.all() and len(fl):
+        on = pfns
+    else:
+        sel = np.flatnonzero(on_lru)
+        if not len(sel):
+            return
+        on, fl = _subset(pfns, sel), fl[sel]
+    lru_memcg = mem.lru_memcg[on]
+    ppn = k.free_area.pages_per_node
+    if isinstance(on, slice):
+        one_node = on.start // ppn == (on.stop - 1) // ppn
+        nid = on.start // ppn if one_node else np.arange(on.start, on.stop) // ppn
+    else:
+        one_node = k.nr_nodes == 1
+        nid = 0 if one_node else on // ppn
+    if one_node and np.all(fl == fl[0]) and np.all(lru_memcg == lru_memcg[0]):
+        # one list of one lruvec (the usual munmap)
+        counts = [((int(lru_memcg[0]) * k.nr_nodes + nid) * NR_LRU_LISTS
+                   + page_lru(int(fl[0])), len(fl))]
+    else:
+        key = ((lru_memcg.astype(np.int64) * k.nr_nodes + nid) * NR_LRU_LISTS
+               + page_lru_array(fl))
+        counts = np.bincount(key)
+        keys = np.flatnonzero(counts)
+        counts = zip(keys.tolist(), counts[keys].tolist(), strict=True)
+    for key, cnt in counts:
         memcg_id, rest = divmod(key, k.nr_nodes * NR_LRU_LISTS)
         node, lst = divmod(rest, NR_LRU_LISTS)
         k.memcg_by_id[memcg_id].lruvecs[node].lru_size[lst] -= cnt
     mem.flags[on] &= ~(PG_lru | PG_active | PG_unevictable)
 
 
-def _uncharge_bulk(k, pfns: np.ndarray) -> None:
-    """mem_cgroup_uncharge_list for small anonymous pages, one batch per memcg."""
+#: which page_cgroup flag combinations (PCG_USED | PCG_MEM | PCG_MEMSW) hold each charge
+_PCG_COMBOS = np.arange(8)
+_HOLDS_MEM = (_PCG_COMBOS & PCG_MEM) != 0
+_HOLDS_MEMSW = (_PCG_COMBOS & PCG_MEMSW) != 0
+
+
+def _uncharge_bulk(k, pfns: np.ndarray | slice, anon: bool = True) -> None:
+    """mem_cgroup_uncharge_list for small pages, anonymous or (anon False) page cache, one
+    batch per memcg."""
     pc = k.pc
     pcf = pc.flags[pfns]
-    used = pfns[pcf & PCG_USED != 0]
-    pcf = pc.flags[used]
+    used_mask = pcf & PCG_USED != 0
+    if used_mask.all():
+        used = pfns
+    else:
+        sel = np.flatnonzero(used_mask)
+        used, pcf = _subset(pfns, sel), pcf[sel]
     ids = pc.memcg[used]
-    for memcg_id in np.unique(ids).tolist():
-        sel = ids == memcg_id
-        nr = int(np.count_nonzero(sel))
-        nr_mem = int(np.count_nonzero(pcf[sel] & PCG_MEM))
-        nr_memsw = int(np.count_nonzero(pcf[sel] & PCG_MEMSW))
+    if not len(ids):
+        batches = []
+    elif np.all(ids == ids[0]):
+        batches = [(int(ids[0]), len(ids), int(np.count_nonzero(pcf & PCG_MEM)),
+                    int(np.count_nonzero(pcf & PCG_MEMSW)))]
+    else:
+        # pages per (memcg, flag combination), without sorting: one row per memcg id
+        combos = np.bincount(ids.astype(np.int64) * 8 + (pcf & 7),
+                             minlength=8 * (int(ids.max()) + 1)).reshape(-1, 8)
+        nr = combos.sum(axis=1)
+        nr_mem = combos[:, _HOLDS_MEM].sum(axis=1)
+        nr_memsw = combos[:, _HOLDS_MEMSW].sum(axis=1)
+        present = np.flatnonzero(nr)
+        batches = zip(present.tolist(), nr[present].tolist(), nr_mem[present].tolist(),
+                      nr_memsw[present].tolist(), strict=True)
+    for memcg_id, nr, nr_mem, nr_memsw in batches:
         memcg = k.memcg_by_id[memcg_id]
         if not memcg.is_root():
             if nr_mem:
@@ -735,10 +903,36 @@ def _uncharge_bulk(k, pfns: np.ndarray) -> None:
             if nr_memsw:
                 memcg.memsw.uncharge(nr_memsw)
         if k.profile.stats == "charge-type":
-            memcg.stat[MEM_CGROUP_STAT_RSS] -= nr
+            memcg.stat[MEM_CGROUP_STAT_RSS if anon else MEM_CGROUP_STAT_CACHE] -= nr
         memcg.events[MEM_CGROUP_EVENTS_PGPGOUT] += nr
         memcg.nr_page_events += nr
     pc.flags[used] = 0
+
+
+def invalidate_mapping_pages_bulk(k, mapping) -> int | None:
+    """invalidate_mapping_pages (drop_caches) of a file in array operations: its clean,
+    unmapped cached pages that the cache alone holds are taken out, taken off their lists,
+    uncharged and freed; the others stay, as the per-page path leaves them. None when a page
+    to drop is held by someone else, huge or mlocked: the per-page path runs then."""
+    if k.locks.held or k.locks.readers:
+        return None
+    mem = k.mem_map
+    idx = np.flatnonzero(mapping.i_pages & PTE_PRESENT)
+    pfns = (mapping.i_pages[idx] & PTE_VAL_MASK).astype(np.int64)
+    fl = mem.flags[pfns]
+    drop = (fl & (PG_dirty | PG_writeback) == 0) & (mem.mapcount[pfns] == 0)
+    pfns, fl, idx = pfns[drop], fl[drop], idx[drop]
+    if np.any(mem.refcount[pfns] != 1) or np.any(fl & (PG_head | PG_mlocked | PG_swapcache)):
+        return None
+    mapping.i_pages[idx] = 0
+    mapping.nrpages -= len(pfns)
+    mem.mapping[pfns] = 0
+    mem.refcount[pfns] = 0
+    # the cache's reference was the last: __page_cache_release, then the free
+    _del_from_lru_bulk(k, pfns, fl)
+    _uncharge_bulk(k, pfns, anon=False)
+    free_pages_bulk(k, pfns)
+    return len(pfns)
 
 
 # ------------------------------------------------------------------------------------------
@@ -794,7 +988,6 @@ def _anon_pte_groups(k, arr: np.ndarray):
 def _bulk_reclaimable(k, pfns: list[int], may_swap: bool):
     """The pages' (memcg, pte groups) if shrink_page_list would swap every one out and free
     it with nothing else in the way (cgroup v2: no memsw records), else None."""
-    from .locking import tree_lock
 
     if not (may_swap and k.cgroup_v2 and pfns):
         return None
@@ -842,21 +1035,63 @@ def shrink_page_list_bulk(k, pfns: list[int], may_swap: bool) -> int | None:
     """shrink_page_list for isolated private anonymous pages that each end swapped out and
     freed: the same end state as the per-page path (add_to_swap, try_to_unmap, pageout,
     __remove_mapping, mem_cgroup_uncharge_list, free), in array operations. None when the
-    pages are not all that simple: the caller then runs the per-page path."""
-    found = _bulk_reclaimable(k, pfns, may_swap)
-    if found is None:
+    pages are not all that simple: the caller then runs the per-page path. Clean, unmapped
+    page-cache pages are dropped the same way (_drop_clean_cache)."""
+    if k.mem_map.flags[pfns[0]] & PG_anon:
+        found = _bulk_reclaimable(k, pfns, may_swap)
+        if found is None:
+            return None
+        arr, swap_memcg, groups = found
+        _swap_out_and_free(k, arr, swap_memcg, groups, mem_uncharged=False)
+        return len(arr)
+    return _drop_clean_cache(k, pfns)
+
+
+def _drop_clean_cache(k, pfns: list[int]) -> int | None:
+    """shrink_page_list for isolated page-cache pages of regular files that are clean,
+    unmapped, unlocked and referenced by the cache and the isolation alone, all charged to
+    one memcg: each is taken out of its file (__remove_mapping), uncharged and freed. None
+    when the pages are not all that: the caller then runs the per-page path."""
+    mem, pc = k.mem_map, k.pc
+    arr = np.asarray(pfns, dtype=np.int64)
+    bad = (PG_anon | PG_swapbacked | PG_swapcache | PG_dirty | PG_writeback | PG_locked
+           | PG_head | PG_mlocked | PG_unevictable | PG_lru | PG_buddy)
+    memcg_ids = pc.memcg[arr]
+    if (np.any(mem.flags[arr] & bad) or np.any(mem.mapcount[arr])
+            or np.any(mem.refcount[arr] != 2) or np.any(pc.flags[arr] & PCG_USED == 0)
+            or np.any(memcg_ids != memcg_ids[0])):
         return None
-    arr, swap_memcg, groups = found
-    _swap_out_and_free(k, arr, swap_memcg, groups, mem_uncharged=False)
-    return len(arr)
+    ids = mem.mapping[arr]
+    owners = []
+    for mapping_id in np.unique(ids).tolist():
+        mapping = k.mappings.get(mapping_id)
+        if (not mapping_id or mapping is None or mapping.shmem
+                or k.locks.is_held(tree_lock(mapping_id))):
+            return None
+        owners.append((mapping_id, mapping))
+    # TestClearPageReferenced; __remove_mapping freezes the two references and deletes the
+    # page from its file (__delete_from_page_cache); then the batch's uncharge and free
+    mem.flags[arr] &= ~PG_referenced
+    mem.refcount[arr] = 0
+    index = mem.index[arr].astype(np.int64)
+    for mapping_id, mapping in owners:
+        mine = ids == mapping_id
+        mapping.i_pages[index[mine]] = 0
+        mapping.nrpages -= int(np.count_nonzero(mine))
+    n = len(arr)
+    pcf = pc.flags[arr]
+    nr_mem = int(np.count_nonzero(pcf & PCG_MEM))
+    nr_memsw = int(np.count_nonzero(pcf & PCG_MEMSW))
+    pc.flags[arr] = 0
+    _uncharge_batch(k, k.memcg_by_id[int(memcg_ids[0])], n, nr_mem, nr_memsw, 0, n, 0)
+    free_pages_bulk(k, arr)
+    return n
 
 
 def _swap_out_and_free(k, arr: np.ndarray, swap_memcg, groups, mem_uncharged: bool) -> None:
     """The end of shrink_page_list for isolated simple anonymous pages, in LRU order: each
     gets the next swap slot, its pte becomes the swap entry, and it is uncharged (its memory
     charge already, if mem_uncharged) and freed."""
-    from .memcontrol import MEM_CGROUP_STAT_SWAP, _uncharge_batch
-    from .mm_struct import MM_SWAPENTS, PTE_SWAP
 
     n = len(arr)
     mem, pc, si = k.mem_map, k.pc, k.swap
@@ -887,3 +1122,34 @@ def _swap_out_and_free(k, arr: np.ndarray, swap_memcg, groups, mem_uncharged: bo
     pc.flags[arr] = 0
     _uncharge_batch(k, memcg, n, nr_mem, 0, n, 0, 0)
     free_pages_bulk(k, arr)
+
+
+# Imported once this module's functions exist: these modules and this one call each other.
+from .filemap import do_generic_file_read  # noqa: E402
+from .memcontrol import (  # noqa: E402
+    MEM_CGROUP_EVENTS_PGFAULT,
+    MEM_CGROUP_EVENTS_PGPGOUT,
+    MEM_CGROUP_STAT_CACHE,
+    MEM_CGROUP_STAT_RSS,
+    MEM_CGROUP_STAT_SWAP,
+    _charge_counters,
+    _uncharge_batch,
+    count_memcg_event,
+    get_mem_cgroup_from_mm,
+    mem_cgroup_charge_statistics_bulk,
+    mem_cgroup_handle_over_high,
+    memcg_memory_event,
+    refill_stock,
+)
+from .memory import anon_vma_prepare, handle_mm_fault, zap_pte_range  # noqa: E402
+from .page_alloc import find_free_pages, free_pages_bulk, prep_new_pages  # noqa: E402
+from .pgtable import LEVELS, _charging_memcg, pte_alloc, pte_alloc_would_charge  # noqa: E402
+from .vmscan import (  # noqa: E402
+    DEF_PRIORITY,
+    EVICTABLE,
+    SWAP_CLUSTER_MAX,
+    ScanControl,
+    _look_at_list,
+    get_scan_count,
+    lruvec_size,
+)

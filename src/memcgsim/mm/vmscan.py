@@ -282,14 +282,20 @@ class LruLog:
         self.nr_chunked = 0
         self.compact_at = self.FOLD
 
-    def add_chunk(self, k, key: tuple[int, int], entries: np.ndarray) -> None:
+    def add_chunk(self, k, key: tuple[int, int], entries: np.ndarray,
+                  fresh: bool = False) -> None:
+        """Log entries; fresh says they are all valid now (pages just put on the list)."""
         self.chunks.append(entries)
         self.nr_chunked += len(entries)
         if self.nr_chunked >= self.compact_at:
             # a list reclaim does not look at would grow its log forever: drop the stale
             # entries once the log is twice what was valid at the last drop (what was added
             # since pays for it)
-            kept = _valid_entries(k.mem_map, np.concatenate(self.chunks), key, watched=False)
+            old = self.chunks[:-1] if fresh else self.chunks
+            kept = _valid_entries(k.mem_map, np.concatenate(old), key, watched=False) if old \
+                else entries[:0]
+            if fresh:
+                kept = np.concatenate((kept, entries))
             kept = _sorted_unique(kept)
             self.chunks = [kept]
             self.nr_chunked = len(kept)
@@ -540,8 +546,6 @@ def shrink_inactive_list(k, memcg, sc: ScanControl, lru: int, n: int):
     freed = None
     if k.vectorized and len(batch) > 1:
         # (one page costs less on the per-page path than the array operations' fixed cost)
-        from .vectorized import shrink_page_list_bulk
-
         freed = shrink_page_list_bulk(k, batch, may_swap)
     if freed is None:
         freed = yield from shrink_page_list(k, batch, may_swap, sc.dirty)
@@ -694,3 +698,4 @@ from .shmem import shmem_writepage  # noqa: E402
 from .swap import del_page_from_lru, get_page, lru_cache_add, put_page  # noqa: E402
 from .swap_state import __delete_from_swap_cache, add_to_swap  # noqa: E402
 from .swapfile import swapcache_free  # noqa: E402
+from .vectorized import shrink_page_list_bulk  # noqa: E402
