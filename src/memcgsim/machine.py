@@ -42,6 +42,7 @@ from .mm.vectorized import (
     invalidate_mapping_pages_bulk,
     zap_pte_range_vectorized,
 )
+from .mm.vectorized_write import generic_perform_write_vectorized, sync_vectorized
 from .mm.vmscan import reclaim_page, shrink_mem_cgroup
 
 
@@ -319,6 +320,9 @@ class Machine:
         f = self.k.files.get(name) or fs_ops.create_file(self.k, name, shmem=name.startswith(
             ("/dev/shm/", "/tmp/")))
         start = f.size_pages if offset is None else offset
+        if self.vectorized and not f.shmem:
+            return self._run(generic_perform_write_vectorized(self.k, task, f, start, npages),
+                             task)
         path = (shmem_write if f.shmem else generic_perform_write)(
             self.k, f, start, npages, task.node)
         return self._run(path, task)
@@ -360,6 +364,8 @@ class Machine:
     def sync(self) -> int:
         """Write back every dirty page-cache page (the device completes at once)."""
         k = self.k
+        if self.vectorized:
+            return sync_vectorized(k)
         done = 0
         for f in list(k.mappings.values()):
             if f.shmem:
