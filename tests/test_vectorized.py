@@ -928,3 +928,29 @@ def test_a_parents_limit_takes_the_bulk_faults_one_page_at_a_time():
     finally:
         vec._exact_fail_level = orig
     assert 1 in runs, runs
+
+
+def test_a_present_run_stops_at_a_swap_entry_whose_slot_lies_past_mem_map():
+    """A write-protected run followed by a swap entry whose slot number is larger than the
+    machine's page count: the run ends there (its slot is not a pfn) and the swap entry is
+    faulted the per-page way, to the per-page paths' state."""
+    machines = []
+    for vectorized in (False, True):
+        m = Machine(512, swap_pages=3000, profile="6.12", cgroup="v2", vectorized=vectorized)
+        m.mkdir("/a")
+        m.set_limit("/a", 200)
+        a = m.spawn("A", "/a")
+        big = m.mmap_anon(a, 1500)
+        m.touch(a, big)                     # swaps most of it out, slots up to about 1,400
+        m.munmap(a, big)                    # frees the slots; the next ones come after them
+        heap = m.mmap_anon(a, 60)
+        m.touch(a, heap)
+        m.fork(a, "C")                      # write-protects the heap
+        pfn = m.pfn_of(heap, 30)
+        assert m.reclaim(pfn) == 1
+        pte = int(heap.pte[30])
+        assert pte & (1 << 59) and pte & ((1 << 40) - 1) >= 512      # PTE_SWAP, slot > pages
+        m.touch(a, heap)
+        machines.append(m)
+    assert_same(snapshot(machines[0]), snapshot(machines[1]), "after the touch")
+    assert check(machines[1].k) == []

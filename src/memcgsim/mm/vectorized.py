@@ -266,8 +266,12 @@ def _fault_present_run(k, task, vma, start: int, stop: int) -> int:
     write = pte[0] & PTE_WRITE
     run = (pte & PTE_PRESENT != 0) & (pte & (PTE_SWAP | PTE_MIGRATION | PTE_HUGE) == 0) & (
         pte & PTE_WRITE == write)
+    ends = np.flatnonzero(~run)
+    if len(ends):
+        # only present ptes hold pfns: a swap entry's slot may lie past mem_map
+        pte, run = pte[:int(ends[0])], run[:int(ends[0])]
     mm, mem = vma.mm, k.mem_map
-    if not write:
+    if not write and len(pte):
         old = pte & PTE_VAL_MASK
         fl = mem.flags[old]
         shared = mem.mapcount[old] > 1
