@@ -773,22 +773,28 @@ def _read_reclaim_steps(k, task, mapping, start: int, n: int) -> int:
     mapping.i_pages[start:start + done] = PTE_PRESENT | new
     mapping.nrpages += done
     if reclaimed:
-        victims, _ = run.victims(new, reclaimed)
-        # __remove_mapping: out of their files' caches, then uncharged and freed as a list
-        owner = mem.mapping[victims].astype(np.int64)
-        for m_id in np.unique(owner).tolist():
-            sel = victims[owner == m_id]
-            m = k.mappings[m_id]
-            m.i_pages[mem.index[sel].astype(np.int64)] = 0
-            m.nrpages -= len(sel)
-        mem.mapping[victims] = 0
-        mem.flags[victims] &= ~PG_referenced
-        mem.refcount[victims] = 0
-        pc.flags[victims] = 0
-        _uncharge_batch(k, memcg, reclaimed, 0, 0, 0, reclaimed, 0)
-        free_pages_bulk(k, victims)
+        _free_clean_cache_victims(k, memcg, run.victims(new, reclaimed)[0])
         run.count_reclaim(reclaimed)
     return done
+
+
+def _free_clean_cache_victims(k, memcg, victims: np.ndarray) -> None:
+    """The end of a limit run's reclaim of clean, unmapped cache pages of memcg, in LRU
+    order: __remove_mapping takes each out of its file's cache, then the list is uncharged
+    and freed."""
+    mem = k.mem_map
+    owner = mem.mapping[victims].astype(np.int64)
+    for m_id in np.unique(owner).tolist():
+        sel = victims[owner == m_id]
+        m = k.mappings[m_id]
+        m.i_pages[mem.index[sel].astype(np.int64)] = 0
+        m.nrpages -= len(sel)
+    mem.mapping[victims] = 0
+    mem.flags[victims] &= ~PG_referenced
+    mem.refcount[victims] = 0
+    k.pc.flags[victims] = 0
+    _uncharge_batch(k, memcg, len(victims), 0, 0, 0, len(victims), 0)
+    free_pages_bulk(k, victims)
 
 
 def zap_pte_range_vectorized(k, vma, start: int, end: int):

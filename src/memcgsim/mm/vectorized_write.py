@@ -17,7 +17,6 @@ import numpy as np
 from .filemap import generic_perform_write
 from .locking import run_path, tree_lock
 from .memcontrol import (
-    _uncharge_batch,
     get_mem_cgroup_from_mm,
     mem_cgroup_charge_statistics_bulk,
 )
@@ -38,7 +37,7 @@ from .mm_types import (
     PG_unevictable,
     PG_writeback,
 )
-from .page_alloc import find_free_pages, free_pages_bulk, prep_new_pages
+from .page_alloc import find_free_pages, prep_new_pages
 from .page_cgroup import PCG_MEM, PCG_MEMSW, PCG_USED
 from .page_writeback import write_one_page
 from .vectorized import (
@@ -47,6 +46,7 @@ from .vectorized import (
     _charge_fits,
     _charge_prefix,
     _exact_charge_fits,
+    _free_clean_cache_victims,
     _LimitRun,
 )
 from .vmscan import SWAP_CLUSTER_MAX, lruvec_size
@@ -222,20 +222,7 @@ def _write_reclaim_steps(k, task, mapping, start: int, n: int) -> int:
     new = run.pfns[:done]
     _install_dirty_cache_pages(k, mapping, start, new, memcg, run.node)
     if reclaimed:
-        victims, _ = run.victims(new, reclaimed)
-        # __remove_mapping: out of their files' caches, then uncharged and freed as a list
-        owner = mem.mapping[victims].astype(np.int64)
-        for m_id in np.unique(owner).tolist():
-            sel = victims[owner == m_id]
-            m = k.mappings[m_id]
-            m.i_pages[mem.index[sel].astype(np.int64)] = 0
-            m.nrpages -= len(sel)
-        mem.mapping[victims] = 0
-        mem.flags[victims] &= ~PG_referenced
-        mem.refcount[victims] = 0
-        pc.flags[victims] = 0
-        _uncharge_batch(k, memcg, reclaimed, 0, 0, 0, reclaimed, 0)
-        free_pages_bulk(k, victims)
+        _free_clean_cache_victims(k, memcg, run.victims(new, reclaimed)[0])
         run.count_reclaim(reclaimed)
     return done
 
