@@ -29,8 +29,13 @@ class AddressSpace:
         return f"<mapping {self.id} {self.name}>"
 
     def ensure(self, nr_index: int) -> None:
+        """Room for nr_index entries. The array doubles until it fits, so its length depends
+        only on the highest index ever stored, not on whether pages came one at a time or in
+        a run (whole-state comparisons of the fast and per-page paths see the length)."""
         if nr_index > len(self.i_pages):
-            size = max(nr_index, 2 * len(self.i_pages))
+            size = len(self.i_pages)
+            while size < nr_index:
+                size *= 2
             grown = np.zeros(size, dtype=np.int64)
             grown[: len(self.i_pages)] = self.i_pages
             self.i_pages = grown

@@ -149,11 +149,7 @@ def _install_dirty_cache_pages(k, mapping, start: int, pfns: np.ndarray, memcg,
     k.lru_added_bulk(memcg.id, LRU_INACTIVE_FILE, pfns, seqs)
     # 3.17 commits after the insertion: the page is page cache by then (CACHE, not RSS)
     mem_cgroup_charge_statistics_bulk(k, memcg, n, anon=False)
-    # the array grows as the page-by-page insertions grow it (not a state the kernel has,
-    # but whole-state comparisons see it)
-    mapping.ensure(start + 1)
-    while len(mapping.i_pages) < start + n:
-        mapping.ensure(len(mapping.i_pages) + 1)
+    mapping.ensure(start + n)
     mapping.i_pages[start:start + n] = PTE_PRESENT | pfns
     mapping.nrpages += n
     mapping.size_pages = max(mapping.size_pages, start + n)
