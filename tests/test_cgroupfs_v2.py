@@ -264,6 +264,7 @@ GOOD = {
     "memory.min": ("1M", "1048576\n"), "memory.low": ("1M", "1048576\n"),
     "memory.high": ("2M", "2097152\n"), "memory.max": ("4M", "4194304\n"),
     "memory.swap.high": ("1M", "1048576\n"), "memory.swap.max": ("1M", "1048576\n"),
+    "memory.zswap.max": ("1M", "1048576\n"), "memory.zswap.writeback": ("0", "0\n"),
     "memory.oom.group": ("1", "1\n"), "memory.peak": ("reset", None),
     "memory.swap.peak": ("reset", None), "memory.reclaim": ("0", None),
     "cgroup.subtree_control": ("+memory", "memory\n"), "cgroup.procs": (None, None),

@@ -802,3 +802,22 @@ def test_v1_stat_events_are_the_event_lines_of_v1_memory_stat(monkeypatch):
     st = stat(flipped(real, "v1_stat_events", ("pgfault",)))
     assert (st["pgfault"], st["total_pgfault"]) == ("3", "3")
     assert not {"pgpgin", "pgpgout", "pgmajfault", "total_pgpgin"} & set(st)
+
+
+# ---------------------------------------------------------------- zswap files
+
+
+@covers("zswap_files")
+def test_zswap_files_are_offered_kept_and_checked(monkeypatch):
+    real = PROFILES["6.12"]
+    m = boot_v2(monkeypatch, real)
+    assert (m.read_file("/a", "memory.zswap.max"), m.read_file("/a", "memory.zswap.writeback")
+            ) == ("max\n", "1\n")
+    assert m.write_file("/a", "memory.zswap.max", "10M") == 0
+    assert m.write_file("/a", "memory.zswap.writeback", "0") == 0
+    assert m.write_file("/a", "memory.zswap.writeback", "2") == -Errno.EINVAL
+    assert (m.read_file("/a", "memory.zswap.max"), m.read_file("/a", "memory.zswap.writeback")
+            ) == ("10485760\n", "0\n")
+    assert "memory.zswap.writeback" not in boot_v2(monkeypatch, PROFILES["6.1"]).fs.files("/a")
+    m = boot_v2(monkeypatch, flipped(real, "zswap_files", ()))
+    assert not [f for f in m.fs.files("/a") if "zswap" in f]

@@ -435,6 +435,12 @@ class CgroupV2(_Files):
         if prof.swap_peak:
             read["memory.swap.peak"] = lambda m: self._bytes(m.swap.watermark)
         write: dict[str, Callable] = {name: setter for name, (_, setter) in tunable.items()}
+        if "zswap.max" in prof.zswap_files:
+            read["memory.zswap.max"] = lambda m: self._tunable(m.zswap_max)
+            write["memory.zswap.max"] = self._set_zswap_max
+        if "zswap.writeback" in prof.zswap_files:
+            read["memory.zswap.writeback"] = lambda m: f"{int(m.zswap_writeback)}\n"
+            write["memory.zswap.writeback"] = self._set_zswap_writeback
         write.update({
             "memory.oom.group": self._set_oom_group,
             "memory.reclaim": self._reclaim,
@@ -525,6 +531,19 @@ class CgroupV2(_Files):
 
     def _set_swap_max(self, memcg, text: str) -> int:
         memcg.swap.max = page_counter_memparse(text, "max")    # xchg: no usage check
+        return 0
+
+    @staticmethod
+    def _set_zswap_max(memcg, text: str) -> int:
+        memcg.zswap_max = page_counter_memparse(text, "max")
+        return 0
+
+    @staticmethod
+    def _set_zswap_writeback(memcg, text: str) -> int:
+        val = kstrtoint(text)
+        if val not in (0, 1):
+            return -Errno.EINVAL
+        memcg.zswap_writeback = bool(val)
         return 0
 
     def _set_oom_group(self, memcg, text: str) -> int:

@@ -118,6 +118,9 @@ class KernelProfile:
     peak_writable: bool
     #: memory.swap.peak exists (6.5 on)
     swap_peak: bool
+    #: v2 zswap control files (Debian builds CONFIG_ZSWAP): memory.zswap.max (5.19 on),
+    #: memory.zswap.writeback (6.8 on). The model has no zswap: they are kept and shown only
+    zswap_files: tuple[str, ...] = ()
     #: memory.reclaim: "6.1" (page_counter_memparse, an empty write reclaims everything) or
     #: "6.12" (a size, then optional swappiness=N; an empty write is -EINVAL)
     reclaim_syntax: str = "6.1"
@@ -232,6 +235,7 @@ PROFILES: dict[str, KernelProfile] = {
         v1_oom_kill_line=True,
         v2_stat_keys=V2_STAT_KEYS_6_1,
         v2_stat_events=V2_STAT_EVENTS_6_1,
+        zswap_files=("zswap.max",),
         v2_events_keys=("low", "high", "max", "oom", "oom_kill", "oom_group_kill"),
         max_swappiness=200,
         precharge_noretry=True,
@@ -261,6 +265,7 @@ PROFILES["6.12"] = dataclasses.replace(
     v2_stat_events=V2_STAT_EVENTS_6_12,
     reclaim_syntax="6.12",
     stale_target_protection=False,
+    zswap_files=("zswap.max", "zswap.writeback"),
 )
 
 

@@ -38,7 +38,7 @@ from .mm_types import (
     page_lru,
 )
 from .page_cgroup import PCG_MEM, PCG_MEMSW, PCG_USED
-from .page_counter import PageCounter
+from .page_counter import PAGE_COUNTER_MAX, PageCounter
 from .res_counter import ResCounter
 from .vmstat import memcg_page_state
 
@@ -167,6 +167,9 @@ class MemCgroup:
         self.move_charge_at_immigrate = 0
         self.oom_kill_disable = False
         self.oom_group = False
+        #: memory.zswap.max and memory.zswap.writeback: kept, without effect (no zswap)
+        self.zswap_max = PAGE_COUNTER_MAX
+        self.zswap_writeback = True
         #: memory.peak / memory.swap.peak files written through (6.12's per-file resets)
         self.memory_peaks: list = []
         self.swap_peaks: list = []
