@@ -63,8 +63,13 @@ def test_swap_under_memory_max(profile):
     assert 20.0 * M <= read(m, "/a", "memory.swap.current") <= 20.6 * M
     ev = events(m, "/a")
     assert ev["max"] > 0 and ev["oom"] == 0 and ev["oom_kill"] == 0
+    swapped = read(m, "/a", "memory.swap.current") // 4096
     m.munmap(t, v)
-    assert read(m, "/a", "memory.swap.current") == 0
+    # 6.1 frees the slots one at a time through the CPU's swap slot cache, which keeps the
+    # last 1-64 of them and their swap charge (the real kernel: 5168 swapped, 48 pages left,
+    # 196608 bytes); 6.12 frees each page table's run of entries at once, past the cache
+    left = 0 if profile == "6.12" else ((swapped - 1) % 64 + 1) * 4096
+    assert read(m, "/a", "memory.swap.current") == left
     assert check(m.k) == []
 
 

@@ -804,7 +804,46 @@ def test_v1_stat_events_are_the_event_lines_of_v1_memory_stat(monkeypatch):
     assert not {"pgpgin", "pgpgout", "pgmajfault", "total_pgpgin"} & set(st)
 
 
-# ---------------------------------------------------------------- zswap files
+# ---------------------------------------------------------------- swap slots and zswap files
+
+
+def _swapped_then_unmapped(m, n=100):
+    """n anonymous pages of a task in /a reclaimed to swap, then unmapped: (swap.current in
+    pages before the munmap, after it)."""
+    t = m.spawn("A", "/a")
+    v = m.mmap_anon(t, n)
+    m.touch(t, v)
+    assert m.write_file("/a", "memory.reclaim", str(n * P)) == 0
+    before = int(m.read_file("/a", "memory.swap.current")) // P
+    m.munmap(t, v)
+    assert check(m.k) == []
+    return before, int(m.read_file("/a", "memory.swap.current")) // P
+
+
+@covers("swap_slots_cache")
+def test_swap_slots_cache_keeps_freed_slots_charged(monkeypatch):
+    """6.1 frees swap slots through a per-CPU cache of 64 that goes back whole when full: of
+    100 slots freed, the last 36 stay, charged to swap. The cache switches on only once more
+    than 5 * 64 slots a CPU are free: not with 300 slots of swap."""
+    real = PROFILES["6.1"]
+    assert _swapped_then_unmapped(boot_v2(monkeypatch, real, swap_pages=1024)) == (100, 36)
+    m = boot_v2(monkeypatch, real, swap_pages=1024)
+    _swapped_then_unmapped(m)
+    assert len(m.k.swap.slots_ret[0]) == 36 and m.k.swap.inuse_pages == 1 + 36
+    assert _swapped_then_unmapped(boot_v2(monkeypatch, real, swap_pages=300)) == (100, 0)
+    flip = flipped(real, "swap_slots_cache", 0)
+    assert _swapped_then_unmapped(boot_v2(monkeypatch, flip, swap_pages=1024)) == (100, 0)
+
+
+@covers("zap_swap_batch")
+def test_zap_swap_batch_frees_runs_of_entries_past_the_cache(monkeypatch):
+    """6.12's munmap frees a page table's run of consecutive swap entries at once, uncharged
+    at once: nothing stays (the real kernel: swap.current 0 after 20 MiB swapped out and
+    unmapped, where 6.1 keeps 48 pages)."""
+    real = PROFILES["6.12"]
+    assert _swapped_then_unmapped(boot_v2(monkeypatch, real, swap_pages=1024)) == (100, 0)
+    flip = flipped(real, "zap_swap_batch", False)
+    assert _swapped_then_unmapped(boot_v2(monkeypatch, flip, swap_pages=1024)) == (100, 36)
 
 
 @covers("zswap_files")

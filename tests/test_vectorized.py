@@ -3,7 +3,7 @@ reference paths, on random workloads."""
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from memcgsim import Machine, check
@@ -187,6 +187,9 @@ PRESSURE_OPS = st.lists(
 @given(kind=st.sampled_from([("6.1", "v2"), ("6.12", "v2")]), limit=st.integers(40, 300),
        swap=st.sampled_from([40, 400, 3000]), cpus=st.integers(1, 2), nodes=st.integers(1, 2),
        ops=PRESSURE_OPS)
+# swap-in readahead once waited for ever on a freed slot held by the swap slot cache
+@example(kind=("6.1", "v2"), limit=40, swap=400, cpus=1, nodes=1,
+         ops=[("touch", 1, 1), ("touch", 0, 173), ("touch", 0, 2)])
 def test_faults_at_the_limit_match_the_per_page_faults(kind, limit, swap, cpus, nodes, ops):
     """Faults at memory.max, with the pages of other tasks, other CPUs and nodes, protection,
     swap and high limits and a parent's limit in play: the bulk fault-and-reclaim runs leave

@@ -374,6 +374,17 @@ def inv_swap(k, s: _Sums, quiescent: bool) -> Iterator[Violation]:
         cache_bit = (si.swap_map & SWAP_HAS_CACHE) != 0
         in_cache = si.cache >= 0
         cache_bit[0] = in_cache[0]
+        # a freed slot waiting in a CPU's slot cache reads SWAP_HAS_CACHE, with no page
+        held = np.array([e for ret in si.slots_ret for e in ret], dtype=np.int64)
+        if len(held):
+            for slot in held[si.swap_map[held] != SWAP_HAS_CACHE][:5].tolist():
+                yield Violation("swap", f"slot {slot} in a slot cache reads "
+                                f"{int(si.swap_map[slot]):#x}")
+            for slot in held[in_cache[held]][:5].tolist():
+                yield Violation("swap", f"slot {slot} in a slot cache and in the swap cache")
+            if len(np.unique(held)) != len(held):
+                yield Violation("swap", "a slot twice in the slot caches")
+            cache_bit[held] = False
         # a slot leaves the swap cache under the tree lock and drops SWAP_HAS_CACHE after it
         # (swapcache_free): between the two only a page in the swap cache must have the bit
         mismatch = (cache_bit != in_cache) if quiescent else (in_cache & ~cache_bit)

@@ -76,7 +76,7 @@ class Kernel:
         #: swap_cgroup records at swapout. v2 never has memsw; it charges a separate swap
         #: counter when a page gets a slot.
         self.do_swap_account = swap_accounting and not self.cgroup_v2
-        self.swap = SwapInfo(swap_pages + 1 if swap_pages else 0)
+        self.swap = SwapInfo(swap_pages + 1 if swap_pages else 0, nr_cpus)
         self.swap_cgroup = SwapCgroup(self.swap.nr_slots)
         self.swapper_space = AddressSpace(0, "swapper_space")
         self.stocks = [MemcgStock() for _ in range(nr_cpus)]

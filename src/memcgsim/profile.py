@@ -118,6 +118,12 @@ class KernelProfile:
     peak_writable: bool
     #: memory.swap.peak exists (6.5 on)
     swap_peak: bool
+    #: SWAP_SLOTS_CACHE_SIZE: freed swap slots wait in a per-CPU cache of this many before
+    #: they (and their swap charge) go back (4.11 on); 0: freed at once
+    swap_slots_cache: int = 0
+    #: zap_pte_range frees runs of consecutive swap entries in one go, past the slot caches,
+    #: when each is its pte's last reference and not in the swap cache (6.10 on)
+    zap_swap_batch: bool = False
     #: v2 zswap control files (Debian builds CONFIG_ZSWAP): memory.zswap.max (5.19 on),
     #: memory.zswap.writeback (6.8 on). The model has no zswap: they are kept and shown only
     zswap_files: tuple[str, ...] = ()
@@ -236,6 +242,7 @@ PROFILES: dict[str, KernelProfile] = {
         v2_stat_keys=V2_STAT_KEYS_6_1,
         v2_stat_events=V2_STAT_EVENTS_6_1,
         zswap_files=("zswap.max",),
+        swap_slots_cache=64,
         v2_events_keys=("low", "high", "max", "oom", "oom_kill", "oom_group_kill"),
         max_swappiness=200,
         precharge_noretry=True,
@@ -266,6 +273,7 @@ PROFILES["6.12"] = dataclasses.replace(
     reclaim_syntax="6.12",
     stale_target_protection=False,
     zswap_files=("zswap.max", "zswap.writeback"),
+    zap_swap_batch=True,
 )
 
 

@@ -162,7 +162,8 @@ def track(k, fixed: bool = True) -> None:
 #: a fault's i_size check, vm_swap_full; a read of one is a read of the whole object
 _WATCHED_FIELDS = {"AddressSpace": frozenset({"nrpages", "size_pages", "nlink", "i_count",
                                                "i_mmap"}),
-                   "SwapInfo": frozenset({"inuse_pages", "cluster_next"})}
+                   "SwapInfo": frozenset({"inuse_pages", "cluster_next", "slots_ret",
+                                          "slots_cache_active"})}
 _WATCHING: dict[type, type] = {}
 
 

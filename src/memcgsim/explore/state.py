@@ -27,7 +27,8 @@ def objects(k) -> dict:
             None if m.swap is None else m.swap.usage)
     fa = k.free_area
     objs["free_area"] = (tuple(fa.cursor), tuple(fa.nr_free), fa.block_free.tobytes())
-    objs["swapinfo"] = (k.swap.inuse_pages, k.swap.cluster_next)
+    objs["swapinfo"] = (k.swap.inuse_pages, k.swap.cluster_next, k.swap.slots_cache_active,
+                        tuple(tuple(ret) for ret in k.swap.slots_ret))
     for mapping in k.mappings.values():
         objs[("mapping", mapping.id)] = (mapping.nrpages, mapping.size_pages, mapping.nlink,
                                          mapping.i_count, len(mapping.i_pages),

@@ -32,7 +32,7 @@ from .mm_struct import (
     AnonVma,
     mk_pte,
 )
-from .mm_types import PG_anon, PG_mlocked, PG_swapcache, PG_writeback
+from .mm_types import HPAGE_PMD_NR, PG_anon, PG_mlocked, PG_swapcache, PG_writeback
 
 VM_FAULT_OOM = 0x0001
 VM_FAULT_SIGBUS = 0x0002
@@ -434,6 +434,12 @@ def zap_pte_range(k, vma, start: int, end: int):
         pte = int(vma.pte[i])
         if not pte:
             continue                          # cleared with the rest of its PMD mapping
+        if pte & PTE_SWAP and k.profile.zap_swap_batch:
+            nr = swap_pte_batch(vma, i, end)
+            if nr > 1 and free_swap_batch(k, pte & PTE_VAL_MASK, nr):
+                vma.pte[i:i + nr] = 0
+                mm.rss_stat[MM_SWAPENTS] -= nr
+                continue
         if pte & PTE_HUGE:
             zap_huge_pmd(k, vma, i, gather)
             continue
@@ -458,6 +464,16 @@ def zap_pte_range(k, vma, start: int, end: int):
             mm.rss_stat[MM_ANONPAGES if k.mem_map.flags[old] & PG_anon else MM_FILEPAGES] -= 1
     yield Unlock(ptl(mm.id))
     yield from free_pages_and_swap_cache(k, gather)
+
+
+def swap_pte_batch(vma, i: int, end: int) -> int:
+    """How many ptes from i hold consecutive entries of the same device, within the page
+    table of i (zap_pte_range works a PMD at a time)."""
+    base = int(vma.pte[i])
+    stop = min(end, i + HPAGE_PMD_NR - (vma.start + i) % HPAGE_PMD_NR)
+    want = base + np.arange(stop - i, dtype=np.int64)
+    same = vma.pte[i:stop] == want
+    return int(stop - i if same.all() else np.argmin(same))
 
 
 def free_pages_and_swap_cache(k, pfns: list[int]):
@@ -507,4 +523,10 @@ from .swap_state import (  # noqa: E402
     swapin_readahead,
     try_to_free_swap,
 )
-from .swapfile import free_swap_and_cache, page_swapcount, swap_free, vm_swap_full  # noqa: E402
+from .swapfile import (  # noqa: E402
+    free_swap_and_cache,
+    free_swap_batch,
+    page_swapcount,
+    swap_free,
+    vm_swap_full,
+)

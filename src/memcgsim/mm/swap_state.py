@@ -97,6 +97,9 @@ def read_swap_cache_async(k, entry: int, node: int):
         pfn = lookup_swap_cache(k, entry)
         if pfn >= 0:
             return pfn
+        if k.profile.swap_slots_cache and not _swap_count(int(k.swap.swap_map[entry])):
+            # a freed slot (waiting in a slot cache, or already back): readahead skips it
+            return -1
         err = swapcache_prepare(k, entry)
         if err != -Errno.EEXIST:
             break
@@ -151,4 +154,10 @@ from .memcontrol import mem_cgroup_swapin_charge_page, mem_cgroup_swapin_uncharg
 from .page_alloc import alloc_pages_node  # noqa: E402
 from .page_writeback import SetPageDirty  # noqa: E402
 from .swap import lru_cache_add_anon, page_cache_get, page_cache_release, put_page  # noqa: E402
-from .swapfile import get_swap_page, page_swapcount, swapcache_free, swapcache_prepare  # noqa: E402
+from .swapfile import (  # noqa: E402
+    _swap_count,
+    get_swap_page,
+    page_swapcount,
+    swapcache_free,
+    swapcache_prepare,
+)

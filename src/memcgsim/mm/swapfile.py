@@ -18,11 +18,23 @@ SWAP_MAP_MAX = 0x3e     # largest count kept in the map itself (no continuation 
 SWAP_MAP_SHMEM = 0xbf   # owned by a shmem/tmpfs inode
 
 
-class SwapInfo:
-    """swap_info_struct: the swap_map and the swap cache index of one device."""
+#: THRESHOLD_ACTIVATE_SWAP_SLOTS_CACHE and THRESHOLD_DEACTIVATE_SWAP_SLOTS_CACHE, in
+#: SWAP_SLOTS_CACHE_SIZEs a CPU
+SLOTS_CACHE_ACTIVATE = 5
+SLOTS_CACHE_DEACTIVATE = 1
 
-    def __init__(self, nr_slots: int):
+
+class SwapInfo:
+    """swap_info_struct: the swap_map and the swap cache index of one device, and the per-CPU
+    swap slot caches' return side (mm/swap_slots.c, 4.11 on)."""
+
+    def __init__(self, nr_slots: int, nr_cpus: int = 1):
         self.nr_slots = nr_slots
+        #: swp_slots[cpu].slots_ret: freed slots waiting to go back to the device; each still
+        #: reads SWAP_HAS_CACHE in the swap_map, counts in inuse_pages and keeps its swap charge
+        self.slots_ret: list[list[int]] = [[] for _ in range(nr_cpus)]
+        #: swap_slot_cache_active: switched on and off by the free swap left (check_cache_active)
+        self.slots_cache_active = False
         self.swap_map = np.zeros(max(nr_slots, 1), dtype=np.uint8)
         if nr_slots:
             self.swap_map[0] = SWAP_MAP_MAX + 1   # the header slot: never free
@@ -43,6 +55,7 @@ def get_swap_page(k, page: int) -> int:
     """Allocate a slot for page's swap cache entry (SWAP_HAS_CACHE set); 0 when swap is full
     or (v2) the page's memcg may not swap more."""
 
+    check_cache_active(k)
     entry = _scan_swap_map(k)
     if mem_cgroup_try_charge_swap(k, page, entry):
         swapcache_free(k, entry)
@@ -100,12 +113,108 @@ def swap_entry_free(k, entry: int, usage: int) -> int:
     else:
         count -= 1
     v = count | has_cache
+    if not v and k.profile.swap_slots_cache:
+        # the slot goes back through this CPU's slot cache, still reserved meanwhile
+        if not k.profile.uncharge_swap_at_slot_free:
+            mem_cgroup_uncharge_swap(k, entry)
+        si.swap_map[entry] = SWAP_HAS_CACHE
+        free_swap_slot(k, entry)
+        return 0
     if not (v if k.profile.uncharge_swap_at_slot_free else count):
         mem_cgroup_uncharge_swap(k, entry)
     si.swap_map[entry] = v
     if not v:
         si.inuse_pages -= 1
     return v
+
+
+def free_swap_batch(k, entry: int, nr: int) -> bool:
+    """free_swap_and_cache_nr's batch (6.10 on): nr consecutive entries that each hold one
+    pte's last reference and no swap cache page go back to the device at once, uncharged now,
+    past the slot caches. False, with nothing done, for any other batch: the caller frees
+    those entries one by one."""
+    si = k.swap
+    m = si.swap_map[entry:entry + nr]
+    if len(m) != nr or not np.all(m == 1):
+        return False
+    m[:] = SWAP_HAS_CACHE
+    swapcache_free_entries(k, range(entry, entry + nr))
+    return True
+
+
+def get_nr_swap_pages(k) -> int:
+    """Free slots (nr_swap_pages): not the header, not those held by the slot caches."""
+    si = k.swap
+    return max(si.nr_slots - si.inuse_pages, 0)
+
+
+def check_cache_active(k) -> bool:
+    """On each allocation: switch the slot caches on once plenty of swap is free, and off
+    (returning what they hold) once little is."""
+    size = k.profile.swap_slots_cache
+    si = k.swap
+    if not size or not si.nr_slots:
+        return False
+    cpus = len(si.slots_ret)
+    free = get_nr_swap_pages(k)
+    if not si.slots_cache_active:
+        if free > cpus * SLOTS_CACHE_ACTIVATE * size:
+            si.slots_cache_active = True
+    elif free < cpus * SLOTS_CACHE_DEACTIVATE * size:
+        si.slots_cache_active = False
+        drain_swap_slots_cache(k)
+    return si.slots_cache_active
+
+
+def swap_slots_cache_steady(k, n: int) -> bool:
+    """Whether n allocations in a row find the slot caches as one check before the first
+    leaves them (what a bulk swap-out assumes): no switch on or off after the first."""
+    size = k.profile.swap_slots_cache
+    si = k.swap
+    if not size or not si.nr_slots:
+        return True
+    cpus = len(si.slots_ret)
+    free = get_nr_swap_pages(k)
+    active = si.slots_cache_active
+    if not active and free > cpus * SLOTS_CACHE_ACTIVATE * size:
+        active = True
+    elif active and free < cpus * SLOTS_CACHE_DEACTIVATE * size:
+        return False
+    return not active or free - (n - 1) >= cpus * SLOTS_CACHE_DEACTIVATE * size
+
+
+def free_swap_slot(k, entry: int) -> None:
+    """A slot nothing refers to any more: into this CPU's return cache when the caches are on
+    (a full cache first goes back to the device whole), else straight back."""
+    si = k.swap
+    if not si.slots_cache_active:
+        swapcache_free_entries(k, [entry])
+        return
+    ret = si.slots_ret[k.current.cpu if k.current is not None else 0]
+    if len(ret) >= k.profile.swap_slots_cache:
+        swapcache_free_entries(k, ret)
+        ret.clear()
+    ret.append(entry)
+
+
+def swapcache_free_entries(k, entries) -> None:
+    """The slots go back to the device: free in the swap_map, and their swap charge (6.x
+    uncharges at slot free) with them."""
+    si = k.swap
+    for entry in entries:
+        if int(si.swap_map[entry]) != SWAP_HAS_CACHE:
+            k.warn("swap", f"swap_entry_free: slot {entry} reads {int(si.swap_map[entry]):#x}")
+        si.swap_map[entry] = 0
+        if k.profile.uncharge_swap_at_slot_free:
+            mem_cgroup_uncharge_swap(k, entry)
+        si.inuse_pages -= 1
+
+
+def drain_swap_slots_cache(k) -> None:
+    """Every CPU's return cache back to the device (deactivate_swap_slots_cache)."""
+    for ret in k.swap.slots_ret:
+        swapcache_free_entries(k, ret)
+        ret.clear()
 
 
 def swap_free(k, entry: int) -> None:

@@ -607,7 +607,8 @@ def _fault_anon_reclaim_steps(k, task, vma, start: int, n: int) -> int:
                          and np.all(k.mem_map.refcount[old] == 1)):
         return 0
     si = k.swap
-    if si.nr_slots - 1 - si.inuse_pages <= run.bound:
+    if si.nr_slots - 1 - si.inuse_pages <= run.bound or not swap_slots_cache_steady(k,
+                                                                                   run.bound):
         return 0
     for c in memcg.swap.chain():
         if c.parent is not None and (c.max - c.usage < run.bound
@@ -1010,7 +1011,7 @@ def _bulk_reclaimable(k, pfns: list[int], may_swap: bool):
     if len(memcg_ids) != 1 or k.locks.is_held(tree_lock(k.swapper_space.id)):
         return None
     si = k.swap
-    if si.nr_slots - si.inuse_pages < len(arr):
+    if si.nr_slots - si.inuse_pages < len(arr) or not swap_slots_cache_steady(k, len(arr)):
         return None
     memcg = k.memcg_by_id[int(memcg_ids[0])]
     while not memcg.online:
@@ -1105,7 +1106,9 @@ def _swap_out_and_free(k, arr: np.ndarray, swap_memcg, groups, mem_uncharged: bo
 
     n = len(arr)
     mem, pc, si = k.mem_map, k.pc, k.swap
-    # add_to_swap: a slot each, charged to the swap counter and recorded
+    # add_to_swap: a slot each, charged to the swap counter and recorded (the slot caches
+    # switch as the first allocation's check switches them: swap_slots_cache_steady)
+    check_cache_active(k)
     slots = _next_free_slots(k, n)
     if not swap_memcg.is_root():
         swap_memcg.swap.charge(n)
@@ -1154,6 +1157,7 @@ from .memcontrol import (  # noqa: E402
 from .memory import anon_vma_prepare, handle_mm_fault, zap_pte_range  # noqa: E402
 from .page_alloc import find_free_pages, free_pages_bulk, prep_new_pages  # noqa: E402
 from .pgtable import LEVELS, _charging_memcg, pte_alloc, pte_alloc_would_charge  # noqa: E402
+from .swapfile import check_cache_active, swap_slots_cache_steady  # noqa: E402
 from .vmscan import (  # noqa: E402
     DEF_PRIORITY,
     EVICTABLE,
