@@ -628,3 +628,29 @@ def test_a_limit_run_under_a_stale_memory_min_on_6_1(fault):
     fix the read ended with 27 of the file's pages cached against the reference's 33."""
     ref, fast = (_stale_min(vectorized, fault) for vectorized in (False, True))
     assert_same_state(whole_state(ref), whole_state(fast), "after the run")
+
+
+@pytest.mark.parametrize("profile", ["6.1", "6.12"])
+def test_a_group_oom_kill_of_the_faulting_task(profile):
+    """oom.group kills the faulting task with the others; theirs exit at once, so the charge
+    retried after the kill succeeds, and the faulting task stops at that fault (it dies on its
+    way back to user space). The fast engine's fault loop once went on faulting for the
+    killed task: a second OOM and 53 `max` events, where the reference path and the real
+    kernel (B1-12: 6.1 and 6.12, every run) show one OOM and 18."""
+    states = []
+    for vectorized in (False, True):
+        m = Machine(2048, profile=profile, cgroup="v2", vectorized=vectorized)
+        m.mkdir("/c")
+        assert m.write_file("/c", "memory.max", str(200 * 4096)) == 0
+        assert m.write_file("/c", "memory.oom.group", "1") == 0
+        for name in ("C1", "C2"):
+            t = m.spawn(name, "/c")
+            m.touch(t, m.mmap_anon(t, 20))
+        t = m.spawn("C3", "/c")
+        m.touch(t, m.mmap_anon(t, 400))
+        ev = m.memcg("/c").memory_events
+        assert (ev["max"], ev["oom"], ev["oom_group_kill"]) == (18, 1, 1)
+        assert {x.state for x in m.k.tasks.values()} == {"killed"}
+        assert check(m.k) == []
+        states.append(whole_state(m))
+    assert_same_state(states[0], states[1], f"{profile} group OOM kill")

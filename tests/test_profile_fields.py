@@ -158,8 +158,10 @@ def test_reclaim_retries_count_the_reclaim_rounds_before_the_oom(monkeypatch):
         return ev["max"], ev["oom"], ev["oom_kill"]
 
     real = PROFILES["6.12"]
-    assert oom(real) == ("18", "1", "1")                 # 1 + MAX_RECLAIM_RETRIES + 1
-    assert oom(flipped(real, "reclaim_retries", 5)) == ("7", "1", "1")
+    # before the kill: 1 + a round after the drain + MAX_RECLAIM_RETRIES; after it (the task
+    # killed itself and its memory goes only at its exit): MAX_RECLAIM_RETRIES + 1
+    assert oom(real) == ("35", "1", "1")
+    assert oom(flipped(real, "reclaim_retries", 5)) == ("13", "1", "1")
 
 
 @covers("counter")
@@ -200,8 +202,9 @@ def test_charge_loop_decides_which_counter_fails_first(monkeypatch):
 
     real = PROFILES["3.17"]
     assert at_the_limit(real) == ("7\n", "0\n", 0)
-    # 6.x: a `max` event per reclaim round, too
-    assert at_the_limit(flipped(real, "charge_loop", "6.x")) == ("0\n", "8\n", 7)
+    # 6.x: a `max` event per reclaim round, too, 7 before the kill and 6 after it (3.17's 5
+    # retries)
+    assert at_the_limit(flipped(real, "charge_loop", "6.x")) == ("0\n", "14\n", 13)
 
 
 @covers("charge_at_instantiation")
@@ -276,40 +279,38 @@ def test_kmem_accounting_charges_stacks_and_page_tables(monkeypatch, vectorized)
         4, 0, 0, 0, f"{64 * P}\n", 60)
 
 
+def _thp_oom(monkeypatch, profile):
+    """A 1024-page MADV_HUGEPAGE region under a 3 MiB memory.max: (pages faulted, the
+    charges that OOMed, oom events, oom_kill events)."""
+    m = boot_v2(monkeypatch, profile, pages=8192, thp=True)
+    assert m.write_file("/a", "memory.max", str(3 << 20)) == 0
+    t = m.spawn("A", "/a")
+    n = m.touch(t, m.mmap_anon(t, 1024, hugepage=True))
+    assert t.state == "killed" and check(m.k) == []
+    ev = events(m, "/a")
+    return n, [n for _, n in m.k.oom_charges], ev["oom"], ev["oom_kill"]
+
+
 @covers("costly_order_pages")
 def test_costly_order_pages_is_what_the_oom_path_compares(monkeypatch):
     """A failing 512-page THP charge: with PAGE_ALLOC_COSTLY_ORDER at 8 pages the memcg OOM
-    declines it (oom_skips_costly_order); counted as not costly, it OOMs first."""
-    def thp_oom(profile):
-        m = boot_v2(monkeypatch, profile, pages=8192, thp=True)
-        assert m.write_file("/a", "memory.max", str(3 << 20)) == 0
-        t = m.spawn("A", "/a")
-        assert m.touch(t, m.mmap_anon(t, 1024, hugepage=True)) == 757
-        assert t.state == "killed" and check(m.k) == []
-        ev = events(m, "/a")
-        return [n for _, n in m.k.oom_charges], ev["oom"], ev["oom_kill"]
-
+    declines it (oom_skips_costly_order) and small pages fault on up to an order-0 OOM;
+    counted as not costly, the THP charge OOMs, killing the task, whose fallback small page
+    still fits: one huge page and that one."""
     real = PROFILES["6.12"]
-    assert thp_oom(real) == ([1], "1", "1")
-    assert thp_oom(flipped(real, "costly_order_pages", 512)) == ([512, 1], "2", "1")
+    assert _thp_oom(monkeypatch, real) == (757, [1], "1", "1")
+    assert _thp_oom(monkeypatch, flipped(real, "costly_order_pages", 512)) == (
+        513, [512], "1", "1")
 
 
 @covers("oom_skips_costly_order")
 def test_oom_skips_costly_order_declines_a_thp_charge(monkeypatch):
     """(The same as test_oom_skips_costly_order_is_what_the_oom_path_reads of
     test_profiles.py, through flipped.)"""
-    def thp_oom(profile):
-        m = boot_v2(monkeypatch, profile, pages=8192, thp=True)
-        assert m.write_file("/a", "memory.max", str(3 << 20)) == 0
-        t = m.spawn("A", "/a")
-        assert m.touch(t, m.mmap_anon(t, 1024, hugepage=True)) == 757
-        assert t.state == "killed" and check(m.k) == []
-        ev = events(m, "/a")
-        return [n for _, n in m.k.oom_charges], ev["oom"], ev["oom_kill"]
-
     real = PROFILES["6.12"]
-    assert thp_oom(real) == ([1], "1", "1")
-    assert thp_oom(flipped(real, "oom_skips_costly_order", False)) == ([512, 1], "2", "1")
+    assert _thp_oom(monkeypatch, real) == (757, [1], "1", "1")
+    assert _thp_oom(monkeypatch, flipped(real, "oom_skips_costly_order", False)) == (
+        513, [512], "1", "1")
 
 
 @covers("thp_madvise_retries")
@@ -324,9 +325,10 @@ def test_thp_madvise_retries_reclaim_for_a_madvised_thp(monkeypatch):
         return ev["max"], ev["oom"], ev["oom_kill"]
 
     real = PROFILES["6.12"]
-    assert thp_max_events(real) == ("36", "1", "1")
+    # the THP charges' rounds, then the order-0 charge's 35 (18 before its kill, 17 after)
+    assert thp_max_events(real) == ("53", "1", "1")
     # __GFP_NORETRY: the THP charge gives up after one reclaim round and a drain
-    assert thp_max_events(flipped(real, "thp_madvise_retries", False)) == ("20", "1", "1")
+    assert thp_max_events(flipped(real, "thp_madvise_retries", False)) == ("37", "1", "1")
 
 
 # ---------------------------------------------------------------- migration, swap, offline

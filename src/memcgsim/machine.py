@@ -265,6 +265,8 @@ class Machine:
                 while i < end and not self._run(
                         handle_mm_fault(self.k, vma, vma.start + i, write), task) & VM_FAULT_OOM:
                     i += 1
+                    if task.state != "alive":
+                        break           # killed in that fault, which still completed
             if i == end:
                 break
             # pagefault_out_of_memory: the memcg OOM if the charge failed, else the global one

@@ -682,6 +682,8 @@ def fault_anon_range(k, task, vma, start: int, count: int) -> int:
         if ret & VM_FAULT_OOM:
             return i - start
         i += 1
+        if task.memdie:
+            return i - start        # the OOM killer chose it: it dies on its return to user space
         if task.memcg_nr_pages_over_high:
             mem_cgroup_handle_over_high(k, task)   # the fault's return to user space
     return count
