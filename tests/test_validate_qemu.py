@@ -1,5 +1,6 @@
-"""memcgsim validate on a real kernel: Debian's 6.12 booted under QEMU runs the validation set
-(tests/validate/ and three examples) in one boot, and the model must match it.
+"""memcgsim validate on a real kernel: Debian's 6.12 booted under QEMU, three times, runs the
+validation set (tests/validate/ and three examples), and 6.1 some v1 files; under the strict
+rules the model must match it but for the differences src/memcgsim/validate/known.py explains.
 
 Needs the set-up cache (`memcgsim validate --setup`). Without it these tests are skipped, unless
 MEMCGSIM_QEMU=1 (as CI sets): then the set-up runs here and a failure fails the tests.
@@ -13,7 +14,7 @@ import pytest
 from memcgsim.cli import main
 from memcgsim.scenario import load_scenario
 from memcgsim.validate import cache
-from memcgsim.validate.compare import CHARGE_BATCH, PAGE, values
+from memcgsim.validate.known import explain
 from memcgsim.validate.run import validate
 
 pytestmark = pytest.mark.qemu
@@ -45,15 +46,21 @@ def kernel_61():
 
 @pytest.fixture(scope="module")
 def validation(kernel_612):
-    return validate([load_scenario(f) for f in SET], kernel="6.12")
+    return validate([load_scenario(f) for f in SET], kernel="6.12", runs=3)
 
 
 def by_file(v, name):
     return next(r for r in v.results if r.scenario.file.endswith(name))
 
 
-def test_one_boot_records_the_pinned_settings(validation):
-    assert len(validation.boots) == 1
+def unexplained(v):
+    """The failing values src/memcgsim/validate/known.py does not explain."""
+    return [(r.scenario.file, m.step, m.cgroup, m.key, str(m.kernel), m.model)
+            for r in v.results for m in r.comparison.mismatches if explain(r, m) is None]
+
+
+def test_three_boots_record_the_pinned_settings(validation):
+    assert len(validation.boots) == 3 and [b["run"] for b in validation.boots] == [1, 2, 3]
     b = validation.boots[0]
     assert b["release"].startswith("6.12.") and b["smp"] == 1 and b["memory"] == "256M"
     s = b["settings"]
@@ -61,16 +68,22 @@ def test_one_boot_records_the_pinned_settings(validation):
     swap = by_file(validation, "v2-swap-under-max.yaml")
     assert swap.boot["thp"] == "never" and swap.boot["swap"].startswith("zram 268435456")
     assert by_file(validation, "anon.yaml").boot["swap"] == "none"
+    assert all(len(r.guests) == 3 and r.ended and not r.model_failure
+               for r in validation.results)
 
 
-@pytest.mark.parametrize("name", ["anon.yaml", "tmpfs.yaml", "v2-swap-under-max.yaml",
-                                  "v2-oom-kill.yaml", "v2-task-move.yaml", "fork.yaml",
-                                  "memory-high.yaml", "thp.yaml", "mappings.yaml",
-                                  "tmpfs-swapin.yaml"])
-def test_model_matches(validation, name):
-    r = by_file(validation, name)
-    assert r.guest.ended and not r.model_failure
-    assert [(m.step, m.cgroup, m.key, m.kernel, m.model) for m in r.comparison.mismatches] == []
+def test_every_dump_settles(validation):
+    """Each dump's files stopped changing (after the cpu.stat flush) well before the cap."""
+    for r in validation.results:
+        worst, unsettled = r.settle
+        assert unsettled == 0 and worst < 2000, (r.scenario.file, r.settle)
+
+
+def test_every_difference_is_a_known_one(validation):
+    """Under the strict rules, with three runs: what fails is what known.py explains (6.12's
+    MGLRU lists and reclaim, ext4's slab), as the recorded runs show (test_fidelity.py)."""
+    assert unexplained(validation) == []
+    assert by_file(validation, "v2-oom-kill.yaml").matches
 
 
 def test_exact_values_seen(validation):
@@ -86,54 +99,41 @@ def test_exact_values_seen(validation):
     oom = {(r.step, r.key): r for r in by_file(validation, "v2-oom-kill.yaml").comparison.rows}
     assert oom[(2, "task A")].kernel == "killed"
     assert oom[(3, "memory.events.oom_kill")].kernel == 1
+    assert oom[(3, "memory.events.max")].kernel == 35 and oom[(3, "memory.events.max")].ok
     assert oom[(3, "memory.peak")].kernel == 31457280
-
-
-def test_page_cache_differs_by_the_file_systems_slab_only(validation):
-    """ext4 charges slab (buffer heads, xarray nodes, inodes) to the writer; the model has
-    none. Everything else matches; memory.current and memory.peak differ by that kernel memory,
-    within one charge batch."""
-    r = by_file(validation, "page-cache.yaml")
-    assert r.guest.ended and not r.model_failure
-    bad = r.comparison.mismatches
-    assert bad and {(m.cgroup, m.key) for m in bad} <= {
-        ("/writer", "memory.current"), ("/writer", "memory.peak")}
-    for m in bad:
-        if m.key != "memory.current":
-            continue
-        kv = values(r.guest.files[m.step]["/s" + str(_index(validation, r)) + "/writer"])
-        extra_kernel = kv["memory.stat.kernel"] - 28672
-        assert abs((m.kernel - m.model) - extra_kernel) <= CHARGE_BATCH * PAGE
-        assert kv["memory.stat.slab"] > 512 << 10
-
-
-def _index(v, r):
-    return v.results.index(r) + 1
+    swapin = {(r.step, r.key): r for r in by_file(validation, "tmpfs-swapin.yaml").comparison.rows}
+    assert swapin[(6, "memory.swap.current")].kernel == 262144
+    assert swapin[(6, "memory.swap.current")].model == 262144
 
 
 def test_cli_exit_status(kernel_612, capsys):
-    assert main(["validate", "--kernel", "6.12", str(ROOT / "tests/validate/tmpfs.yaml")]) == 0
+    assert main(["validate", "--runs", "1", "--kernel", "6.12",
+                 str(ROOT / "tests/conformance/B1-1.yaml")]) == 0
     assert "matches" in capsys.readouterr().out
-    assert main(["validate", str(ROOT / "tests/validate/page-cache.yaml")]) == 1
+    assert main(["validate", "--runs", "1", str(ROOT / "tests/validate/page-cache.yaml")]) == 1
     assert "MISMATCH" in capsys.readouterr().out
 
 
-V1_SET = [*sorted(str(p) for p in (ROOT / "tests" / "conformance").glob("A1-*.yaml")),
+#: v1 on 6.1 (its only kernel with a v1 memory controller): the v1 examples and a few LTP
+#: cases, three runs (tests/test_fidelity.py replays all 42 LTP cases from the records)
+V1_SET = [*(str(ROOT / "tests" / "conformance" / f"A1-{n}.yaml") for n in (
+    "FAIL-1", "FAIL-3", "MSW-1", "STAT-1", "USAGE-1", "MOVE-1")),
           *(str(ROOT / "examples" / f) for f in (
               "v1-swap-under-limit.yaml", "tmpfs-outlives-writer.yaml", "move-charge.yaml",
               "oom-with-low-rss.yaml"))]
 
 
-def test_cgroup_v1_on_61_matches(kernel_61):
-    """The v1 interface exists only on 6.1: the LTP cases and the v1 examples without page
-    cache on ext4 (whose slab v1's usage includes) match on every compared value."""
-    v = validate([load_scenario(f) for f in V1_SET], kernel="6.1")
-    assert len(v.boots) == 1 and v.boots[0]["release"].startswith("6.1.")
+def test_cgroup_v1_on_61(kernel_61):
+    v = validate([load_scenario(f) for f in V1_SET], kernel="6.1", runs=3)
+    assert len(v.boots) == 3 and v.boots[0]["release"].startswith("6.1.")
     assert v.boots[0]["cgroup"] == "v1"
-    bad = [(r.scenario.file, m.step, m.key, m.kernel, m.model)
-           for r in v.results for m in r.comparison.mismatches]
-    assert bad == []
-    assert all(r.guest.ended and not r.model_failure for r in v.results)
+    assert all(r.ended and not r.model_failure for r in v.results)
+    assert unexplained(v) == []
+    assert all(r.settle[1] == 0 for r in v.results)
     swap = by_file(v, "v1-swap-under-limit.yaml")
     rows = {(r.step, r.key): r for r in swap.comparison.rows}
-    assert rows[(2, "memory.stat.swap")].kernel > 20 << 20
+    swapped = rows[(2, "memory.stat.swap")].kernel
+    assert getattr(swapped, "lo", swapped) > 20 << 20
+    oom = by_file(v, "oom-with-low-rss.yaml")
+    fail = [r for r in oom.comparison.rows if r.key == "memory.failcnt"][-1]
+    assert (fail.kernel, fail.model) == (36, 36)

@@ -298,8 +298,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--setup", action="store_true",
                    help="install what is missing and fill the cache (then run FILEs, if any)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
-    p.add_argument("--all", action="store_true",
-                   help="list every compared value, not only those that differ")
+    p.add_argument("--runs", type=int, default=3, metavar="K",
+                   help="boot each kernel K times and compare the model with the range of "
+                        "values the runs showed (default 3)")
+    show = p.add_mutually_exclusive_group()
+    show.add_argument("--all", action="store_true",
+                      help="list every key, compared or not, not only those that differ")
+    show.add_argument("--brief", action="store_true",
+                      help="list only the values that fail their rule (by default values "
+                           "that differ within the rule's tolerance are listed too)")
+    p.add_argument("--markdown", action="store_true",
+                   help="print the results as the Markdown tables of docs/fidelity.md")
+    p.add_argument("--record", metavar="OUT",
+                   help="also write what the kernel showed to OUT (JSON; gzip-compressed "
+                        "if OUT ends in .gz), to compare a changed model with it later by "
+                        "--replay")
+    p.add_argument("--replay", metavar="IN", action="append",
+                   help="compare with kernel runs recorded by --record instead of booting "
+                        "(may be given more than once)")
     p.add_argument("-v", "--verbose", action="store_true", help="log the set-up's commands")
     p.set_defaults(func=cmd_validate)
     return parser
@@ -310,6 +326,7 @@ def cmd_validate(args) -> int:
     import json
     import time
 
+    from .errors import InvalidRequest
     from .scenario import ScenarioError, load_scenario
     from .validate import cache
     from .validate.guest import Unsupported
@@ -331,8 +348,8 @@ def cmd_validate(args) -> int:
     if not args.files:
         print("memcgsim validate: name scenario files (or --setup)", file=sys.stderr)
         return EXIT_INVALID
-    from .validate.render import render_json, render_text
-    from .validate.run import validate
+    from .validate.render import render_json, render_markdown, render_text
+    from .validate.run import load_record, replay, validate, write_record
 
     scenarios = []
     try:
@@ -342,8 +359,26 @@ def cmd_validate(args) -> int:
         print(f"{e}", file=sys.stderr)
         return EXIT_INVALID
     kernel = args.kernel[-1] if args.kernel else None
+    if args.runs < 1:
+        print(f"memcgsim validate: --runs {args.runs}: give at least 1", file=sys.stderr)
+        return EXIT_INVALID
+    if args.record and os.path.exists(args.record):
+        print(f"memcgsim validate: --record {args.record}: the file exists; name a new one",
+              file=sys.stderr)
+        return EXIT_INVALID
     try:
-        v = validate(scenarios, kernel=kernel, log=log)
+        if args.replay:
+            recorded = {}
+            for path in args.replay:
+                recorded.update(load_record(path))
+            v = replay(scenarios, recorded, kernel=kernel, source=", ".join(args.replay))
+        else:
+            v = validate(scenarios, kernel=kernel, log=log, runs=args.runs)
+            if args.record:
+                write_record(v, args.record)
+    except InvalidRequest as e:
+        print(f"memcgsim validate: {e}", file=sys.stderr)
+        return EXIT_INVALID
     except Unsupported as e:
         print(f"memcgsim validate: {e}", file=sys.stderr)
         return EXIT_INVALID
@@ -352,8 +387,11 @@ def cmd_validate(args) -> int:
         return EXIT_SETUP
     if args.json:
         print(json.dumps(render_json(v), indent=2))
+    elif args.markdown:
+        print(render_markdown(v), end="")
     else:
-        print(render_text(v, show_all=args.all), end="")
+        print(render_text(v, "all" if args.all else "brief" if args.brief else "default"),
+              end="")
     return v.exit_status
 
 

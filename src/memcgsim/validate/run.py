@@ -4,6 +4,9 @@ side."""
 from __future__ import annotations
 
 import dataclasses
+import gzip
+import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 
@@ -12,17 +15,19 @@ from ..scenario import Scenario, run_scenario
 from ..status import Exit
 from . import cache, guest, qemu, serial
 from .compare import (
-    CHARGE_BATCH,
-    PAGE,
     RULES,
     Comparison,
     Context,
     Row,
+    allowed_text,
     compare_files,
     judge,
-    mglru_on,
+    merge_runs,
     rule_for,
 )
+
+#: boots per scenario group: the kernel's own spread comes from these
+DEFAULT_RUNS = 3
 
 SERIES = tuple(cache.SERIES)
 
@@ -36,13 +41,28 @@ class ScenarioResult:
     scenario: Scenario
     series: str
     comparison: Comparison
-    guest: serial.GuestScenario
-    boot: dict                         # the boot's settings, uname and timing
+    guests: list                       # serial.GuestScenario, one per run
+    boot: dict                         # the first boot's settings, uname and timing
     model_failure: str | None = None
 
     @property
+    def guest(self) -> serial.GuestScenario:
+        return self.guests[0]
+
+    @property
+    def ended(self) -> bool:
+        return all(g.ended for g in self.guests)
+
+    @property
     def matches(self) -> bool:
-        return self.comparison.matches and self.guest.ended and not self.model_failure
+        return self.comparison.matches and self.ended and not self.model_failure
+
+    @property
+    def settle(self) -> tuple:
+        """(the longest any dump took to settle in ms, dumps that never settled) over the
+        runs."""
+        waits = [w for g in self.guests for cgs in g.settle.values() for w in cgs.values()]
+        return (max((w[0] for w in waits), default=0), sum(1 for w in waits if not w[2]))
 
 
 @dataclass
@@ -108,10 +128,12 @@ def _what(step) -> str:
     return step.kind
 
 
-def compare_scenario(plan: guest.GuestPlan, g: serial.GuestScenario, series: str,
+def compare_scenario(plan: guest.GuestPlan, guests: list, series: str,
                      boot_info: dict) -> ScenarioResult:
+    """Compare the model's run of a scenario with what the kernel showed in each run."""
+    if isinstance(guests, serial.GuestScenario):
+        guests = [guests]
     sc = plan.scenario
-    mglru = mglru_on(boot_info.get("settings", {}).get("lru_gen"))
     result, snaps = model_run(sc, series)
     cmp = Comparison()
     cpus = sc.machine.cpus
@@ -129,51 +151,130 @@ def compare_scenario(plan: guest.GuestPlan, g: serial.GuestScenario, series: str
         forks += step.kind == "fork"
         res = result.steps[i]
         m_out = {"ok": "ok", "error": res.error, "skipped": "skipped"}.get(res.status, res.status)
-        k_out = g.outcomes.get(i, "missing")
-        if k_out == "killed" and _killed_in(res, step.args.get("task")):
+        k_out = merge_runs([g.outcomes.get(i, "missing") for g in guests])
+        seen = k_out.seen if hasattr(k_out, "seen") else (k_out,)
+        if "killed" in seen and _killed_in(res, step.args.get("task")):
             # a task killed inside a system call never sees its return value
             m_out = "killed"
         if step.kind not in ("report", "expect"):
             rule = rule_for("step outcome")
             add(i, step, None, f"step outcome ({step.kind})", k_out, m_out, rule,
-                k_out == m_out)
+                judge(rule, k_out, m_out, Context()))
         if i in model_states:
             key, m_state = model_states[i]
-            k_state = g.states.get(i, {}).get(step.args["task"], "missing")
-            add(i, step, None, key, k_state, m_state, rule_for(key), k_state == m_state)
+            k_state = merge_runs([g.states.get(i, {}).get(step.args["task"], "missing")
+                                  for g in guests])
+            rule = rule_for(key)
+            add(i, step, None, key, k_state, m_state, rule,
+                judge(rule, k_state, m_state, Context()))
         if i in model_fd:
             key = f"fd {step.args['fd']}"
             rule = rule_for(key)
-            kv = g.fd_values.get(i)
-            add(i, step, None, key, kv, model_fd[i], rule,
-                judge(rule, kv, model_fd[i], Context(cpus=cpus)),
-                f"±{CHARGE_BATCH * PAGE * cpus}")
+            kv = merge_runs([g.fd_values.get(i) for g in guests])
+            ctx = Context(cpus=cpus)
+            add(i, step, None, key, kv, model_fd[i], rule, judge(rule, kv, model_fd[i], ctx),
+                allowed_text(rule, ctx))
         if i in snaps:
-            kfiles = g.files.get(i, {})
             for cg, mfiles in snaps[i].items():
-                kf = kfiles.get(plan.cg(cg), {})
+                kruns = [g.files.get(i, {}).get(plan.cg(cg), {}) for g in guests]
 
                 def emit(key, k, m, rule, ok, allowed, i=i, step=step, cg=cg):
                     add(i, step, cg, key, k, m, rule, ok, allowed)
 
-                compare_files(kf, mfiles, cpus, emit, mglru=mglru, forked=forks)
+                compare_files(kruns, mfiles, cpus, emit, forked=forks, series=series)
     failure = result.failure
     if failure and not result.steps:
         # the model refused the set-up: the same refusal on the kernel is a match
         m_err = next((w for w in failure.replace(":", " ").split() if w.startswith("E")
                       and w.isupper()), failure)
-        k_err = g.outcomes.get(-1, "missing")
+        k_err = merge_runs([g.outcomes.get(-1, "missing") for g in guests])
         rule = rule_for("set-up outcome")
+        ok = judge(rule, k_err, m_err, Context())
         cmp.rows.append(Row(-1, 0, "set-up", None, "set-up outcome", k_err, m_err, rule,
-                            k_err == m_err, rule.allowed))
-        if k_err == m_err:
+                            ok, rule.allowed))
+        if ok:
             failure = None
-    return ScenarioResult(sc, series, cmp, g, boot_info, failure)
+    return ScenarioResult(sc, series, cmp, guests, boot_info, failure)
+
+
+#: the layout of a file of recorded kernel runs (validate --record / --replay)
+RECORD_FORMAT = 1
+
+
+def guest_key(sc: Scenario, series: str) -> str:
+    """What a recorded kernel run is valid for: the kernel series, the machine and what the
+    guest runs (the scenario's steps as the guest program's script), not the file's name."""
+    lines = guest.plan(sc, 1).lines
+    text = "\n".join([series, repr(sc.machine), *lines])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _guest_json(g: serial.GuestScenario) -> dict:
+    return dataclasses.asdict(g)
+
+
+def _guest_from_json(d: dict) -> serial.GuestScenario:
+    g = serial.GuestScenario(d["index"], d["begun"], d["ended"], info=d["info"])
+    g.outcomes = {int(k): v for k, v in d["outcomes"].items()}
+    g.files = {int(k): v for k, v in d["files"].items()}
+    g.states = {int(k): v for k, v in d["states"].items()}
+    g.fd_values = {int(k): v for k, v in d["fd_values"].items()}
+    g.settle = {int(k): {cg: tuple(w) for cg, w in cgs.items()}
+                for k, cgs in d.get("settle", {}).items()}
+    return g
+
+
+def write_record(v: Validation, path: str) -> None:
+    """record(v) as JSON, gzip-compressed when path ends in .gz."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "wt", encoding="utf-8") as f:
+        json.dump(record(v), f, separators=(",", ":"))
+
+
+def record(v: Validation) -> dict:
+    """The kernel's side of a validation, to compare a changed model with later (--replay)."""
+    return {"format": RECORD_FORMAT, "boots": v.boots, "scenarios": [
+        {"file": r.scenario.file, "series": r.series, "key": guest_key(r.scenario, r.series),
+         "boot": r.boot, "guests": [_guest_json(g) for g in r.guests]} for r in v.results]}
+
+
+def load_record(path: str) -> dict:
+    """A file written by --record, checked: {key: entry}."""
+    try:
+        opener = gzip.open if str(path).endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError, EOFError) as e:
+        raise InvalidRequest(f"{path}: cannot read recorded kernel runs: {e}") from None
+    if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT:
+        raise InvalidRequest(f"{path}: not a file of recorded kernel runs (format "
+                             f"{RECORD_FORMAT}); write one with memcgsim validate --record")
+    return {e["key"]: e for e in data.get("scenarios", [])}
+
+
+def replay(scenarios: list, recorded: dict, kernel: str | None = None,
+           source: str = "the record") -> Validation:
+    """Compare the model with kernel runs recorded earlier (no QEMU): each scenario must have
+    been recorded, on the same kernel series, with the same steps and machine."""
+    out = Validation()
+    for sc in scenarios:
+        series = series_for(sc, kernel)
+        entry = recorded.get(guest_key(sc, series))
+        if entry is None:
+            raise InvalidRequest(f"{sc.file}: {source} holds no kernel runs of this scenario "
+                                 f"on {series} (with these steps and this machine)")
+        guests = [_guest_from_json(g) for g in entry["guests"]]
+        p = guest.plan(sc, guests[0].index)
+        out.results.append(compare_scenario(p, guests, series, entry["boot"]))
+    return out
 
 
 def validate(scenarios: list, kernel: str | None = None, log=lambda s: None,
-             timeout: float | None = None) -> Validation:
-    """Plan (Unsupported for what the guest cannot do), set up, boot, compare."""
+             timeout: float | None = None, runs: int = DEFAULT_RUNS) -> Validation:
+    """Plan (Unsupported for what the guest cannot do), set up, boot each group of scenarios
+    `runs` times, compare the model with what the runs showed."""
+    if runs < 1:
+        raise InvalidRequest(f"--runs {runs}: at least one boot")
     series = [series_for(sc, kernel) for sc in scenarios]
     plans = [guest.plan(sc, i + 1) for i, sc in enumerate(scenarios)]
     out = Validation()
@@ -188,28 +289,37 @@ def validate(scenarios: list, kernel: str | None = None, log=lambda s: None,
     for (s, cg, memory, cpus), group in groups.items():
         k = kernels[s]
         files = guest.job_files(group, cg == "v2")
-        log(f"booting {k.release} with {len(group)} scenario(s)")
-        b = qemu.boot(k, files, memory >> 20, cpus,
-                      timeout=timeout or 120 + 60 * len(group))
-        parsed = serial.parse(b.output)
-        info = {"series": s, "release": parsed.info.get("uname", "?"), "package": k.package,
-                "memory": f"{memory >> 20}M", "smp": cpus, "cgroup": cg,
-                "seconds": round(b.seconds, 2), "qemu": " ".join(b.command),
-                "cmdline": qemu.CMDLINE, "settings": dict(parsed.info),
-                "scenarios": [p.scenario.file for p in group]}
-        out.boots.append(info)
-        if not parsed.done or parsed.errors:
-            tail = "\n".join(b.console.splitlines()[-25:])
-            raise GuestFailed(f"the {k.release} guest did not finish its scenarios "
-                              f"(exit {b.returncode}, after {b.seconds:.1f} s; "
-                              f"{'; '.join(parsed.errors) or 'no result'}). Console tail:\n"
-                              f"{tail}")
+        seen: dict = {p.index: [] for p in group}
+        first = None
+        for run in range(runs):
+            log(f"booting {k.release} with {len(group)} scenario(s), run {run + 1} of {runs}")
+            b = qemu.boot(k, files, memory >> 20, cpus,
+                          timeout=timeout or 120 + 60 * len(group))
+            parsed = serial.parse(b.output)
+            info = {"series": s, "release": parsed.info.get("uname", "?"), "package": k.package,
+                    "memory": f"{memory >> 20}M", "smp": cpus, "cgroup": cg, "run": run + 1,
+                    "seconds": round(b.seconds, 2), "qemu": " ".join(b.command),
+                    "cmdline": qemu.CMDLINE, "settings": dict(parsed.info),
+                    "scenarios": [p.scenario.file for p in group]}
+            out.boots.append(info)
+            first = first or info
+            if not parsed.done or parsed.errors:
+                tail = "\n".join(b.console.splitlines()[-25:])
+                raise GuestFailed(f"the {k.release} guest did not finish its scenarios "
+                                  f"(exit {b.returncode}, after {b.seconds:.1f} s; "
+                                  f"{'; '.join(parsed.errors) or 'no result'}). Console tail:\n"
+                                  f"{tail}")
+            for p in group:
+                seen[p.index].append(parsed.scenarios.get(p.index,
+                                                          serial.GuestScenario(p.index)))
         for p in group:
-            g = parsed.scenarios.get(p.index, serial.GuestScenario(p.index))
-            binfo = dict(info, thp=g.info.get("thp", "?"), swap=g.info.get("swap", "?"))
-            by_index[p.index] = compare_scenario(p, g, s, binfo)
+            g = seen[p.index][0]
+            binfo = dict(first, thp=g.info.get("thp", "?"), swap=g.info.get("swap", "?"),
+                         runs=runs)
+            by_index[p.index] = compare_scenario(p, seen[p.index], s, binfo)
     out.results = [by_index[p.index] for p in plans]
     return out
 
 
-__all__ = ["validate", "Validation", "ScenarioResult", "RULES", "GuestFailed"]
+__all__ = ["validate", "replay", "record", "write_record", "load_record", "Validation",
+           "ScenarioResult", "RULES", "GuestFailed"]

@@ -20,6 +20,8 @@ class GuestScenario:
     states: dict = field(default_factory=dict)
     #: step -> value read from an open file
     fd_values: dict = field(default_factory=dict)
+    #: step -> guest cgroup path -> (ms until the files stopped changing, reads, settled)
+    settle: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
 
 
@@ -76,6 +78,10 @@ def parse(text: str) -> GuestOutput:
             elif tag == "@@T":
                 n, step, task, state = rest.split()
                 scen(n).states.setdefault(int(step), {})[task] = state
+            elif tag == "@@W":
+                n, step, cg, ms, reads, how = rest.split()
+                scen(n).settle.setdefault(int(step), {})[cg] = (int(ms), int(reads),
+                                                                how == "settled")
             elif tag == "@@V":
                 n, step, _fd, value = rest.split()
                 scen(n).fd_values[int(step)] = int(value)

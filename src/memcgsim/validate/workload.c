@@ -11,6 +11,9 @@
  *   @@L SC STEP CGROUP FILE LINE
  *   @@T SC STEP TASK alive|exited|killed
  *   @@V SC STEP FD VALUE          a read of an open memory.peak file
+ *   @@W SC STEP CGROUP MS READS settled|unsettled
+ *                                 when the dumped files last changed (ms after the first
+ *                                 read), in how many reads
  *   @@S SC begin|end              scenario boundaries
  */
 #define _GNU_SOURCE
@@ -540,15 +543,31 @@ static int spawn(const char *name, const char *cg, const char *adj, int cpu)
 	return 0;
 }
 
-static void dump_cgroup(int step, const char *cg)
+static long now_ms(void)
 {
-	char dir[512], path[1024], buf[16384];
-	snprintf(dir, sizeof(dir), CG "%s", cg);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* Lines whose values move while nothing runs: pressure averages decay, and background
+ * writeback cleans dirty pages on its own clock. They are printed but not waited for. */
+static int moves_alone(const char *file, const char *line)
+{
+	return !strcmp(file, "memory.pressure") || strstr(line, "dirty") ||
+	       strstr(line, "writeback");
+}
+
+/* Read every memory.* file of a cgroup: `all` gets "FILE LINE\n" records, `key` the same
+ * without the lines that move alone. Returns 0, or the errno of opening the directory. */
+static int snap_cgroup(const char *dir, char *all, size_t asz, char *key, size_t ksz)
+{
+	char path[1024], buf[16384];
+	size_t na = 0, nk = 0;
 	DIR *d = opendir(dir);
-	if (!d) {
-		say("@@R %d %d %s", sc, step, ename(errno));
-		return;
-	}
+	if (!d)
+		return errno;
+	all[0] = key[0] = 0;
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		if (strncmp(de->d_name, "memory.", 7))
@@ -562,11 +581,95 @@ static void dump_cgroup(int step, const char *cg)
 		if (n < 0)
 			continue;
 		buf[n] = 0;
-		say("@@F %d %d %s %s", sc, step, cg, de->d_name);
-		for (char *l = strtok(buf, "\n"); l; l = strtok(NULL, "\n"))
-			say("@@L %d %d %s %s %s", sc, step, cg, de->d_name, l);
+		na += snprintf(all + na, asz - na, "%s\n", de->d_name);
+		if (na >= asz)
+			na = asz - 1;
+		for (char *l = strtok(buf, "\n"); l; l = strtok(NULL, "\n")) {
+			na += snprintf(all + na, asz - na, "%s %s\n", de->d_name, l);
+			if (na >= asz)
+				na = asz - 1;
+			if (moves_alone(de->d_name, l))
+				continue;
+			nk += snprintf(key + nk, ksz - nk, "%s %s\n", de->d_name, l);
+			if (nk >= ksz)
+				nk = ksz - 1;
+		}
 	}
 	closedir(d);
+	return 0;
+}
+
+/* Force the cgroup's pending statistics out: on cgroup v2, reading cpu.stat flushes the
+ * cgroup's rstat tree, memcg's counters with it. v1 has no such file: the caller waits for
+ * the kernel's periodic flush instead. */
+static void flush_stats(const char *dir)
+{
+	char path[1024], buf[4096];
+	snprintf(path, sizeof(path), "%s/cpu.stat", dir);
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return;
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	close(fd);
+}
+
+#define SETTLE_MAX_MS 6000
+/* v1 (6.1) flushes memcg statistics every 2 s (flush_memcg_stats_dwork): a value must stay
+ * unchanged for longer than that before it counts as settled */
+#define V1_QUIET_MS 2200
+#define V2_QUIET_MS 100
+
+/* Dump a cgroup's memory.* files once they have settled: read them until two reads agree
+ * over the quiet interval (or SETTLE_MAX_MS passes), then print the last read, and how long
+ * settling took (@@W). */
+static void dump_cgroup(int step, const char *cg)
+{
+	static char all[2][1 << 17], key[2][1 << 17];
+	char dir[512];
+	snprintf(dir, sizeof(dir), CG "%s", cg);
+	int v2 = access(CG "/cgroup.controllers", F_OK) == 0;
+	long quiet = v2 ? V2_QUIET_MS : V1_QUIET_MS;
+	long t0 = now_ms(), since = t0;
+	int cur = 0, reads = 1, settled = 0;
+	flush_stats(dir);
+	int e = snap_cgroup(dir, all[0], sizeof(all[0]), key[0], sizeof(key[0]));
+	if (e) {
+		say("@@R %d %d %s", sc, step, ename(e));
+		return;
+	}
+	for (;;) {
+		msleep(v2 ? 50 : 200);
+		flush_stats(dir);
+		int nxt = !cur;
+		if (snap_cgroup(dir, all[nxt], sizeof(all[nxt]), key[nxt], sizeof(key[nxt])))
+			break;
+		reads++;
+		long t = now_ms();
+		if (strcmp(key[cur], key[nxt]))
+			since = t;
+		cur = nxt;
+		if (t - since >= quiet) {
+			settled = 1;
+			break;
+		}
+		if (t - t0 >= SETTLE_MAX_MS)
+			break;
+	}
+	const char *file = NULL;
+	for (char *l = strtok(all[cur], "\n"); l; l = strtok(NULL, "\n")) {
+		char *sp = strchr(l, ' ');
+		if (!sp) {
+			file = l;
+			say("@@F %d %d %s %s", sc, step, cg, file);
+			continue;
+		}
+		*sp = 0;
+		say("@@L %d %d %s %s %s", sc, step, cg, l, sp + 1);
+	}
+	(void)file;
+	say("@@W %d %d %s %ld %d %s", sc, step, cg, since - t0, reads,
+	    settled ? "settled" : "unsettled");
 }
 
 static int fd_slot(const char *name, int create)
