@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from memcgsim import Machine, check
@@ -287,10 +287,19 @@ def _ref_inv_swap(k, s: _RefSums, quiescent: bool) -> Iterator[Violation]:
         cache_bit = (si.swap_map & SWAP_HAS_CACHE) != 0
         in_cache = si.cache >= 0
         cache_bit[0] = in_cache[0]
-        # (the one change since the freeze, for a model feature that came later: a freed slot
-        # waiting in a swap slot cache reads SWAP_HAS_CACHE with no page)
-        held = [e for ret in si.slots_ret for e in ret]
-        cache_bit[held] = False
+        # (the one change since the freeze, for a model feature that came later, as the
+        # checker has it: a freed slot waiting in a swap slot cache reads SWAP_HAS_CACHE with
+        # no page)
+        held = np.array([e for ret in si.slots_ret for e in ret], dtype=np.int64)
+        if len(held):
+            for slot in held[si.swap_map[held] != SWAP_HAS_CACHE][:5].tolist():
+                yield Violation("swap", f"slot {slot} in a slot cache reads "
+                                f"{int(si.swap_map[slot]):#x}")
+            for slot in held[in_cache[held]][:5].tolist():
+                yield Violation("swap", f"slot {slot} in a slot cache and in the swap cache")
+            if len(np.unique(held)) != len(held):
+                yield Violation("swap", "a slot twice in the slot caches")
+            cache_bit[held] = False
         # a slot leaves the swap cache under the tree lock and drops SWAP_HAS_CACHE after it
         # (swapcache_free): between the two only a page in the swap cache must have the bit
         mismatch = (cache_bit != in_cache) if quiescent else (in_cache & ~cache_bit)
@@ -909,6 +918,10 @@ LIMIT = st.sampled_from([0, 0, 60, 150, 400])
        memory=st.sampled_from([1024, 2048]), cpus=st.integers(1, 2),
        nodes=st.integers(1, 2), swap=st.sampled_from([0, 100, 1500]),
        swap_accounting=st.booleans(), thp=st.booleans(), limits=st.tuples(LIMIT, LIMIT, LIMIT))
+# damage planted on a slot the swap slot cache holds
+@example(kind=("6.1", "v1"), ops=[("mmap", 0, 0, 1), ("mmap", 0, 0, 1), ("touch", 0, 0, 1)],
+         planted=[("swap_map", 1)], memory=1024, cpus=1, nodes=1, swap=1500,
+         swap_accounting=False, thp=False, limits=(0, 0, 0))
 def test_random_machines_get_the_original_verdict(kind, ops, planted, memory, cpus, nodes, swap,
                                                   swap_accounting, thp, limits):
     """After every operation of a random workload, and after each planted corruption that
